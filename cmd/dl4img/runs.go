@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/dl4img/dl4img/store"
+	"github.com/dl4img/dl4img/tasks"
+)
+
+func runsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "runs",
+		Usage: "compare runs (jobs) and plot their training curves",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "compare",
+				Usage:     "params side by side (differences marked *) and final/best metrics side by side",
+				ArgsUsage: "ID ID...",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "json", Usage: "machine-readable output"},
+					&cli.BoolFlag{Name: "csv", Usage: "CSV output"},
+				},
+				Action: compareRuns,
+			},
+			{
+				Name:      "plot",
+				Usage:     "loss and accuracy per epoch, one line per run",
+				ArgsUsage: "ID...",
+				Flags:     []cli.Flag{&cli.StringFlag{Name: "o", Aliases: []string{"out"}, Value: "curves.png", Usage: "output `PNG`"}},
+				Action:    plotRuns,
+			},
+		},
+	}
+}
+
+// comparison is the data behind `runs compare`.
+type comparison struct {
+	Jobs    []int64                      `json:"jobs"`
+	Params  map[string][]json.RawMessage `json:"params"`  // name → value per job (null if absent)
+	Differ  map[string]bool              `json:"differ"`  // params whose values differ
+	Metrics map[string][]*metricSummary  `json:"metrics"` // task/name → summary per job (null if absent)
+}
+
+func loadComparison(c *cli.Context, db *store.DB, ids []int64) (*comparison, error) {
+	cmp := &comparison{Jobs: ids, Params: map[string][]json.RawMessage{}, Differ: map[string]bool{}, Metrics: map[string][]*metricSummary{}}
+	for i, id := range ids {
+		v, err := loadJobView(c, db, id)
+		if err != nil {
+			return nil, err
+		}
+		var ps map[string]json.RawMessage
+		if err := json.Unmarshal([]byte(v.Job.Params), &ps); err != nil {
+			return nil, fmt.Errorf("job %d params: %w", id, err)
+		}
+		ps["kind"], _ = json.Marshal(v.Job.Kind)
+		for k, val := range ps {
+			if cmp.Params[k] == nil {
+				cmp.Params[k] = make([]json.RawMessage, len(ids))
+			}
+			cmp.Params[k][i] = val
+		}
+		for _, m := range v.Metrics {
+			key := m.Task + "/" + m.Name
+			if cmp.Metrics[key] == nil {
+				cmp.Metrics[key] = make([]*metricSummary, len(ids))
+			}
+			cmp.Metrics[key][i] = &m
+		}
+	}
+	for k, vals := range cmp.Params {
+		for _, v := range vals[1:] {
+			if !bytes.Equal(v, vals[0]) {
+				cmp.Differ[k] = true
+			}
+		}
+	}
+	return cmp, nil
+}
+
+func compareRuns(c *cli.Context) error {
+	ids, err := jobIDs(c, 1)
+	if err != nil {
+		return err
+	}
+	db, err := openDB(c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	cmp, err := loadComparison(c, db, ids)
+	if err != nil {
+		return usageErr(err)
+	}
+	w := c.App.Writer
+	switch {
+	case c.Bool("json"):
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(cmp)
+	case c.Bool("csv"):
+		return writeComparisonCSV(w, cmp)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	head := []string{"PARAM", ""}
+	for _, id := range ids {
+		head = append(head, fmt.Sprintf("job %d", id))
+	}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for _, k := range sortedKeys(cmp.Params) {
+		mark := ""
+		if cmp.Differ[k] {
+			mark = "*"
+		}
+		row := []string{k, mark}
+		for _, v := range cmp.Params[k] {
+			row = append(row, rawString(v))
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	fmt.Fprintln(tw)
+	head[0], head[1] = "METRIC (last / best)", ""
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for _, k := range sortedKeys(cmp.Metrics) {
+		row := []string{k, ""}
+		for _, m := range cmp.Metrics[k] {
+			if m == nil {
+				row = append(row, "-")
+			} else {
+				row = append(row, fmt.Sprintf("%.4g / %.4g", m.Last, m.Best))
+			}
+		}
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	return tw.Flush()
+}
+
+func rawString(v json.RawMessage) string {
+	if v == nil {
+		return "-"
+	}
+	var s string
+	if json.Unmarshal(v, &s) == nil {
+		if s == "" {
+			return `""`
+		}
+		return s
+	}
+	return string(v)
+}
+
+func writeComparisonCSV(w io.Writer, cmp *comparison) error {
+	cw := csv.NewWriter(w)
+	head := []string{"section", "name", "differs"}
+	for _, id := range cmp.Jobs {
+		head = append(head, fmt.Sprintf("job_%d", id))
+	}
+	cw.Write(head)
+	for _, k := range sortedKeys(cmp.Params) {
+		row := []string{"param", k, fmt.Sprint(cmp.Differ[k])}
+		for _, v := range cmp.Params[k] {
+			row = append(row, rawString(v))
+		}
+		cw.Write(row)
+	}
+	for _, k := range sortedKeys(cmp.Metrics) {
+		for _, which := range []string{"last", "best"} {
+			row := []string{"metric_" + which, k, ""}
+			for _, m := range cmp.Metrics[k] {
+				switch {
+				case m == nil:
+					row = append(row, "")
+				case which == "last":
+					row = append(row, fmt.Sprint(m.Last))
+				default:
+					row = append(row, fmt.Sprint(m.Best))
+				}
+			}
+			cw.Write(row)
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// plotRuns draws the book's two figures side by side: loss (and val_loss)
+// and accuracy (and val_acc) per epoch, one colour per run.
+func plotRuns(c *cli.Context) error {
+	ids, err := jobIDs(c, 1)
+	if err != nil {
+		return err
+	}
+	db, err := openDB(c)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	lossP, accP := plot.New(), plot.New()
+	lossP.Title.Text, accP.Title.Text = "loss", "accuracy"
+	for _, p := range []*plot.Plot{lossP, accP} {
+		p.X.Label.Text = "epoch"
+		p.Legend.Top = true
+		p.Add(plotter.NewGrid())
+	}
+	lines := 0
+	for i, id := range ids {
+		j, err := db.Job(c.Context, id)
+		if err != nil {
+			return usageErr(err)
+		}
+		ms, err := db.JobMetrics(c.Context, id)
+		if err != nil {
+			return err
+		}
+		series := map[string]plotter.XYs{}
+		for _, m := range ms {
+			if m.Epoch <= 0 {
+				continue
+			}
+			series[m.Name] = append(series[m.Name], plotter.XY{X: float64(m.Epoch), Y: m.Value})
+		}
+		col := plotutil.Color(i)
+		for _, name := range sortedKeys(series) {
+			var p *plot.Plot
+			switch {
+			case strings.Contains(name, "loss"):
+				p = lossP
+			case strings.Contains(name, "acc"):
+				p = accP
+			default:
+				continue
+			}
+			l, err := plotter.NewLine(series[name])
+			if err != nil {
+				return fmt.Errorf("job %d %s: %w", id, name, err)
+			}
+			l.Color = col
+			l.Width = vg.Points(1.5)
+			if strings.HasPrefix(name, "val_") {
+				l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+			}
+			p.Add(l)
+			p.Legend.Add(fmt.Sprintf("job %d %s: %s", id, j.Name, name), l)
+			lines++
+		}
+	}
+	if lines == 0 {
+		return usagef("jobs %v have no per-epoch loss or accuracy metrics to plot", ids)
+	}
+	const w, h = 12 * vg.Inch, 4.5 * vg.Inch
+	img := vgimg.New(w, h)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Millimeter * 4, PadY: vg.Millimeter * 2, PadTop: vg.Millimeter * 2,
+		PadBottom: vg.Millimeter * 2, PadLeft: vg.Millimeter * 2, PadRight: vg.Millimeter * 2}
+	canvases := plot.Align([][]*plot.Plot{{lossP, accP}}, tiles, dc)
+	lossP.Draw(canvases[0][0])
+	accP.Draw(canvases[0][1])
+	out := c.String("o")
+	err = tasks.WriteFileAtomic(out, func(wr io.Writer) error {
+		_, err := vgimg.PngCanvas{Canvas: img}.WriteTo(wr)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(out)
+	fmt.Fprintln(c.App.Writer, abs)
+	return nil
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/dl4img/dl4img/jobs"
+	"github.com/dl4img/dl4img/store"
+	"github.com/dl4img/dl4img/tasks"
+)
+
+func submitFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "name", Usage: "a name for the job (default: the kind)"},
+		&cli.StringSliceFlag{Name: "set", Usage: "parameter `key=value` (repeatable; see dl4img kinds)"},
+		&cli.StringFlag{Name: "config", Usage: "`params.json` with parameters (a JSON object)"},
+	}
+}
+
+func workerFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.IntFlag{Name: "workers", Value: 1, Usage: "tasks run at once in this process"},
+		&cli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"DL4IMG_BACKEND"}, Usage: tasks.BackendSpec},
+		&cli.DurationFlag{Name: "lease", Value: 30 * time.Second, Usage: "how long a task stays claimed without a heartbeat (a dead worker's tasks move on after this)"},
+	}
+}
+
+func submitCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "submit",
+		Usage:     "queue a job; prints its id",
+		ArgsUsage: "KIND",
+		Flags:     submitFlags(),
+		Action: func(c *cli.Context) error {
+			db, id, err := submit(c)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			fmt.Fprintln(c.App.Writer, id)
+			return nil
+		},
+	}
+}
+
+func submit(c *cli.Context) (*store.DB, int64, error) {
+	if c.NArg() != 1 {
+		return nil, 0, usagef("want exactly one job KIND (see dl4img kinds)")
+	}
+	var config []byte
+	if p := c.String("config"); p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, 0, usagef("config: %v", err)
+		}
+		config = b
+	}
+	wd, err := workDir(c)
+	if err != nil {
+		return nil, 0, err
+	}
+	db, err := openDB(c)
+	if err != nil {
+		return nil, 0, err
+	}
+	id, err := jobs.Submit(c.Context, db, registry(), jobs.Request{
+		Kind: c.Args().First(), Name: c.String("name"), Config: config, Sets: c.StringSlice("set"), WorkDir: wd,
+	})
+	if err != nil {
+		db.Close()
+		if p := c.String("config"); p != "" && config != nil {
+			return nil, 0, fmt.Errorf("%s: %w", p, err)
+		}
+		return nil, 0, err
+	}
+	return db, id, nil
+}
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "submit a job and run it to the end (the one command to type)",
+		ArgsUsage: "KIND",
+		Flags:     append(submitFlags(), workerFlags()...),
+		Action: func(c *cli.Context) error {
+			db, id, err := submit(c)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			log, _ := logWriter(c)
+			fmt.Fprintf(log, "job %d (%s) submitted to %s\n", id, c.Args().First(), db.Path())
+			_, err = work(c, db, id, true)
+			if err != nil {
+				return err
+			}
+			return reportJob(c, db, id)
+		},
+	}
+}
+
+// reportJob prints where a finished job's submission is and maps its state
+// to the exit code.
+func reportJob(c *cli.Context, db *store.DB, id int64) error {
+	j, err := db.Job(c.Context, id)
+	if err != nil {
+		return err
+	}
+	arts, err := db.JobArtifacts(c.Context, id)
+	if err != nil {
+		return err
+	}
+	for _, a := range arts {
+		if a.Role == "submission" {
+			fmt.Fprintf(c.App.Writer, "submission: %s\n", a.Path)
+		}
+	}
+	if j.State != store.Succeeded {
+		return withCode(exitFailed, fmt.Errorf("job %d %s (see dl4img jobs show %d)", id, j.State, id))
+	}
+	return nil
+}
+
+func workerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "worker",
+		Usage: "run queued tasks (several workers may share one database)",
+		Flags: append(workerFlags(),
+			&cli.BoolFlag{Name: "drain", Usage: "exit when nothing is runnable (exit 1 if a task it ran failed)"},
+			&cli.Int64Flag{Name: "job", Usage: "only run tasks of this job `ID`"},
+		),
+		Action: func(c *cli.Context) error {
+			db, err := openDB(c)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			res, err := work(c, db, c.Int64("job"), c.Bool("drain"))
+			if err != nil {
+				return err
+			}
+			if res.Failed > 0 {
+				return withCode(exitFailed, fmt.Errorf("%d of %d tasks failed", res.Failed, res.Ran))
+			}
+			return nil
+		},
+	}
+}
+
+// work runs a worker until drained or signalled. SIGINT/SIGTERM stop it at
+// a safe point: running tasks checkpoint and are queued again; the process
+// exits 130/143.
+func work(c *cli.Context, db *store.DB, jobID int64, drain bool) (jobs.Result, error) {
+	if _, err := tasks.ResolveBackend(c.String("backend")); err != nil {
+		return jobs.Result{}, usageErr(err)
+	}
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	got := make(chan os.Signal, 1)
+	done := make(chan struct{})
+	defer close(done)
+	log, bars := logWriter(c)
+	go func() {
+		select {
+		case s := <-sigs:
+			got <- s
+			fmt.Fprintf(log, "\n%s: stopping at the next safe point (checkpoint), then exiting\n", s)
+			cancel()
+		case <-done:
+		}
+	}()
+	w := &jobs.Worker{
+		DB: db, Registry: registry(), Backend: c.String("backend"), Workers: c.Int("workers"),
+		Lease: c.Duration("lease"), Drain: drain, JobID: jobID, Log: log, Bars: bars,
+	}
+	res, err := w.Run(ctx)
+	if err != nil {
+		return res, err
+	}
+	var sig os.Signal
+	select {
+	case sig = <-got:
+	default:
+	}
+	switch sig {
+	case os.Interrupt:
+		return res, withCode(130, fmt.Errorf("interrupted; %d task(s) queued to resume", res.Interrupted))
+	case syscall.SIGTERM:
+		return res, withCode(143, fmt.Errorf("terminated; %d task(s) queued to resume", res.Interrupted))
+	}
+	return res, nil
+}

@@ -1,0 +1,78 @@
+// Package jobs turns submitted jobs into tasks in the store and runs them:
+// claiming, leases and heartbeats, resume after crashes, cancellation.
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/dl4img/dl4img/store"
+	"github.com/dl4img/dl4img/tasks"
+)
+
+// ErrBadInput marks errors in what the user gave (kind, params, config):
+// the CLI exits 2 for them.
+var ErrBadInput = errors.New("bad input")
+
+type badInput struct{ err error }
+
+func (e badInput) Error() string    { return e.err.Error() }
+func (e badInput) Unwrap() []error  { return []error{e.err, ErrBadInput} }
+func bad(err error) error           { return badInput{err} }
+func badf(f string, a ...any) error { return bad(fmt.Errorf(f, a...)) }
+
+// Request is a job submission.
+type Request struct {
+	Kind    string
+	Name    string
+	Config  []byte   // JSON object of params, may be empty
+	Sets    []string // key=value overrides
+	WorkDir string   // base working directory
+}
+
+// Submit validates a request against the registry, plans the job's tasks and
+// stores it all in one transaction. Bad kinds and parameters are rejected
+// here, before anything runs.
+func Submit(ctx context.Context, db *store.DB, reg *tasks.Registry, req Request) (int64, error) {
+	kind, err := reg.Job(req.Kind)
+	if err != nil {
+		return 0, bad(err)
+	}
+	params, err := kind.Resolve(req.Config, req.Sets)
+	if err != nil {
+		return 0, bad(err)
+	}
+	specs, err := kind.Plan(params)
+	if err != nil {
+		return 0, bad(fmt.Errorf("kind %s: %w", req.Kind, err))
+	}
+	raw, err := json.Marshal(params)
+	if err != nil {
+		return 0, err
+	}
+	job := store.NewJob{Kind: req.Kind, Name: req.Name, Params: string(raw), WorkDir: req.WorkDir}
+	for _, s := range specs {
+		if _, ok := reg.Task(s.Kind); !ok {
+			return 0, fmt.Errorf("kind %s plans task %s of unregistered task kind %q", req.Kind, s.Name, s.Kind)
+		}
+		tp := string(raw)
+		if s.Params != nil {
+			b, err := json.Marshal(s.Params)
+			if err != nil {
+				return 0, err
+			}
+			tp = string(b)
+		}
+		job.Tasks = append(job.Tasks, store.NewTask{Name: s.Name, Kind: s.Kind, Params: tp, Deps: s.Deps, MaxAttempts: s.MaxAttempts})
+	}
+	if req.Name == "" {
+		job.Name = req.Kind
+	}
+	id, err := db.CreateJob(ctx, job)
+	if err != nil {
+		return 0, fmt.Errorf("store job: %w", err)
+	}
+	return id, nil
+}

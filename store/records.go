@@ -1,0 +1,163 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Metric is one recorded value.
+type Metric struct {
+	TaskID int64
+	Task   string // task name, filled by JobMetrics
+	Step   int
+	Epoch  int
+	Name   string
+	Value  float64
+	At     string
+}
+
+// AddMetrics records values in one transaction.
+func (db *DB) AddMetrics(ctx context.Context, taskID int64, ms []Metric) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		now := stamp(time.Now())
+		for _, m := range ms {
+			if _, err := tx.Exec(`INSERT INTO metrics(task_id, step, epoch, name, value, at) VALUES (?,?,?,?,?,?)`,
+				taskID, m.Step, m.Epoch, m.Name, m.Value, now); err != nil {
+				return fmt.Errorf("metric %s: %w", m.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// JobMetrics returns every metric of a job's tasks in step order.
+func (db *DB) JobMetrics(ctx context.Context, jobID int64) ([]Metric, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT m.task_id, t.name, m.step, m.epoch, m.name, m.value, m.at
+		FROM metrics m JOIN tasks t ON t.id=m.task_id WHERE t.job_id=? ORDER BY m.task_id, m.name, m.step, m.id`, jobID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Metric
+	for rows.Next() {
+		var m Metric
+		if err := rows.Scan(&m.TaskID, &m.Task, &m.Step, &m.Epoch, &m.Name, &m.Value, &m.At); err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// Artifact is a file a task produced.
+type Artifact struct {
+	TaskID int64
+	Task   string
+	Role   string
+	Path   string
+	Bytes  int64
+	SHA256 string
+}
+
+// AddArtifact records (or, for the same task, role and path, updates) a file.
+func (db *DB) AddArtifact(ctx context.Context, a Artifact) error {
+	_, err := db.sql.ExecContext(ctx, `INSERT INTO artifacts(task_id, role, path, bytes, sha256, created_at) VALUES (?,?,?,?,?,?)
+		ON CONFLICT(task_id, role, path) DO UPDATE SET bytes=excluded.bytes, sha256=excluded.sha256, created_at=excluded.created_at`,
+		a.TaskID, a.Role, a.Path, a.Bytes, a.SHA256, stamp(time.Now()))
+	return err
+}
+
+// JobArtifacts lists a job's artifacts.
+func (db *DB) JobArtifacts(ctx context.Context, jobID int64) ([]Artifact, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT a.task_id, t.name, a.role, a.path, a.bytes, a.sha256
+		FROM artifacts a JOIN tasks t ON t.id=a.task_id WHERE t.job_id=? ORDER BY a.id`, jobID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Artifact
+	for rows.Next() {
+		var a Artifact
+		if err := rows.Scan(&a.TaskID, &a.Task, &a.Role, &a.Path, &a.Bytes, &a.SHA256); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Checkpoint is a saved training state.
+type Checkpoint struct {
+	TaskID int64
+	Step   int
+	Path   string
+}
+
+// AddCheckpoint records a checkpoint that has been completely written.
+func (db *DB) AddCheckpoint(ctx context.Context, c Checkpoint) error {
+	_, err := db.sql.ExecContext(ctx, `INSERT INTO checkpoints(task_id, step, path, created_at) VALUES (?,?,?,?)`,
+		c.TaskID, c.Step, c.Path, stamp(time.Now()))
+	return err
+}
+
+// LatestCheckpoint returns the newest checkpoint of a task, or ok=false.
+func (db *DB) LatestCheckpoint(ctx context.Context, taskID int64) (c Checkpoint, ok bool, err error) {
+	err = db.sql.QueryRowContext(ctx, `SELECT task_id, step, path FROM checkpoints WHERE task_id=? ORDER BY step DESC, id DESC LIMIT 1`,
+		taskID).Scan(&c.TaskID, &c.Step, &c.Path)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, false, nil
+	}
+	return c, err == nil, err
+}
+
+// Checkpoints lists a task's checkpoints, oldest first.
+func (db *DB) Checkpoints(ctx context.Context, taskID int64) ([]Checkpoint, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT task_id, step, path FROM checkpoints WHERE task_id=? ORDER BY step, id`, taskID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Checkpoint
+	for rows.Next() {
+		var c Checkpoint
+		if err := rows.Scan(&c.TaskID, &c.Step, &c.Path); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// MarkItemsDone records items (images, tiles) a task has finished, so a
+// restarted task can skip them.
+func (db *DB) MarkItemsDone(ctx context.Context, taskID int64, keys ...string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		for _, k := range keys {
+			if _, err := tx.Exec(`INSERT OR IGNORE INTO task_items(task_id, key) VALUES (?,?)`, taskID, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// ItemsDone returns the set of items a task has finished.
+func (db *DB) ItemsDone(ctx context.Context, taskID int64) (map[string]bool, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT key FROM task_items WHERE task_id=?`, taskID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	done := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		done[k] = true
+	}
+	return done, rows.Err()
+}

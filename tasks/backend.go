@@ -1,0 +1,125 @@
+package tasks
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/gomlx/compute"
+	_ "github.com/gomlx/compute/gobackend" // registers "go"
+	"github.com/gomlx/go-xla/compute/xla"
+)
+
+func init() {
+	// dl4img never downloads anything at run time: plugins are found on
+	// disk (see FindCUDAPlugin) or the user names one by absolute path.
+	xla.EnableAutoInstall(false)
+}
+
+// ErrNoCUDA is returned when xla:cuda is asked for and no plugin is found.
+var ErrNoCUDA = errors.New("no XLA CUDA PJRT plugin found (set PJRT_PLUGIN_LIBRARY_PATH or install jax's CUDA plugin), use --backend go")
+
+// BackendSpec is what --backend accepts.
+const BackendSpec = "auto|go|xla:cuda|xla:/abs/path/plugin.so"
+
+// NewBackend creates the backend named by spec and returns it with the
+// configuration string actually used (recorded on each task).
+func NewBackend(spec string) (compute.Backend, string, error) {
+	config, err := ResolveBackend(spec)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := newWithConfig(config)
+	if err != nil {
+		return nil, "", fmt.Errorf("backend %s: %w", config, err)
+	}
+	return b, config, nil
+}
+
+// newWithConfig turns compute's panics (unknown backend) into errors.
+func newWithConfig(config string) (b compute.Backend, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return compute.NewWithConfig(config)
+}
+
+// ResolveBackend maps a --backend value to a GoMLX backend configuration.
+func ResolveBackend(spec string) (string, error) {
+	switch {
+	case spec == "" || spec == "auto":
+		if p := FindCUDAPlugin(); p != "" {
+			return "xla:" + p, nil
+		}
+		return "go", nil
+	case spec == "go":
+		return "go", nil
+	case spec == "xla:cuda":
+		p := FindCUDAPlugin()
+		if p == "" {
+			return "", ErrNoCUDA
+		}
+		return "xla:" + p, nil
+	case strings.HasPrefix(spec, "xla:"):
+		path, opts, _ := strings.Cut(strings.TrimPrefix(spec, "xla:"), ",")
+		if !filepath.IsAbs(path) {
+			return "", fmt.Errorf("backend %q: give the plugin by absolute path (xla:/abs/path/plugin.so) or use xla:cuda", spec)
+		}
+		if _, err := os.Stat(path); err != nil {
+			return "", fmt.Errorf("backend %q: %w", spec, err)
+		}
+		if opts != "" {
+			path += "," + opts
+		}
+		return "xla:" + path, nil
+	}
+	return "", fmt.Errorf("unknown backend %q (want %s)", spec, BackendSpec)
+}
+
+// FindCUDAPlugin looks for a CUDA PJRT plugin: in $PJRT_PLUGIN_LIBRARY_PATH
+// (files or directories) and in jax's plugin package under the usual Python
+// site-packages. It returns "" when there is none.
+func FindCUDAPlugin() string {
+	var cands []string
+	for _, p := range filepath.SplitList(os.Getenv("PJRT_PLUGIN_LIBRARY_PATH")) {
+		if p == "" {
+			continue
+		}
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && strings.Contains(filepath.Base(p), "cuda") {
+			cands = append(cands, p)
+			continue
+		}
+		for _, pat := range []string{"pjrt_c_api_cuda*.so", "*cuda*plugin*.so"} {
+			m, _ := filepath.Glob(filepath.Join(p, pat))
+			cands = append(cands, m...)
+		}
+	}
+	var sites []string
+	home, _ := os.UserHomeDir()
+	for _, root := range []string{"/usr/lib", "/usr/local/lib", "/opt/conda/lib", filepath.Join(home, ".local/lib")} {
+		m, _ := filepath.Glob(filepath.Join(root, "python3*", "*-packages"))
+		sites = append(sites, m...)
+	}
+	if venv := os.Getenv("VIRTUAL_ENV"); venv != "" {
+		m, _ := filepath.Glob(filepath.Join(venv, "lib", "python3*", "site-packages"))
+		sites = append(sites, m...)
+	}
+	sort.Strings(sites)
+	for _, s := range sites {
+		m, _ := filepath.Glob(filepath.Join(s, "jax_plugins", "xla_cuda*", "xla_cuda_plugin.so"))
+		cands = append(cands, m...)
+	}
+	for _, c := range cands {
+		if abs, err := filepath.Abs(c); err == nil {
+			if _, err := os.Stat(abs); err == nil {
+				return abs
+			}
+		}
+	}
+	return ""
+}
