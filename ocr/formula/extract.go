@@ -1,0 +1,409 @@
+package formula
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"sort"
+)
+
+// Params tunes the line extractor. Sizes marked "coarse" are in pixels of
+// the downscaled image.
+type Params struct {
+	// Equalize enables histogram equalization before the coarse stages.
+	Equalize bool
+	// MedianSize is the median filter's window (odd; 1 disables).
+	MedianSize int
+	// DownScale is the integer reduction factor for the coarse stages.
+	DownScale int
+	// Flatten (coarse), if positive, divides out the background: the
+	// image is replaced by 255 - (closing(image, Flatten×Flatten) - image),
+	// the inverted black-hat, so gradients and blotches wider than the
+	// kernel vanish while strokes thinner than it stay dark.
+	Flatten int
+	// OpenW×OpenH (coarse) is the opening kernel: wide, so the light gaps
+	// between the characters of a line fill up and the line becomes a blob.
+	OpenW, OpenH int
+	// CloseW×CloseH (coarse) is the closing kernel: it removes dark specks
+	// and thin lines that the kernel does not fit in.
+	CloseW, CloseH int
+	// ThresholdMode picks how the coarse image is binarized; pixels at or
+	// below the threshold are text.
+	ThresholdMode ThresholdMode
+	// Threshold is the ThresholdFixed value.
+	Threshold int
+	// MinContrast is ThresholdBackground's smallest distance below the
+	// background level.
+	MinContrast int
+	// MinArea and MinHeight (coarse) drop blobs that are too small to be a
+	// line.
+	MinArea, MinHeight int
+	// MaxLines keeps at most this many blobs, the largest.
+	MaxLines int
+	// Pad is how far around a coarse blob (as a fraction of its height) the
+	// local re-threshold looks for the line's components.
+	Pad float64
+	// LocalOpen is the side of the square opening applied to the local
+	// mask (full resolution; ≤ 1 disables): it cuts noise lines thinner
+	// than the strokes away from the characters they cross.
+	LocalOpen int
+	// MinComponent drops local components smaller than this fraction of
+	// the line height, squared (specks of noise).
+	MinComponent float64
+	// StripHeight, StripMaxWidth, StripGap and StripMargin shape the joined
+	// strip: crops scaled to StripHeight-2*StripMargin, joined left to right
+	// with StripGap pixels between them, shrunk as a whole if wider than
+	// StripMaxWidth. PadToWidth pads the strip to StripMaxWidth.
+	StripHeight, StripMaxWidth, StripGap, StripMargin int
+	PadToWidth                                        bool
+}
+
+// DefaultParams are tuned on the generator's images.
+func DefaultParams() Params {
+	return Params{
+		Equalize:      false,
+		Flatten:       15,
+		MedianSize:    5,
+		DownScale:     4,
+		OpenW:         15,
+		OpenH:         3,
+		CloseW:        3,
+		CloseH:        3,
+		ThresholdMode: ThresholdBackground,
+		Threshold:     215,
+		MinContrast:   24,
+		MinArea:       40,
+		MinHeight:     4,
+		MaxLines:      3,
+		Pad:           0.3,
+		MinComponent:  0.12,
+		LocalOpen:     1,
+		StripHeight:   81,
+		StripMaxWidth: 900,
+		StripGap:      12,
+		StripMargin:   4,
+	}
+}
+
+func (p Params) validate() error {
+	switch {
+	case p.MedianSize < 1 || p.MedianSize%2 == 0:
+		return fmt.Errorf("median size %d: must be odd and positive", p.MedianSize)
+	case p.DownScale < 1:
+		return fmt.Errorf("downscale %d: must be ≥ 1", p.DownScale)
+	case p.OpenW < 1 || p.OpenH < 1 || p.CloseW < 1 || p.CloseH < 1:
+		return fmt.Errorf("kernels %dx%d, %dx%d: must be ≥ 1", p.OpenW, p.OpenH, p.CloseW, p.CloseH)
+	case p.ThresholdMode == ThresholdFixed && (p.Threshold < 0 || p.Threshold > 255):
+		return fmt.Errorf("threshold %d: must be in 0..255", p.Threshold)
+	case p.ThresholdMode < ThresholdBackground || p.ThresholdMode > ThresholdFixed:
+		return fmt.Errorf("threshold mode %d: unknown", p.ThresholdMode)
+	case p.MaxLines < 1:
+		return fmt.Errorf("max lines %d: must be ≥ 1", p.MaxLines)
+	case p.StripHeight < 2*p.StripMargin+4 || p.StripMaxWidth < p.StripHeight:
+		return fmt.Errorf("strip %dx%d with margin %d: too small", p.StripMaxWidth, p.StripHeight, p.StripMargin)
+	}
+	return nil
+}
+
+// ThresholdMode selects the coarse binarization.
+type ThresholdMode int
+
+const (
+	// ThresholdBackground puts the threshold below the background level
+	// by the larger of MinContrast and four times the background's
+	// spread. It suits the flattened image, where the background is one
+	// narrow peak and lines of different contrast must all pass; Otsu
+	// there tends to split the darker lines from the fainter ones.
+	ThresholdBackground ThresholdMode = iota
+	// ThresholdOtsu uses Otsu's threshold.
+	ThresholdOtsu
+	// ThresholdFixed uses Params.Threshold.
+	ThresholdFixed
+)
+
+// ErrNoLines is returned (wrapped) when an image has no line-sized blob.
+var ErrNoLines = errors.New("no text lines found")
+
+// Extractor finds the 2–3 text lines of a final-round image and joins them
+// into one strip. It holds no state besides Params and is safe for
+// concurrent use.
+type Extractor struct {
+	Params
+}
+
+// NewExtractor returns an extractor with DefaultParams.
+func NewExtractor() *Extractor { return &Extractor{Params: DefaultParams()} }
+
+// Debug receives intermediate images; stage names start with a two-digit
+// step number so that files named after them sort in pipeline order.
+type Debug func(stage string, img image.Image)
+
+// Extract finds the lines of img (top to bottom), crops each tightly from
+// the grayscale original and joins them into one strip. boxes are in img's
+// coordinates. debug, if not nil, receives each stage's output.
+func (e *Extractor) Extract(img image.Image, debug Debug) (strip *image.Gray, boxes []image.Rectangle, err error) {
+	p := e.Params
+	if err := p.validate(); err != nil {
+		return nil, nil, fmt.Errorf("extract: %w", err)
+	}
+	b := img.Bounds()
+	if b.Dx() < 8 || b.Dy() < 8 {
+		return nil, nil, fmt.Errorf("extract: image %dx%d too small", b.Dx(), b.Dy())
+	}
+	gray := ToGray(img)
+	if debug != nil {
+		debug("01-gray", gray)
+	}
+	// Equalization is a monotone map, so it commutes with the median:
+	// median first on the raw gray, which the local stage reuses, and fold
+	// the equalization LUT into the downscale pass.
+	var lut *[256]uint8
+	if p.Equalize {
+		l := EqualizeLUT(Histogram(gray))
+		lut = &l
+		if debug != nil {
+			debug("02-equalized", ApplyLUT(gray, lut))
+		}
+	}
+	med := gray
+	if p.MedianSize > 1 {
+		if med, err = Median(gray, p.MedianSize); err != nil {
+			return nil, nil, fmt.Errorf("extract: %w", err)
+		}
+		if debug != nil {
+			if lut != nil {
+				debug("03-median", ApplyLUT(med, lut))
+			} else {
+				debug("03-median", med)
+			}
+		}
+	}
+	f := p.DownScale
+	small := Downscale(med, f, lut)
+	if debug != nil {
+		debug("04-downscaled", small)
+	}
+	if p.Flatten > 0 {
+		small = FlattenBackground(small, p.Flatten)
+		if debug != nil {
+			debug("05-flattened", small)
+		}
+	}
+	opened := Open(small, p.OpenW, p.OpenH)
+	if debug != nil {
+		debug("06-opened", opened)
+	}
+	closed := Close(opened, p.CloseW, p.CloseH)
+	if debug != nil {
+		debug("07-closed", closed)
+	}
+	var t uint8
+	switch p.ThresholdMode {
+	case ThresholdFixed:
+		t = uint8(p.Threshold)
+	case ThresholdOtsu:
+		t = Otsu(Histogram(closed))
+	default:
+		t = BackgroundThreshold(Histogram(closed), p.MinContrast)
+	}
+	mask := ThresholdInv(closed, t)
+	if debug != nil {
+		debug("08-binary", mask)
+		debug("09-upscaled", UpscaleNearest(mask, f, gray.Rect.Dx(), gray.Rect.Dy()))
+	}
+	// Components of the upscaled mask are those of the small mask scaled
+	// by f (nearest-neighbour upscaling by an integer factor), so label the
+	// small one.
+	comps := Components(mask)
+	// Pieces of a line that the opening could not join (a wide gap, a
+	// light character) are merged before the size filter judges them.
+	var pieces []Component
+	for _, c := range comps {
+		if 8*c.Area >= p.MinArea {
+			pieces = append(pieces, c)
+		}
+	}
+	var blobs []Component
+	for _, c := range mergeRows(pieces) {
+		if c.Area >= p.MinArea && c.Box.Dy() >= p.MinHeight {
+			blobs = append(blobs, c)
+		}
+	}
+	sort.SliceStable(blobs, func(i, j int) bool { return blobs[i].Area > blobs[j].Area })
+	if len(blobs) > p.MaxLines {
+		blobs = blobs[:p.MaxLines]
+	}
+	if debug != nil {
+		debug("10-components", drawBoxes(gray, scaleBoxes(comps, f), scaleBoxes(blobs, f)))
+	}
+	if len(blobs) == 0 {
+		return nil, nil, fmt.Errorf("extract: %w", ErrNoLines)
+	}
+	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Box.Min.Y < blobs[j].Box.Min.Y })
+	for _, bl := range blobs {
+		core := image.Rect(bl.Box.Min.X*f, bl.Box.Min.Y*f, bl.Box.Max.X*f, bl.Box.Max.Y*f).Intersect(gray.Rect)
+		if box := e.refine(med, core); !box.Empty() {
+			boxes = append(boxes, box)
+		}
+	}
+	if len(boxes) == 0 {
+		return nil, nil, fmt.Errorf("extract: %w", ErrNoLines)
+	}
+	if debug != nil {
+		debug("11-lines", drawBoxes(gray, nil, boxes))
+	}
+	crops := make([]*image.Gray, len(boxes))
+	for i, bx := range boxes {
+		crops[i] = crop(gray, bx)
+	}
+	strip = JoinStrip(crops, p)
+	if debug != nil {
+		debug("12-strip", strip)
+	}
+	for i := range boxes {
+		boxes[i] = boxes[i].Add(b.Min)
+	}
+	return strip, boxes, nil
+}
+
+// refine re-thresholds the padded neighbourhood of a coarse line box with
+// Otsu and returns the tight box of the components that touch the coarse
+// box, clipped to it plus the coarse stage's quantization.
+func (e *Extractor) refine(g *image.Gray, core image.Rectangle) image.Rectangle {
+	h := core.Dy()
+	pad := max(int(e.Pad*float64(h)), 2*e.DownScale)
+	region := core.Inset(-pad).Intersect(g.Rect)
+	sub := crop(g, region)
+	mask := ThresholdInv(sub, Otsu(Histogram(sub)))
+	if e.LocalOpen > 1 {
+		// On the mask text is white: opening removes white structures the
+		// kernel does not fit in, i.e. noise lines thinner than strokes.
+		mask = Dilate(Erode(mask, e.LocalOpen, e.LocalOpen), e.LocalOpen, e.LocalOpen)
+	}
+	minArea := int(e.MinComponent * float64(h) * e.MinComponent * float64(h))
+	local := core.Sub(region.Min)
+	var box image.Rectangle
+	for _, c := range Components(mask) {
+		if c.Area < minArea || !c.Box.Overlaps(local) {
+			continue
+		}
+		box = box.Union(c.Box)
+	}
+	slack := 2 * e.DownScale
+	return box.Intersect(local.Inset(-slack)).Add(region.Min)
+}
+
+// mergeRows joins blobs that share most of the rows of the smaller one and
+// are at most twice the taller one's height apart: pieces of one line that
+// the opening kernel could not bridge (lines never share rows).
+func mergeRows(blobs []Component) []Component {
+	for merged := true; merged; {
+		merged = false
+		for i := 0; i < len(blobs) && !merged; i++ {
+			for j := i + 1; j < len(blobs); j++ {
+				a, b := blobs[i].Box, blobs[j].Box
+				ov := min(a.Max.Y, b.Max.Y) - max(a.Min.Y, b.Min.Y)
+				gap := max(a.Min.X, b.Min.X) - min(a.Max.X, b.Max.X)
+				if 2*ov >= min(a.Dy(), b.Dy()) && gap <= 2*max(a.Dy(), b.Dy()) {
+					blobs[i] = Component{Box: a.Union(b), Area: blobs[i].Area + blobs[j].Area}
+					blobs = append(blobs[:j], blobs[j+1:]...)
+					merged = true
+					break
+				}
+			}
+		}
+	}
+	return blobs
+}
+
+func scaleBoxes(cs []Component, f int) []image.Rectangle {
+	out := make([]image.Rectangle, len(cs))
+	for i, c := range cs {
+		out[i] = image.Rect(c.Box.Min.X*f, c.Box.Min.Y*f, c.Box.Max.X*f, c.Box.Max.Y*f)
+	}
+	return out
+}
+
+// crop copies r out of a compact gray image.
+func crop(g *image.Gray, r image.Rectangle) *image.Gray {
+	r = r.Intersect(g.Rect)
+	out := newGray(r.Dx(), r.Dy())
+	for y := range r.Dy() {
+		copy(out.Pix[y*r.Dx():(y+1)*r.Dx()], g.Pix[(r.Min.Y+y)*g.Stride+r.Min.X:])
+	}
+	return out
+}
+
+// drawBoxes renders g in colour with thin boxes in blue and thick ones in red.
+func drawBoxes(g *image.Gray, thin, thick []image.Rectangle) *image.RGBA {
+	out := image.NewRGBA(g.Rect)
+	draw.Draw(out, out.Rect, g, image.Point{}, draw.Src)
+	rect := func(r image.Rectangle, c color.RGBA, t int) {
+		for k := range t {
+			r := r.Inset(-k)
+			for x := r.Min.X; x < r.Max.X; x++ {
+				out.SetRGBA(x, r.Min.Y, c)
+				out.SetRGBA(x, r.Max.Y-1, c)
+			}
+			for y := r.Min.Y; y < r.Max.Y; y++ {
+				out.SetRGBA(r.Min.X, y, c)
+				out.SetRGBA(r.Max.X-1, y, c)
+			}
+		}
+	}
+	for _, r := range thin {
+		rect(r, color.RGBA{0, 0, 255, 255}, 1)
+	}
+	for _, r := range thick {
+		rect(r, color.RGBA{255, 0, 0, 255}, 3)
+	}
+	return out
+}
+
+// JoinStrip scales each crop to the strip's inner height, joins them left
+// to right with gaps on a white canvas, and shrinks the result to fit
+// StripMaxWidth when needed (centred vertically).
+func JoinStrip(crops []*image.Gray, p Params) *image.Gray {
+	inner := p.StripHeight - 2*p.StripMargin
+	scaled := make([]*image.Gray, 0, len(crops))
+	width := 0
+	for _, c := range crops {
+		if c.Rect.Empty() {
+			continue
+		}
+		w := max(1, int(float64(c.Rect.Dx())*float64(inner)/float64(c.Rect.Dy())+0.5))
+		s := Resize(c, w, inner)
+		if len(scaled) > 0 {
+			width += p.StripGap
+		}
+		width += w
+		scaled = append(scaled, s)
+	}
+	joined := newGray(max(width, 1), inner)
+	for i := range joined.Pix {
+		joined.Pix[i] = 255
+	}
+	x := 0
+	for _, s := range scaled {
+		draw.Draw(joined, image.Rect(x, 0, x+s.Rect.Dx(), inner), s, image.Point{}, draw.Src)
+		x += s.Rect.Dx() + p.StripGap
+	}
+	maxInner := p.StripMaxWidth - 2*p.StripMargin
+	if joined.Rect.Dx() > maxInner {
+		h := max(1, int(float64(inner)*float64(maxInner)/float64(joined.Rect.Dx())+0.5))
+		joined = Resize(joined, maxInner, h)
+	}
+	w := joined.Rect.Dx() + 2*p.StripMargin
+	if p.PadToWidth {
+		w = p.StripMaxWidth
+	}
+	strip := newGray(w, p.StripHeight)
+	for i := range strip.Pix {
+		strip.Pix[i] = 255
+	}
+	oy := (p.StripHeight - joined.Rect.Dy()) / 2
+	draw.Draw(strip, image.Rect(p.StripMargin, oy, p.StripMargin+joined.Rect.Dx(), oy+joined.Rect.Dy()), joined, image.Point{}, draw.Src)
+	return strip
+}
