@@ -79,7 +79,7 @@ func TestOpenBadPaths(t *testing.T) {
 	os.WriteFile(file, nil, 0o644)
 	cases := []struct {
 		name, path, want string
-		is             error
+		is               error
 	}{
 		{"missing directory", filepath.Join(dir, "nope", "x.db"), "does not exist", nil},
 		{"parent is a file", filepath.Join(file, "x.db"), "not a directory", nil},

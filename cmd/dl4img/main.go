@@ -165,6 +165,9 @@ func registry() *tasks.Registry { return tasks.Default }
 
 func ctxOf(c *cli.Context) context.Context { return c.Context }
 
+// globalFlags may be written after the command too.
+var globalFlags = map[string]bool{"db": true, "workdir": true, "quiet": true, "q": true}
+
 // boolFlags take no value; every other flag takes the next argument.
 var boolFlags = map[string]bool{"quiet": true, "q": true, "drain": true, "json": true, "csv": true, "help": true, "h": true, "version": true}
 
@@ -202,7 +205,7 @@ func interspersed(args []string, commands []*cli.Command) []string {
 			break
 		}
 	}
-	var flags, pos []string
+	var globals, flags, pos []string
 	for i < len(args) {
 		a := args[i]
 		i++
@@ -211,16 +214,22 @@ func interspersed(args []string, commands []*cli.Command) []string {
 			pos = append(pos, args[i:]...)
 			i = len(args)
 		case strings.HasPrefix(a, "-") && len(a) > 1:
-			flags = append(flags, a)
-			if name := strings.TrimLeft(a, "-"); !strings.Contains(name, "=") && !boolFlags[name] && i < len(args) {
-				flags = append(flags, args[i])
+			name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			dst := &flags
+			if globalFlags[name] {
+				dst = &globals
+			}
+			*dst = append(*dst, a)
+			if !strings.Contains(a, "=") && !boolFlags[name] && i < len(args) {
+				*dst = append(*dst, args[i])
 				i++
 			}
 		default:
 			pos = append(pos, a)
 		}
 	}
-	out = append(out, flags...)
+	// Global flags given after the command go back in front of it.
+	out = append(append([]string{out[0]}, globals...), append(out[1:], flags...)...)
 	if len(pos) > 0 {
 		out = append(out, "--")
 		out = append(out, pos...)

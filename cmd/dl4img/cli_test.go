@@ -1,0 +1,391 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dl4img/dl4img/store"
+)
+
+// exe is the dl4img binary under test, built once by TestMain.
+var exe string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dl4img-cli-test")
+	if err != nil {
+		panic(err)
+	}
+	exe = filepath.Join(dir, "dl4img")
+	build := exec.Command("go", "build", "-o", exe, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build dl4img:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// dl runs the binary in dir with a database and workdir there.
+func dl(t *testing.T, dir string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := command(dir, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+func command(dir string, args ...string) *exec.Cmd {
+	cmd := exec.Command(exe, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "DL4IMG_DB="+filepath.Join(dir, "dl4img.db"), "DL4IMG_WORKDIR="+filepath.Join(dir, "runs"),
+		"DL4IMG_BACKEND=go")
+	return cmd
+}
+
+func TestHelp(t *testing.T) {
+	out, _, code := dl(t, t.TempDir(), "--help")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	for _, want := range []string{"submit", "run", "worker", "jobs", "runs", "kinds", "--db", "--workdir", "--quiet"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("help lacks %q", want)
+		}
+	}
+	out, _, _ = dl(t, t.TempDir(), "kinds")
+	for _, want := range []string{"selftest", "train_dir", "steps_per_epoch", "checkpoint_every", "preset demo"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("kinds lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestBadInputIsOneLineAndExit2(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bad.json"), []byte("{epochs: 3"), 0o644)
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not a database, just text"), 0o644)
+	os.WriteFile(filepath.Join(dir, "afile"), nil, 0o644)
+	newer := filepath.Join(dir, "newer.db")
+	sdb, err := sql.Open("sqlite3", newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sdb.Exec("CREATE TABLE x(a); PRAGMA user_version = 99")
+	sdb.Close()
+	// A job that exists before the bad commands must survive them.
+	id, _, code := dl(t, dir, "submit", "selftest")
+	if code != 0 {
+		t.Fatalf("submit: %d", code)
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"--nope", "jobs", "list"}, "flag provided but not defined"},
+		{[]string{"submit", "nosuchkind"}, `unknown job kind "nosuchkind"`},
+		{[]string{"submit"}, "want exactly one job KIND"},
+		{[]string{"submit", "selftest", "--set", "epochs=many"}, `parameter epochs: want int, got "many"`},
+		{[]string{"submit", "selftest", "--set", "epoch=3"}, `unknown parameter "epoch" for kind selftest`},
+		{[]string{"submit", "selftest", "--set", "preset=huge"}, `no preset "huge"`},
+		{[]string{"submit", "selftest", "--config", "bad.json"}, "bad.json: config is not a JSON object"},
+		{[]string{"submit", "selftest", "--config", "missing.json"}, "missing.json"},
+		{[]string{"run", "selftest", "--set", "batch_size=-1"}, "parameter batch_size"},
+		{[]string{"--db", filepath.Join(dir, "no", "such", "dir", "x.db"), "jobs", "list"}, "does not exist"},
+		{[]string{"--db", filepath.Join(dir, "notes.txt"), "jobs", "list"}, "not a SQLite database"},
+		{[]string{"--db", newer, "jobs", "list"}, "schema version 99"},
+		{[]string{"--workdir", filepath.Join(dir, "afile", "runs"), "submit", "selftest"}, "workdir"},
+		{[]string{"worker", "--backend", "tpu"}, `unknown backend "tpu"`},
+		{[]string{"worker", "--backend", "xla:cuda", "--drain"}, "no XLA CUDA PJRT plugin"},
+		{[]string{"jobs", "show", "999"}, "job 999: not found"},
+		{[]string{"jobs", "show", "abc"}, `job ID "abc"`},
+		{[]string{"runs", "compare"}, "want at least 1 job ID"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			if strings.Contains(strings.Join(c.args, " "), "xla:cuda") && os.Getenv("PJRT_PLUGIN_LIBRARY_PATH") != "" {
+				t.Skip("a CUDA plugin is configured here")
+			}
+			out, errOut, code := dl(t, dir, c.args...)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2\nstdout: %s\nstderr: %s", code, out, errOut)
+			}
+			lines := strings.Split(strings.TrimSpace(errOut), "\n")
+			if len(lines) != 1 || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "goroutine") {
+				t.Fatalf("stderr %q: want one line containing %q", errOut, c.want)
+			}
+		})
+	}
+	out, _, code := dl(t, dir, "jobs", "list")
+	if code != 0 || !strings.Contains(out, strings.TrimSpace(id)+"  ") {
+		t.Fatalf("the earlier job is gone after bad commands (exit %d):\n%s", code, out)
+	}
+}
+
+func TestRunSelftestEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	out, errOut, code := dl(t, dir, "run", "selftest", "--name", "small", "--set", "preset=quick")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, errOut)
+	}
+	m := regexp.MustCompile(`submission: (\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no submission path in %q", out)
+	}
+	sub, err := os.ReadFile(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Split(strings.TrimSpace(string(sub)), "\n"); lines[0] != "id,label" || len(lines) != 251 {
+		t.Fatalf("submission has %d lines, header %q", len(lines), lines[0])
+	}
+	// A second run with other params, then the history commands.
+	if _, errOut, code := dl(t, dir, "run", "selftest", "--set", "preset=quick", "--set", "hidden=8", "--quiet"); code != 0 {
+		t.Fatalf("second run: %d %s", code, errOut)
+	}
+	out, _, code = dl(t, dir, "jobs", "show", "1", "--json")
+	if code != 0 {
+		t.Fatal(code)
+	}
+	var v jobView
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Job.State != store.Succeeded || len(v.Tasks) != 4 || v.Job.Name != "small" {
+		t.Fatalf("job view: %+v", v.Job)
+	}
+	acc := -1.0
+	for _, m := range v.Metrics {
+		if m.Task == "evaluate" && m.Name == "test_acc" {
+			acc = m.Last
+		}
+	}
+	if acc < 0.8 {
+		t.Fatalf("selftest test accuracy %v: the model did not learn", acc)
+	}
+	for _, task := range v.Tasks {
+		if task.Name == "train" && task.Backend != "go" {
+			t.Fatalf("backend recorded %q", task.Backend)
+		}
+	}
+	out, _, code = dl(t, dir, "runs", "compare", "1", "2")
+	if code != 0 || !regexp.MustCompile(`hidden\s+\*\s+32\s+8`).MatchString(out) || !strings.Contains(out, "train/val_acc") {
+		t.Fatalf("compare (exit %d):\n%s", code, out)
+	}
+	if regexp.MustCompile(`epochs\s+\*`).MatchString(out) {
+		t.Fatalf("equal params marked as different:\n%s", out)
+	}
+	out, _, code = dl(t, dir, "runs", "compare", "1", "2", "--csv")
+	if code != 0 || !strings.Contains(out, "param,hidden,true,32,8") {
+		t.Fatalf("compare --csv:\n%s", out)
+	}
+	png1 := filepath.Join(dir, "curves.png")
+	out, _, code = dl(t, dir, "runs", "plot", "1", "2", "-o", png1)
+	if code != 0 {
+		t.Fatalf("plot exit %d", code)
+	}
+	f, err := os.Open(png1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil || img.Bounds().Dx() < 800 {
+		t.Fatalf("plot png: %v %v", err, img)
+	}
+}
+
+// openStore opens the test's database from the test process.
+func openStore(t *testing.T, dir string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), filepath.Join(dir, "dl4img.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func task(t *testing.T, db *store.DB, job int64, name string) store.Task {
+	t.Helper()
+	ts, err := db.Tasks(context.Background(), job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range ts {
+		if x.Name == name {
+			return x
+		}
+	}
+	t.Fatalf("no task %s", name)
+	return store.Task{}
+}
+
+// longJob submits a selftest long enough to be interrupted mid-training.
+func longJob(t *testing.T, dir string) int64 {
+	t.Helper()
+	out, errOut, code := dl(t, dir, "submit", "selftest", "--set", "epochs=4", "--set", "steps_per_epoch=2500", "--set", "checkpoint_every=100")
+	if code != 0 {
+		t.Fatalf("submit: %d %s", code, errOut)
+	}
+	id, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+	if err != nil {
+		t.Fatalf("submit printed %q", out)
+	}
+	return id
+}
+
+func waitCheckpoint(t *testing.T, db *store.DB, taskID int64, step int, cmd *exec.Cmd, errBuf *bytes.Buffer) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		c, ok, err := db.LatestCheckpoint(context.Background(), taskID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok && c.Step >= step {
+			return
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no checkpoint at step %d in time; worker said:\n%s", step, errBuf)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+var resumeRE = regexp.MustCompile(`resuming from checkpoint at step (\d+)`)
+
+// finishWithNewWorker runs a second worker and returns the step it resumed from.
+func finishWithNewWorker(t *testing.T, dir string, job int64) int {
+	t.Helper()
+	_, errOut, code := dl(t, dir, "worker", "--drain", "--lease", "2s")
+	if code != 0 {
+		t.Fatalf("second worker exit %d:\n%s", code, errOut)
+	}
+	m := resumeRE.FindStringSubmatch(errOut)
+	if m == nil {
+		t.Fatalf("second worker did not resume:\n%s", errOut)
+	}
+	step, _ := strconv.Atoi(m[1])
+	return step
+}
+
+func TestCrashResumesFromCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	job := longJob(t, dir)
+	db := openStore(t, dir)
+	cmd := command(dir, "worker", "--drain", "--lease", "2s")
+	var errBuf bytes.Buffer
+	cmd.Stderr = &errBuf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	train := task(t, db, job, "train")
+	waitCheckpoint(t, db, train.ID, 300, cmd, &errBuf)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	gen := task(t, db, job, "generate")
+	if gen.State != store.Succeeded {
+		t.Fatalf("generate %s", gen.State)
+	}
+	if s := task(t, db, job, "train").State; s != store.Running {
+		t.Fatalf("train after SIGKILL: %s (the dead worker still holds its lease)", s)
+	}
+
+	step := finishWithNewWorker(t, dir, job)
+	if step < 300 {
+		t.Fatalf("resumed from step %d, want >= 300", step)
+	}
+	j, _ := db.Job(context.Background(), job)
+	if j.State != store.Succeeded {
+		t.Fatalf("job %s", j.State)
+	}
+	train = task(t, db, job, "train")
+	if train.Attempt != 2 {
+		t.Fatalf("train attempt %d, want 2", train.Attempt)
+	}
+	if g := task(t, db, job, "generate"); g.Attempt != 1 || g.FinishedAt != gen.FinishedAt {
+		t.Fatalf("generate was re-run: %+v", g)
+	}
+	cks, _ := db.Checkpoints(context.Background(), train.ID)
+	seen := map[int]bool{}
+	for _, c := range cks {
+		if seen[c.Step] {
+			t.Fatalf("checkpoint step %d saved twice: training restarted instead of resuming", c.Step)
+		}
+		seen[c.Step] = true
+	}
+	if !seen[10000] {
+		t.Fatalf("no final checkpoint at step 10000: %v", cks)
+	}
+}
+
+func TestSignalsStopAtCheckpointAndResume(t *testing.T) {
+	for _, c := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}} {
+		t.Run(c.sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			job := longJob(t, dir)
+			db := openStore(t, dir)
+			cmd := command(dir, "worker", "--drain")
+			var errBuf bytes.Buffer
+			cmd.Stderr = &errBuf
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			train := task(t, db, job, "train")
+			waitCheckpoint(t, db, train.ID, 200, cmd, &errBuf)
+			cmd.Process.Signal(c.sig)
+			err := cmd.Wait()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != c.code {
+				t.Fatalf("worker exit %v, want %d\n%s", err, c.code, errBuf.String())
+			}
+			if strings.Contains(errBuf.String(), "goroutine") {
+				t.Fatalf("panic trace:\n%s", errBuf.String())
+			}
+			tr := task(t, db, job, "train")
+			if tr.State != store.Queued || tr.Attempt != 0 {
+				t.Fatalf("train after %s: %s attempt %d", c.sig, tr.State, tr.Attempt)
+			}
+			last, _, _ := db.LatestCheckpoint(context.Background(), tr.ID)
+			if last.Step%100 == 0 {
+				t.Logf("interrupted exactly at a periodic checkpoint (step %d)", last.Step)
+			}
+			step := finishWithNewWorker(t, dir, job)
+			if step != last.Step {
+				t.Fatalf("resumed from %d, want the interruption checkpoint %d", step, last.Step)
+			}
+			if tr := task(t, db, job, "train"); tr.State != store.Succeeded || tr.Attempt != 1 {
+				t.Fatalf("train: %s attempt %d", tr.State, tr.Attempt)
+			}
+		})
+	}
+}
