@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -19,6 +20,23 @@ import (
 	"github.com/dl4img/dl4img/tasks"
 	_ "github.com/dl4img/dl4img/tasks/selftest"
 )
+
+// extraCommands and genCommands are filled by init functions of the files
+// that wire model packages (one file per package), so adding a package's
+// commands touches no shared list.
+var (
+	extraCommands []*cli.Command
+	genCommands   []*cli.Command
+)
+
+func genCommand() *cli.Command {
+	sort.Slice(genCommands, func(i, j int) bool { return genCommands[i].Name < genCommands[j].Name })
+	return &cli.Command{
+		Name:        "gen",
+		Usage:       "generate synthetic datasets (captchas, formulas, slides) in the competitions' layouts",
+		Subcommands: genCommands,
+	}
+}
 
 // Exit codes.
 const (
@@ -106,14 +124,15 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			&cli.StringFlag{Name: "workdir", Value: "dl4img-runs", EnvVars: []string{"DL4IMG_WORKDIR"}, Usage: "`DIR` for job files (checkpoints, data, outputs)"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bars or log lines"},
 		},
-		Commands: []*cli.Command{
+		Commands: append([]*cli.Command{
 			submitCommand(),
 			runCommand(),
 			workerCommand(),
 			jobsCommand(),
 			runsCommand(),
 			kindsCommand(),
-		},
+			genCommand(),
+		}, extraCommands...),
 		HideHelpCommand: true,
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageErr(err)

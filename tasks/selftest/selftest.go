@@ -126,7 +126,7 @@ func generate(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 		for i := range pts {
 			c := rng.IntN(p.Classes)
 			a := 2 * math.Pi * float64(c) / float64(p.Classes)
-			pts[i] = point{float32(2*math.Cos(a) + 0.6*rng.NormFloat64()), float32(2*math.Sin(a) + 0.6*rng.NormFloat64()), int32(c)}
+			pts[i] = point{float32(2*math.Cos(a) + rng.NormFloat64()), float32(2*math.Sin(a) + rng.NormFloat64()), int32(c)}
 		}
 		return pts
 	}
@@ -244,62 +244,37 @@ func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	total := p.Epochs * p.StepsPerEpoch
-	step := int(optimizer.GetGlobalStep(st))
-	if step > 0 {
-		env.Logf("resuming from checkpoint at step %d of %d", step, total)
-	}
-	saved := step
-	for step < total {
-		if ctx.Err() != nil {
-			if step > saved {
-				if err := ck.Save(step); err != nil {
-					return err
-				}
+	loop := &tasks.Loop{
+		Env: env, Store: st, Trainer: trainer, Checkpoints: ck,
+		Epochs: p.Epochs, StepsPerEpoch: p.StepsPerEpoch, CheckpointEvery: p.CheckpointEvery,
+		Batch: func(_ context.Context, step int) (train.Batch, error) {
+			epoch, i := step/p.StepsPerEpoch, step%p.StepsPerEpoch
+			perm := rand.New(rand.NewPCG(uint64(p.Seed), uint64(epoch))).Perm(len(trn))
+			idx := make([]int, p.BatchSize)
+			for k := range idx {
+				idx[k] = perm[(i*p.BatchSize+k)%len(perm)]
 			}
-			return ctx.Err()
-		}
-		epoch, i := step/p.StepsPerEpoch, step%p.StepsPerEpoch
-		// The batch is a function of (seed, step): a resumed run sees the
-		// same data order as an uninterrupted one.
-		perm := rand.New(rand.NewPCG(uint64(p.Seed), uint64(epoch))).Perm(len(trn))
-		idx := make([]int, p.BatchSize)
-		for k := range idx {
-			idx[k] = perm[(i*p.BatchSize+k)%len(perm)]
-		}
-		x, y := batchTensors(trn, idx)
-		if _, err := trainer.TrainStep(train.Batch{Inputs: []*tensors.Tensor{x}, Labels: []*tensors.Tensor{y}}); err != nil {
-			return fmt.Errorf("train step %d: %w", step, err)
-		}
-		step++
-		env.Progress(fmt.Sprintf("epoch %d/%d", epoch+1, p.Epochs), i+1, p.StepsPerEpoch)
-		if step%p.CheckpointEvery == 0 || step == total {
-			if err := ck.Save(step); err != nil {
-				return err
-			}
-			saved = step
-		}
-		if step%p.StepsPerEpoch == 0 {
-			// Epoch metrics on fixed sets, so they do not depend on where a
-			// run was interrupted.
+			x, y := batchTensors(trn, idx)
+			return train.Batch{Inputs: []*tensors.Tensor{x}, Labels: []*tensors.Tensor{y}}, nil
+		},
+		Validate: func(context.Context) (map[string]float64, error) {
+			// Fixed sets, so the curves do not depend on where a run was
+			// interrupted.
 			trLoss, trAcc, err := eval.run(trn[:min(len(trn), 1000)])
 			if err != nil {
-				return err
+				return nil, err
 			}
-			m := map[string]float64{"loss": trLoss, "acc": trAcc}
+			m := map[string]float64{"train_eval_loss": trLoss, "acc": trAcc}
 			if len(val) > 0 {
-				vLoss, vAcc, err := eval.run(val)
-				if err != nil {
-					return err
+				if m["val_loss"], m["val_acc"], err = eval.run(val); err != nil {
+					return nil, err
 				}
-				m["val_loss"], m["val_acc"] = vLoss, vAcc
 			}
-			if err := env.Metrics(step, epoch+1, m); err != nil {
-				return err
-			}
-		}
+			return m, nil
+		},
 	}
-	return nil
+	_, err = loop.Run(ctx)
+	return err
 }
 
 // evaluator computes mean loss and accuracy with the current weights.

@@ -1,0 +1,377 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/checkpoint"
+	"github.com/gomlx/gomlx/ml/train"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
+)
+
+// Loop is the training loop every model kind shares: steps with
+// deterministic batches, periodic checkpoints, per-epoch metrics, a
+// learning-rate schedule that reloads the best weights between phases (as
+// the book does: Adam 1e-3 until validation stops improving, then 1e-4),
+// early stopping, and resume after a crash or an interruption.
+//
+// Its state (phase, best value, patience counter) is kept in the model
+// store's parameters, so it is saved and restored with each checkpoint.
+type Loop struct {
+	Env         Env
+	Store       *model.Store
+	Trainer     *train.Trainer
+	Checkpoints *Checkpoints
+	// Epochs and StepsPerEpoch bound the run.
+	Epochs, StepsPerEpoch int
+	// CheckpointEvery is in steps (default: once per epoch).
+	CheckpointEvery int
+	// Batch returns the batch of a global step. It must depend only on the
+	// step (and the seed), so a resumed run sees the data an uninterrupted
+	// one would have seen.
+	Batch func(ctx context.Context, step int) (train.Batch, error)
+	// Validate returns epoch-end metrics with the current weights, e.g.
+	// val_loss, val_acc, val_seq_acc. Optional.
+	Validate func(ctx context.Context) (map[string]float64, error)
+	// Monitor names the metric that decides the best epoch (default
+	// val_loss if Validate reports it, else loss). Names containing
+	// "loss" or "err" are better when lower.
+	Monitor string
+	// LearningRates are the schedule's phases. With Patience > 0, when
+	// Monitor has not improved for Patience epochs the loop reloads the
+	// best weights and moves to the next rate; after the last, it stops.
+	LearningRates []float64
+	Patience      int
+	// Progress labels the progress bar (default "epoch").
+	Progress string
+}
+
+// Store parameter keys for the loop's own state.
+const (
+	paramPhase = "/dl4img/phase"
+	paramBest  = "/dl4img/best"
+	paramBad   = "/dl4img/bad_epochs"
+	paramStop  = "/dl4img/stopped"
+)
+
+// LoopResult summarizes a finished run.
+type LoopResult struct {
+	Steps     int
+	BestEpoch int
+	Best      float64
+	Stopped   bool // early stopping ended the run
+}
+
+func paramOr[T any](st *model.Store, key string, def T) T {
+	v, ok := st.GetParam(key)
+	if !ok {
+		return def
+	}
+	if t, ok := v.(T); ok {
+		return t
+	}
+	return def
+}
+
+// BestDir is where the loop keeps the weights of the best epoch.
+func (l *Loop) BestDir() string { return filepath.Join(l.Checkpoints.Dir(), "best") }
+
+// Run trains until the end of the last epoch, early stopping, or ctx is
+// done (then it saves a checkpoint and returns ctx's error).
+func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
+	if l.Epochs < 1 || l.StepsPerEpoch < 1 {
+		return LoopResult{}, errors.New("epochs and steps_per_epoch must be >= 1")
+	}
+	every := l.CheckpointEvery
+	if every <= 0 {
+		every = l.StepsPerEpoch
+	}
+	label := l.Progress
+	if label == "" {
+		label = "epoch"
+	}
+	st := l.Store
+	total := l.Epochs * l.StepsPerEpoch
+	step := int(optimizer.GetGlobalStep(st))
+	if step > 0 {
+		l.Env.Logf("resuming from checkpoint at step %d of %d", step, total)
+	}
+	if paramOr(st, paramStop, false) {
+		return l.result(step), nil
+	}
+	lrSet := math.NaN()
+	saved := step
+	var lossSum float64
+	var lossN int
+	epochStart := time.Now()
+	for step < total {
+		if err := ctx.Err(); err != nil {
+			if step > saved {
+				if serr := l.Checkpoints.Save(step); serr != nil {
+					return l.result(step), errors.Join(err, serr)
+				}
+			}
+			return l.result(step), err
+		}
+		if lr := l.rate(); lr > 0 && lr != lrSet {
+			if err := setLearningRate(st, lr); err != nil {
+				return l.result(step), err
+			}
+			lrSet = lr
+		}
+		epoch, i := step/l.StepsPerEpoch, step%l.StepsPerEpoch
+		batch, err := l.Batch(ctx, step)
+		if err != nil {
+			if ctx.Err() != nil {
+				continue // checkpoint and return at the top
+			}
+			return l.result(step), fmt.Errorf("batch of step %d: %w", step, err)
+		}
+		ms, err := l.Trainer.TrainStep(batch)
+		if err != nil {
+			return l.result(step), fmt.Errorf("train step %d: %w", step, err)
+		}
+		if len(ms) > 0 {
+			if v := scalar(ms[0]); !math.IsNaN(v) {
+				lossSum += v
+				lossN++
+			}
+		}
+		step++
+		l.Env.Progress(fmt.Sprintf("%s %d/%d", label, epoch+1, l.Epochs), i+1, l.StepsPerEpoch)
+		endOfEpoch := step%l.StepsPerEpoch == 0
+		if endOfEpoch {
+			stop, err := l.endEpoch(ctx, step, epoch+1, lossSum, lossN, time.Since(epochStart))
+			if err != nil {
+				return l.result(step), err
+			}
+			lossSum, lossN, epochStart = 0, 0, time.Now()
+			lrSet = math.NaN() // a phase change may have reloaded weights
+			if stop {
+				st.SetParam(paramStop, true)
+				if err := l.Checkpoints.Save(step); err != nil {
+					return l.result(step), err
+				}
+				l.Env.Logf("early stopping after epoch %d", epoch+1)
+				return l.result(step), nil
+			}
+		}
+		if step%every == 0 || step == total || endOfEpoch {
+			if err := l.Checkpoints.Save(step); err != nil {
+				return l.result(step), err
+			}
+			saved = step
+		}
+	}
+	return l.result(step), nil
+}
+
+func (l *Loop) result(step int) LoopResult {
+	return LoopResult{Steps: step, Best: paramOr(l.Store, paramBest, math.NaN()),
+		BestEpoch: paramOr(l.Store, paramBest+"_epoch", 0), Stopped: paramOr(l.Store, paramStop, false)}
+}
+
+// rate is the current phase's learning rate (0: leave the optimizer's).
+func (l *Loop) rate() float64 {
+	if len(l.LearningRates) == 0 {
+		return 0
+	}
+	p := paramOr(l.Store, paramPhase, 0)
+	return l.LearningRates[min(p, len(l.LearningRates)-1)]
+}
+
+// endEpoch records the epoch's metrics, tracks the best weights and moves
+// the schedule. It reports whether training should stop.
+func (l *Loop) endEpoch(ctx context.Context, step, epoch int, lossSum float64, lossN int, took time.Duration) (bool, error) {
+	m := map[string]float64{"epoch_seconds": took.Seconds()}
+	if lossN > 0 {
+		m["loss"] = lossSum / float64(lossN)
+	}
+	if lr := l.rate(); lr > 0 {
+		m["lr"] = lr
+	}
+	if l.Validate != nil {
+		vm, err := l.Validate(ctx)
+		if err != nil {
+			return false, fmt.Errorf("validate after epoch %d: %w", epoch, err)
+		}
+		for k, v := range vm {
+			m[k] = v
+		}
+	}
+	if err := l.Env.Metrics(step, epoch, m); err != nil {
+		return false, err
+	}
+	l.logEpoch(epoch, m)
+	monitor := l.Monitor
+	if monitor == "" {
+		monitor = "loss"
+		if _, ok := m["val_loss"]; ok {
+			monitor = "val_loss"
+		}
+	}
+	v, ok := m[monitor]
+	if !ok {
+		return false, fmt.Errorf("monitored metric %q was not computed", monitor)
+	}
+	st := l.Store
+	best := paramOr(st, paramBest, math.NaN())
+	lower := strings.Contains(monitor, "loss") || strings.Contains(monitor, "err")
+	if math.IsNaN(best) || (lower && v < best) || (!lower && v > best) {
+		st.SetParam(paramBest, v)
+		st.SetParam(paramBest+"_epoch", epoch)
+		st.SetParam(paramBad, 0)
+		return false, saveBest(st, l.BestDir())
+	}
+	bad := paramOr(st, paramBad, 0) + 1
+	st.SetParam(paramBad, bad)
+	if l.Patience <= 0 || bad < l.Patience {
+		return false, nil
+	}
+	phase := paramOr(st, paramPhase, 0) + 1
+	if phase >= len(l.LearningRates) {
+		return true, nil
+	}
+	l.Env.Logf("%s has not improved for %d epochs: reloading the best weights (epoch %d), learning rate %g",
+		monitor, bad, paramOr(st, paramBest+"_epoch", 0), l.LearningRates[phase])
+	if err := LoadWeights(st, l.BestDir()); err != nil {
+		return false, err
+	}
+	st.SetParam(paramPhase, phase)
+	st.SetParam(paramBad, 0)
+	return false, nil
+}
+
+func (l *Loop) logEpoch(epoch int, m map[string]float64) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, " %s=%.4g", k, m[k])
+	}
+	l.Env.Logf("epoch %d:%s", epoch, b.String())
+}
+
+func scalar(t *tensors.Tensor) float64 {
+	switch v := t.Value().(type) {
+	case float32:
+		return float64(v)
+	case float64:
+		return v
+	}
+	return math.NaN()
+}
+
+func setLearningRate(st *model.Store, lr float64) error {
+	v := optimizer.LearningRateVarWithValue(st.RootScope(), dtypes.Float32, lr)
+	if err := v.SetValue(tensors.FromValue(float32(lr))); err != nil {
+		return fmt.Errorf("set learning rate: %w", err)
+	}
+	return nil
+}
+
+// saveBest replaces the weights in dir by the store's current ones, through
+// a temporary directory renamed into place.
+func saveBest(st *model.Store, dir string) error {
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return fmt.Errorf("save best weights: %w", err)
+	}
+	// A detached copy of the variables, so the live store's checkpoint
+	// handler is not disturbed.
+	cp := model.NewStore()
+	for v := range st.IterVariables() {
+		val, err := v.Value()
+		if err != nil {
+			return err
+		}
+		c, err := val.LocalClone()
+		if err != nil {
+			return err
+		}
+		cp.Scope(v.Scope()).VariableWithValue(v.Name(), c)
+	}
+	h, err := checkpoint.Build(cp).Dir(tmp).Keep(1).Done()
+	if err != nil {
+		return fmt.Errorf("save best weights: %w", err)
+	}
+	if err := h.Save(); err != nil {
+		return fmt.Errorf("save best weights: %w", err)
+	}
+	old := dir + ".old"
+	os.RemoveAll(old)
+	if _, err := os.Stat(dir); err == nil {
+		if err := os.Rename(dir, old); err != nil {
+			return fmt.Errorf("save best weights: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("save best weights: %w", err)
+	}
+	os.RemoveAll(old)
+	return nil
+}
+
+// isWeight tells model variables (weights, batch-norm statistics) from the
+// training state: global step and RNG (root scope), optimizer moments,
+// metric accumulators.
+func isWeight(scope string) bool {
+	if scope == "/" {
+		return false
+	}
+	for _, p := range []string{optimizer.Scope, optimizer.AdamDefaultScope, "metrics"} {
+		if scope == "/"+p || strings.HasPrefix(scope, "/"+p+"/") {
+			return false
+		}
+	}
+	return true
+}
+
+// LoadWeights sets the model weights of st (not the optimizer's state or the
+// global step) to those saved in dir.
+func LoadWeights(st *model.Store, dir string) error {
+	src := model.NewStore()
+	if _, err := checkpoint.Build(src).Dir(dir).Immediate().Done(); err != nil {
+		return fmt.Errorf("load weights from %s: %w", dir, err)
+	}
+	n := 0
+	for v := range src.IterVariables() {
+		if !isWeight(v.Scope()) {
+			continue
+		}
+		dst := st.GetVariable(model.JoinPath(v.Scope(), v.Name()))
+		if dst == nil {
+			continue
+		}
+		val, err := v.Value()
+		if err != nil {
+			return err
+		}
+		c, err := val.LocalClone()
+		if err != nil {
+			return err
+		}
+		if err := dst.SetValue(c); err != nil {
+			return fmt.Errorf("load weights %s: %w", v.Name(), err)
+		}
+		n++
+	}
+	if n == 0 {
+		return fmt.Errorf("load weights from %s: no matching variables", dir)
+	}
+	return nil
+}
