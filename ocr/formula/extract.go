@@ -40,6 +40,9 @@ type Params struct {
 	// MinArea and MinHeight (coarse) drop blobs that are too small to be a
 	// line.
 	MinArea, MinHeight int
+	// MinAspect drops blobs narrower than MinAspect times their height:
+	// the shortest line, "不=5", is about three characters wide.
+	MinAspect float64
 	// MaxLines keeps at most this many blobs, the largest.
 	MaxLines int
 	// Pad is how far around a coarse blob (as a fraction of its height) the
@@ -76,6 +79,7 @@ func DefaultParams() Params {
 		MinContrast:   24,
 		MinArea:       40,
 		MinHeight:     4,
+		MinAspect:     1.5,
 		MaxLines:      3,
 		Pad:           0.3,
 		MinComponent:  0.12,
@@ -227,27 +231,27 @@ func (e *Extractor) Extract(img image.Image, debug Debug) (strip *image.Gray, bo
 	}
 	var blobs []Component
 	for _, c := range mergeRows(pieces) {
-		if c.Area >= p.MinArea && c.Box.Dy() >= p.MinHeight {
+		if c.Area >= p.MinArea && c.Box.Dy() >= p.MinHeight && float64(c.Box.Dx()) >= p.MinAspect*float64(c.Box.Dy()) {
 			blobs = append(blobs, c)
 		}
 	}
 	sort.SliceStable(blobs, func(i, j int) bool { return blobs[i].Area > blobs[j].Area })
-	if len(blobs) > p.MaxLines {
-		blobs = blobs[:p.MaxLines]
-	}
 	if debug != nil {
 		debug("10-components", drawBoxes(gray, scaleBoxes(comps, f), scaleBoxes(blobs, f)))
 	}
-	if len(blobs) == 0 {
-		return nil, nil, fmt.Errorf("extract: %w", ErrNoLines)
-	}
-	sort.Slice(blobs, func(i, j int) bool { return blobs[i].Box.Min.Y < blobs[j].Box.Min.Y })
+	// Largest first, keep the blobs whose neighbourhood holds at least
+	// three components: the shortest line, "不=5", has four (the '='
+	// counts two); fewer is noise, such as two crossing lines.
 	for _, bl := range blobs {
+		if len(boxes) == p.MaxLines {
+			break
+		}
 		core := image.Rect(bl.Box.Min.X*f, bl.Box.Min.Y*f, bl.Box.Max.X*f, bl.Box.Max.Y*f).Intersect(gray.Rect)
-		if box := e.refine(med, core); !box.Empty() {
+		if box, n := e.refine(med, core); !box.Empty() && n >= 3 {
 			boxes = append(boxes, box)
 		}
 	}
+	sort.Slice(boxes, func(i, j int) bool { return boxes[i].Min.Y < boxes[j].Min.Y })
 	if len(boxes) == 0 {
 		return nil, nil, fmt.Errorf("extract: %w", ErrNoLines)
 	}
@@ -270,8 +274,9 @@ func (e *Extractor) Extract(img image.Image, debug Debug) (strip *image.Gray, bo
 
 // refine re-thresholds the padded neighbourhood of a coarse line box with
 // Otsu and returns the tight box of the components that touch the coarse
-// box, clipped to it plus the coarse stage's quantization.
-func (e *Extractor) refine(g *image.Gray, core image.Rectangle) image.Rectangle {
+// box, clipped to it plus the coarse stage's quantization, and how many
+// components it holds.
+func (e *Extractor) refine(g *image.Gray, core image.Rectangle) (image.Rectangle, int) {
 	h := core.Dy()
 	pad := max(int(e.Pad*float64(h)), 2*e.DownScale)
 	region := core.Inset(-pad).Intersect(g.Rect)
@@ -285,14 +290,16 @@ func (e *Extractor) refine(g *image.Gray, core image.Rectangle) image.Rectangle 
 	minArea := int(e.MinComponent * float64(h) * e.MinComponent * float64(h))
 	local := core.Sub(region.Min)
 	var box image.Rectangle
+	n := 0
 	for _, c := range Components(mask) {
 		if c.Area < minArea || !c.Box.Overlaps(local) {
 			continue
 		}
 		box = box.Union(c.Box)
+		n++
 	}
 	slack := 2 * e.DownScale
-	return box.Intersect(local.Inset(-slack)).Add(region.Min)
+	return box.Intersect(local.Inset(-slack)).Add(region.Min), n
 }
 
 // mergeRows joins blobs that share most of the rows of the smaller one and
