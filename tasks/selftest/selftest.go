@@ -340,16 +340,22 @@ func predict(env tasks.Env, p *Params, pts []point) ([]int32, error) {
 	return tensors.MustCopyFlatData[int32](out), nil
 }
 
-func evaluate(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
+// predictTest predicts the generated test set with the trained weights.
+func predictTest(env tasks.Env, raw json.RawMessage) (*Params, []point, []int32, error) {
 	p, err := decode(raw)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	test, err := readPoints(dataPath(env, "test.csv"))
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	pred, err := predict(env, p, test)
+	return p, test, pred, err
+}
+
+func evaluate(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
+	p, test, pred, err := predictTest(env, raw)
 	if err != nil {
 		return err
 	}
@@ -366,15 +372,7 @@ func evaluate(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 
 // submit writes submission.csv (id,label) in the competition style.
 func submit(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
-	p, err := decode(raw)
-	if err != nil {
-		return err
-	}
-	test, err := readPoints(dataPath(env, "test.csv"))
-	if err != nil {
-		return err
-	}
-	pred, err := predict(env, p, test)
+	p, _, pred, err := predictTest(env, raw)
 	if err != nil {
 		return err
 	}
