@@ -141,5 +141,10 @@ func (e *env) DoneItems() (map[string]bool, error) {
 }
 
 func (e *env) Logf(format string, args ...any) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.bar != nil {
+		e.bar.Clear() // the line goes where the bar was; the bar redraws below
+	}
 	e.w.logf("%s: %s", e.label, fmt.Sprintf(format, args...))
 }
