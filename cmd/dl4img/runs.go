@@ -244,14 +244,20 @@ func plotRuns(c *cli.Context) error {
 			default:
 				continue
 			}
+			if len(series[name]) < 2 {
+				continue // a single value (e.g. test_acc) is no curve
+			}
 			l, err := plotter.NewLine(series[name])
 			if err != nil {
 				return fmt.Errorf("job %d %s: %w", id, name, err)
 			}
 			l.Color = col
 			l.Width = vg.Points(1.5)
-			if strings.HasPrefix(name, "val_") {
-				l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+			switch {
+			case strings.HasPrefix(name, "val_"):
+				l.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
+			case name != "loss" && name != "acc":
+				l.Dashes = []vg.Length{vg.Points(1.5), vg.Points(2)}
 			}
 			p.Add(l)
 			p.Legend.Add(fmt.Sprintf("job %d %s: %s", id, j.Name, name), l)
