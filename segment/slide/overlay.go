@@ -109,6 +109,10 @@ func writePNGAtomic(path string, img image.Image) error {
 		err = cerr
 	}
 	if err == nil {
+		// CreateTemp makes 0600 files; a picture is for people to look at.
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
 		err = os.Rename(tmp.Name(), path)
 	}
 	if err != nil {

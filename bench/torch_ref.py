@@ -1,0 +1,199 @@
+#!/usr/bin/python3
+"""PyTorch CPU reference for `dl4img bench` / nn/netbench.
+
+Runs the same three networks as nn/netbench/nets.go (same layer sizes, same
+batch sizes, Adam lr 1e-3, synthetic data), with 2 threads, and prints one
+line per net (or JSON with --json): median training-step time, achieved
+GFLOP/s (same FLOP count formula as netbench) and peak RSS.
+
+    /usr/bin/python3 bench/torch_ref.py [--nets captcha-cnn,crnn,fcn] [--steps 5] [--threads 2] [--json]
+
+Requires Debian python3-torch (torch 1.13). Layout is NCHW, PyTorch's native
+format; results are comparable as time per step, not bit for bit.
+"""
+import argparse
+import json
+import resource
+import statistics
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CAPTCHA_H, CAPTCHA_W, CAPTCHA_CHARS, CAPTCHA_CLASSES = 80, 170, 4, 36
+CRNN_H, CRNN_W, CRNN_CLASSES, CRNN_MAXLABEL = 50, 200, 37, 8
+FCN_SIZE, FCN_CLASSES, FCN_L2 = 256, 2, 1e-4
+
+
+class CaptchaCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        layers, cin = [], 3
+        for c in (32, 64, 128, 256):
+            layers += [nn.Conv2d(cin, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1), nn.ReLU(),
+                       nn.MaxPool2d(2)]
+            cin = c
+        self.features = nn.Sequential(*layers)
+        self.drop = nn.Dropout(0.25)
+        self.heads = nn.ModuleList([nn.Linear(256 * 5 * 10, CAPTCHA_CLASSES) for _ in range(CAPTCHA_CHARS)])
+
+    def forward(self, x):
+        x = self.drop(torch.flatten(self.features(x), 1))
+        return torch.stack([h(x) for h in self.heads], 1)
+
+
+def conv_bn_relu(cin, c):
+    return [nn.Conv2d(cin, c, 3, padding=1, bias=False), nn.BatchNorm2d(c, eps=1e-3, momentum=0.01), nn.ReLU()]
+
+
+class CRNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        layers, cin = [], 1
+        for c in (32, 64, 128):
+            layers += conv_bn_relu(cin, c) + conv_bn_relu(c, c) + [nn.MaxPool2d(2)]
+            cin = c
+        self.features = nn.Sequential(*layers)
+        self.dense = nn.Linear(128 * (CRNN_H // 8), 128)
+        self.gru1 = nn.GRU(128, 128, batch_first=True, bidirectional=True)
+        self.gru2 = nn.GRU(256, 128, batch_first=True, bidirectional=True)
+        self.out = nn.Linear(256, CRNN_CLASSES)
+
+    def forward(self, x):
+        x = self.features(x)  # [b, 128, 6, 25]
+        b, c, h, w = x.shape
+        x = x.permute(0, 3, 2, 1).reshape(b, w, h * c)
+        x = F.relu(self.dense(x))
+        x, _ = self.gru1(x)
+        x, _ = self.gru2(x)
+        return self.out(x)  # [b, T, 37]
+
+
+class FCN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        c = lambda i, o: [nn.Conv2d(i, o, 3, padding=1), nn.ReLU()]
+        self.enc = nn.Sequential(*c(3, 32), *c(32, 32), nn.MaxPool2d(2), *c(32, 64), *c(64, 64), nn.MaxPool2d(2),
+                                 *c(64, 128))
+        self.up1 = nn.ConvTranspose2d(128, 64, 4, stride=2, padding=1)
+        self.up2 = nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1)
+        self.cls = nn.Conv2d(32, FCN_CLASSES, 1)
+
+    def forward(self, x):
+        x = self.enc(x)
+        x = F.relu(self.up1(x))
+        x = F.relu(self.up2(x))
+        return self.cls(x)
+
+
+def conv_flops(h, w, k, cin, cout):
+    return 2 * h * w * k * k * cin * cout
+
+
+def train_flops(net, batch):
+    """Same formula as trainFLOPs in nn/netbench/nets.go."""
+    f = 0
+    if net == "captcha-cnn":
+        h, w, cin = CAPTCHA_H, CAPTCHA_W, 3
+        for c in (32, 64, 128, 256):
+            f += conv_flops(h, w, 3, cin, c) + conv_flops(h, w, 3, c, c)
+            h, w, cin = h // 2, w // 2, c
+        f += CAPTCHA_CHARS * 2 * h * w * cin * CAPTCHA_CLASSES
+    elif net == "crnn":
+        h, w, cin = CRNN_H, CRNN_W, 1
+        for c in (32, 64, 128):
+            f += conv_flops(h, w, 3, cin, c) + conv_flops(h, w, 3, c, c)
+            h, w, cin = h // 2, w // 2, c
+        t = w
+        f += 2 * t * h * cin * 128
+        f += 2 * 2 * t * (128 + 128) * 3 * 128 + 2 * 2 * t * (256 + 128) * 3 * 128
+        f += 2 * t * 256 * CRNN_CLASSES
+    elif net == "fcn":
+        s = FCN_SIZE
+        f += conv_flops(s, s, 3, 3, 32) + conv_flops(s, s, 3, 32, 32)
+        f += conv_flops(s // 2, s // 2, 3, 32, 64) + conv_flops(s // 2, s // 2, 3, 64, 64)
+        f += conv_flops(s // 4, s // 4, 3, 64, 128)
+        f += conv_flops(s // 4, s // 4, 4, 128, 64) + conv_flops(s // 2, s // 2, 4, 64, 32)
+        f += conv_flops(s, s, 1, 32, FCN_CLASSES)
+    return 3 * f * batch
+
+
+def make(net, batch):
+    g = torch.Generator().manual_seed(42)
+    if net == "captcha-cnn":
+        model = CaptchaCNN()
+        x = torch.rand(batch, 3, CAPTCHA_H, CAPTCHA_W, generator=g)
+        y = torch.randint(0, CAPTCHA_CLASSES, (batch, CAPTCHA_CHARS), generator=g)
+
+        def loss_fn(out):
+            return F.cross_entropy(out.reshape(-1, CAPTCHA_CLASSES), y.reshape(-1))
+        params = model.parameters()
+    elif net == "crnn":
+        model = CRNN()
+        x = torch.rand(batch, 1, CRNN_H, CRNN_W, generator=g)
+        labels = torch.randint(0, CRNN_CLASSES - 1, (batch, CRNN_MAXLABEL), generator=g)
+        lab_lens = torch.randint(4, CRNN_MAXLABEL + 1, (batch,), generator=g)
+
+        def loss_fn(out):
+            lp = F.log_softmax(out, -1).permute(1, 0, 2)
+            in_lens = torch.full((batch,), lp.shape[0], dtype=torch.long)
+            return F.ctc_loss(lp, labels, in_lens, lab_lens, blank=CRNN_CLASSES - 1, reduction="mean")
+        params = model.parameters()
+    else:
+        model = FCN()
+        x = torch.rand(batch, 3, FCN_SIZE, FCN_SIZE, generator=g)
+        y = torch.randint(0, FCN_CLASSES, (batch, FCN_SIZE, FCN_SIZE), generator=g)
+
+        def loss_fn(out):
+            l2 = FCN_L2 * (model.up1.weight.pow(2).sum() + model.up2.weight.pow(2).sum())
+            return F.cross_entropy(out, y) + l2
+        params = model.parameters()
+    return model, x, loss_fn, torch.optim.Adam(params, lr=1e-3)
+
+
+def run(net, batch, steps):
+    model, x, loss_fn, opt = make(net, batch)
+    model.train()
+    times, cpu, loss = [], [], None
+    for i in range(steps + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        opt.zero_grad()
+        loss = loss_fn(model(x))
+        loss.backward()
+        opt.step()
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        if i > 0:
+            times.append(dt)
+            cpu.append(dc)
+    med = statistics.median(times)
+    flops = train_flops(net, batch)
+    return {"net": net, "backend": "torch-cpu-%s" % torch.__version__, "batch": batch, "steps": steps,
+            "median_step_ns": int(med * 1e9), "median_step_cpu_ns": int(statistics.median(cpu) * 1e9), "flops_per_step": flops, "gflops": flops / med / 1e9,
+            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            "final_loss": float(loss)}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nets", default="captcha-cnn,crnn,fcn")
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=0, help="0 = 32 (8 for fcn)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(1)
+    for net in args.nets.split(","):
+        batch = args.batch or (8 if net == "fcn" else 32)
+        r = run(net, batch, args.steps)
+        if args.json:
+            print(json.dumps(r), flush=True)
+        else:
+            print("%-12s batch %3d  median step %8.3f s  cpu %8.3f s  %6.1f GFLOP/s  peak RSS %6.0f MiB  (torch %s, %d threads)" % (
+                net, batch, r["median_step_ns"] / 1e9, r["median_step_cpu_ns"] / 1e9, r["gflops"], r["peak_rss_bytes"] / 2**20, torch.__version__,
+                torch.get_num_threads()), flush=True)
+
+
+if __name__ == "__main__":
+    main()

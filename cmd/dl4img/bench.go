@@ -1,0 +1,58 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/dl4img/dl4img/nn/netbench"
+	"github.com/dl4img/dl4img/tasks"
+)
+
+func init() {
+	extraCommands = append(extraCommands, &cli.Command{
+		Name:      "bench",
+		Usage:     "time training steps of a benchmark network: median step, GFLOP/s, peak memory",
+		ArgsUsage: "NET (" + strings.Join(netbench.Nets(), "|") + ")",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "batch", Usage: "batch size (default: the book's, 32; fcn 8)"},
+			&cli.IntFlag{Name: "steps", Value: 5, Usage: "timed steps after one warm-up (compilation) step"},
+			&cli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"DL4IMG_BACKEND"}, Usage: tasks.BackendSpec},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("want one NET: %s", strings.Join(netbench.Nets(), ", "))
+			}
+			net := c.Args().First()
+			batch := c.Int("batch")
+			if batch == 0 {
+				batch = netbench.DefaultBatch(net)
+			}
+			if batch < 1 || c.Int("steps") < 1 {
+				return usagef("--batch and --steps must be >= 1")
+			}
+			backend, name, err := tasks.NewBackend(c.String("backend"))
+			if err != nil {
+				return usageErr(err)
+			}
+			res, err := netbench.Run(c.Context, backend, net, batch, c.Int("steps"))
+			if errors.Is(err, netbench.ErrUnknownNet) {
+				return usageErr(err)
+			}
+			if err != nil {
+				return err
+			}
+			res.Backend = name
+			if c.Bool("json") {
+				return json.NewEncoder(c.App.Writer).Encode(res)
+			}
+			fmt.Fprintf(c.App.Writer, "%s batch %d on %s: median step %s, %.1f GFLOP/s, first step (compile) %s, peak RSS %d MiB\n",
+				res.Net, res.Batch, name, res.MedianStep.Round(1e6), res.GFLOPs, res.FirstStep.Round(1e6), res.PeakRSSBytes>>20)
+			return nil
+		},
+	})
+}
