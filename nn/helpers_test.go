@@ -16,7 +16,10 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 )
 
-var goBackend = sync.OnceValues(func() (compute.Backend, error) { return compute.NewWithConfig("go") })
+// goBackend runs ops one at a time: with inter-op parallelism the pinned Go
+// backend can deadlock when two large matmuls saturate its worker pool at once
+// (see nn/netbench/netbench_test.go).
+var goBackend = sync.OnceValues(func() (compute.Backend, error) { return compute.NewWithConfig("go:ops_sequential") })
 
 func backend(tb testing.TB) compute.Backend {
 	tb.Helper()

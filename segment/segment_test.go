@@ -353,7 +353,7 @@ func readRaster(t *testing.T, path string) []float32 {
 func TestPredictResume(t *testing.T) {
 	dir := t.TempDir()
 	idx := genSlides(t, dir, 1, 1024)
-	be, err := compute.NewWithConfig("go")
+	be, err := compute.NewWithConfig("go:ops_sequential")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -418,7 +418,7 @@ func BenchmarkPredictSlide(b *testing.B) {
 	if err := slide.GenerateSlide(context.Background(), slide.GenConfig{Width: 2048, Height: 2048, Seed: 1}, img, filepath.Join(dir, "m.tif")); err != nil {
 		b.Fatal(err)
 	}
-	be, err := compute.NewWithConfig("go")
+	be, err := compute.NewWithConfig("go:ops_sequential")
 	if err != nil {
 		b.Fatal(err)
 	}

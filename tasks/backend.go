@@ -49,6 +49,12 @@ func newWithConfig(config string) (b compute.Backend, err error) {
 	return compute.NewWithConfig(config)
 }
 
+// goBackend runs one op at a time: with the pinned backend, two large
+// matmuls started concurrently can each wait for the other's worker slots
+// forever (seen with the captcha CNN's four dense heads). Each matmul still
+// uses every core.
+const goBackend = "go:ops_sequential"
+
 // ResolveBackend maps a --backend value to a GoMLX backend configuration.
 func ResolveBackend(spec string) (string, error) {
 	switch {
@@ -56,9 +62,9 @@ func ResolveBackend(spec string) (string, error) {
 		if p := FindCUDAPlugin(); p != "" {
 			return "xla:" + p, nil
 		}
-		return "go", nil
+		return goBackend, nil
 	case spec == "go":
-		return "go", nil
+		return goBackend, nil
 	case spec == "xla:cuda":
 		p := FindCUDAPlugin()
 		if p == "" {

@@ -108,14 +108,14 @@ func TestResolveBackend(t *testing.T) {
 	cases := []struct {
 		spec, want, wantErr string
 	}{
-		{spec: "go", want: "go"},
+		{spec: "go", want: goBackend},
 		{spec: "xla:" + plugin, want: "xla:" + plugin},
 		{spec: "xla:relative.so", wantErr: "absolute path"},
 		{spec: "xla:/no/such/plugin.so", wantErr: "no such file"},
 		{spec: "tpu", wantErr: `unknown backend "tpu"`},
 	}
 	if noCUDA {
-		cases = append(cases, struct{ spec, want, wantErr string }{spec: "auto", want: "go"},
+		cases = append(cases, struct{ spec, want, wantErr string }{spec: "auto", want: goBackend},
 			struct{ spec, want, wantErr string }{spec: "xla:cuda", wantErr: "no XLA CUDA PJRT plugin"})
 	}
 	for _, c := range cases {
@@ -135,7 +135,7 @@ func TestResolveBackend(t *testing.T) {
 	if got, _ := ResolveBackend("auto"); got != "xla:"+plugin {
 		t.Errorf("auto with PJRT_PLUGIN_LIBRARY_PATH: %q", got)
 	}
-	if _, name, err := NewBackend("go"); err != nil || name != "go" {
+	if _, name, err := NewBackend("go"); err != nil || name != goBackend {
 		t.Errorf("NewBackend(go): %q %v", name, err)
 	}
 }

@@ -16,7 +16,7 @@ const fixtureDir = "../testdata/transfer"
 
 func goBackend(tb testing.TB) compute.Backend {
 	tb.Helper()
-	b, err := compute.NewWithConfig("go")
+	b, err := compute.NewWithConfig("go:ops_sequential")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -186,7 +186,7 @@ func TestRunSelftestEndToEnd(t *testing.T) {
 		t.Fatalf("selftest test accuracy %v: the model did not learn", acc)
 	}
 	for _, task := range v.Tasks {
-		if task.Name == "train" && task.Backend != "go" {
+		if task.Name == "train" && task.Backend != "go:ops_sequential" {
 			t.Fatalf("backend recorded %q", task.Backend)
 		}
 	}

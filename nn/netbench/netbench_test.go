@@ -4,15 +4,25 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"os"
 	"testing"
 
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
 )
 
+// goBackend returns the pure-Go backend with its ops run one at a time (each
+// op still uses all cores): with the default inter-op parallelism, two large
+// matmuls that start concurrently can both block in the worker pool's
+// Saturate waiting for each other's slots (a deadlock seen with the captcha
+// net at batch 32 on 2 cores). NETBENCH_BACKEND overrides the config.
 func goBackend(tb testing.TB) compute.Backend {
 	tb.Helper()
-	b, err := compute.NewWithConfig("go")
+	cfg := os.Getenv("NETBENCH_BACKEND")
+	if cfg == "" {
+		cfg = "go:ops_sequential"
+	}
+	b, err := compute.NewWithConfig(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 
 func backend(tb testing.TB) compute.Backend {
 	tb.Helper()
-	b, err := compute.NewWithConfig("go")
+	b, err := compute.NewWithConfig("go:ops_sequential")
 	if err != nil {
 		tb.Fatal(err)
 	}
