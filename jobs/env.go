@@ -136,6 +136,14 @@ func (e *env) MarkDone(keys ...string) error {
 	return e.w.DB.MarkItemsDone(e.ctx, e.task.ID, keys...)
 }
 
+func (e *env) PutItems(items map[string]string) error {
+	return e.w.DB.PutItems(e.ctx, e.task.ID, items)
+}
+
+func (e *env) Items() (map[string]string, error) {
+	return e.w.DB.Items(e.ctx, e.task.ID)
+}
+
 func (e *env) DoneItems() (map[string]bool, error) {
 	return e.w.DB.ItemsDone(e.ctx, e.task.ID)
 }

@@ -17,9 +17,9 @@ import (
 // Tile is one row of the tile manifest: a tile of a slide, its tissue and
 // ground-truth tumour fractions, and the split it belongs to.
 type Tile struct {
-	Slide string // slide file name (no directory)
+	Slide string `json:"slide"` // slide file name (no directory)
 	slide.TileRecord
-	Split string // "train", "val", "test" (empty before the split)
+	Split string `json:"split,omitempty"` // "train", "val", "test" (empty before the split)
 }
 
 // Key identifies a tile across runs: "SLIDE:COL_ROW", the DoneItems key of

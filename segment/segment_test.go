@@ -260,6 +260,14 @@ func TestTilingResume(t *testing.T) {
 			if len(done) != len(want) {
 				t.Fatalf("%d done items, want %d", len(done), len(want))
 			}
+			// The manifest is in the store: one JSON row per tile, with its split.
+			rows, _ := env.Items()
+			for _, tl := range want {
+				var row Tile
+				if err := json.Unmarshal([]byte(rows[tl.Key()]), &row); err != nil || row != tl {
+					t.Fatalf("stored manifest row of %s: %q (%v), want %+v", tl.Key(), rows[tl.Key()], err, tl)
+				}
+			}
 			if format == "png" {
 				m, _ := filepath.Glob(filepath.Join(env.JobDir(), "tiles", "slide-01", "*.png"))
 				n := 0

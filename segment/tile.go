@@ -17,7 +17,7 @@ import (
 func tilesDir(env tasks.Env) string     { return filepath.Join(env.JobDir(), "tiles") }
 func manifestPath(env tasks.Env) string { return filepath.Join(tilesDir(env), "manifest.csv") }
 
-// markBatch is how many finished tiles are marked done in the store at once;
+// markBatch is how many finished tiles are recorded in the store at once;
 // the journal (written first, per tile) covers the ones in between.
 const markBatch = 64
 
@@ -53,13 +53,13 @@ func tileSlides(ctx context.Context, env tasks.Env, p *Params, idx []slideEntry,
 	if err != nil {
 		return nil, err
 	}
-	var pending []string
+	pending := map[string]string{}
 	flush := func() error {
 		if len(pending) == 0 {
 			return nil
 		}
-		err := env.MarkDone(pending...)
-		pending = pending[:0]
+		err := putTiles(env, pending)
+		clear(pending)
 		return err
 	}
 	record := func(t Tile) error {
@@ -69,7 +69,11 @@ func tileSlides(ctx context.Context, env tasks.Env, p *Params, idx []slideEntry,
 		if onTile != nil {
 			onTile(t.Key())
 		}
-		pending = append(pending, t.Key())
+		row, err := json.Marshal(t)
+		if err != nil {
+			return err
+		}
+		pending[t.Key()] = string(row)
 		if len(pending) >= markBatch {
 			return flush()
 		}
@@ -107,6 +111,19 @@ func tileSlides(ctx context.Context, env tasks.Env, p *Params, idx []slideEntry,
 		}
 		return a.Col < b.Col
 	})
+	// The manifest lives in the store (the tiling task's items, one JSON
+	// row per tile, now with its split) and, for people and tools, as CSV.
+	rows := make(map[string]string, len(tiles))
+	for _, t := range tiles {
+		row, err := json.Marshal(t)
+		if err != nil {
+			return nil, err
+		}
+		rows[t.Key()] = string(row)
+	}
+	if err := putTiles(env, rows); err != nil {
+		return nil, err
+	}
 	if err := WriteManifest(manifestPath(env), tiles); err != nil {
 		return nil, err
 	}
@@ -119,6 +136,13 @@ func tileSlides(ctx context.Context, env tasks.Env, p *Params, idx []slideEntry,
 		return nil, fmt.Errorf("no training tiles with min_tissue %g at level %d: lower min_tissue or check the slides", p.MinTissue, p.Level)
 	}
 	return tiles, nil
+}
+
+func putTiles(env tasks.Env, rows map[string]string) error {
+	if err := env.PutItems(rows); err != nil {
+		return fmt.Errorf("record tiles in the store: %w", err)
+	}
+	return nil
 }
 
 // split assigns a tile deterministically (by seed and key) to val with

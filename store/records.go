@@ -144,6 +144,38 @@ func (db *DB) MarkItemsDone(ctx context.Context, taskID int64, keys ...string) e
 	})
 }
 
+// PutItems records finished items with a value each (JSON by convention),
+// in one transaction; an item recorded again gets the new value.
+func (db *DB) PutItems(ctx context.Context, taskID int64, items map[string]string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		for k, v := range items {
+			if _, err := tx.Exec(`INSERT INTO task_items(task_id, key, value) VALUES (?,?,?)
+				ON CONFLICT(task_id, key) DO UPDATE SET value=excluded.value`, taskID, k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Items returns a task's finished items with their values ("" for none).
+func (db *DB) Items(ctx context.Context, taskID int64) (map[string]string, error) {
+	rows, err := db.sql.QueryContext(ctx, `SELECT key, COALESCE(value,'') FROM task_items WHERE task_id=?`, taskID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, rows.Err()
+}
+
 // ItemsDone returns the set of items a task has finished.
 func (db *DB) ItemsDone(ctx context.Context, taskID int64) (map[string]bool, error) {
 	rows, err := db.sql.QueryContext(ctx, `SELECT key FROM task_items WHERE task_id=?`, taskID)

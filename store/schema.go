@@ -76,4 +76,7 @@ CREATE TABLE task_items (                -- items a long task has finished (imag
 	PRIMARY KEY (task_id, key)
 ) WITHOUT ROWID;
 `,
+	// 2: items carry a value (e.g. a tile's manifest row as JSON), so a
+	// long task's per-item records live in the store.
+	`ALTER TABLE task_items ADD COLUMN value TEXT;`,
 }

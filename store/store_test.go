@@ -59,6 +59,36 @@ func TestMigrationsFromEmptyAndReopen(t *testing.T) {
 	}
 }
 
+// A database written by the first schema version is migrated on open and
+// keeps its rows.
+func TestMigrateFromVersion1(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	sdb, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdb.Exec(migrations[0] + `; PRAGMA user_version = 1;
+		INSERT INTO jobs(id, kind, params, state, workdir, created_at) VALUES (1, 'k', '{}', 'queued', '/w', 'now');
+		INSERT INTO tasks(id, job_id, name, kind, params, state) VALUES (1, 1, 'a', 'x', '{}', 'queued');
+		INSERT INTO task_items(task_id, key) VALUES (1, 'old')`); err != nil {
+		t.Fatal(err)
+	}
+	sdb.Close()
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if v, _ := db.Version(ctx); v != SchemaVersion {
+		t.Fatalf("version %d", v)
+	}
+	items, err := db.Items(ctx, 1)
+	if err != nil || len(items) != 1 || items["old"] != "" {
+		t.Fatalf("items after migration: %v %v", items, err)
+	}
+}
+
 func TestOpenBadPaths(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -283,6 +313,18 @@ func TestRecords(t *testing.T) {
 	done, _ := db.ItemsDone(ctx, task.ID)
 	if len(done) != 2 || !done["tile-2"] {
 		t.Fatalf("items %v", done)
+	}
+	if err := db.PutItems(ctx, task.ID, map[string]string{"tile-2": `{"split":"val"}`, "tile-3": `{"split":"train"}`}); err != nil {
+		t.Fatal(err)
+	}
+	items, _ := db.Items(ctx, task.ID)
+	if len(items) != 3 || items["tile-1"] != "" || items["tile-2"] != `{"split":"val"}` {
+		t.Fatalf("items %v", items)
+	}
+	var n int
+	db.sql.QueryRow(`SELECT count(*) FROM task_items WHERE json_extract(value, '$.split') = 'train'`).Scan(&n)
+	if n != 1 {
+		t.Fatalf("query by JSON value: %d rows", n)
 	}
 }
 

@@ -40,6 +40,10 @@ type Env interface {
 	// so that a restarted task skips what is done.
 	MarkDone(keys ...string) error
 	DoneItems() (map[string]bool, error)
+	// PutItems is MarkDone with a value per item (e.g. a tile's manifest row
+	// as JSON), queryable in the store; Items returns them.
+	PutItems(items map[string]string) error
+	Items() (map[string]string, error)
 	// Logf writes a line to the worker's log (stderr unless quiet).
 	Logf(format string, args ...any)
 }

@@ -15,12 +15,14 @@ import (
 // TileRecord is one tile of a slide's tiling. X, Y, Size are in pixels of
 // Level; Col, Row index the tile grid (stride = Size − Overlap).
 type TileRecord struct {
-	Col, Row   int
-	X, Y       int
-	Level      int
-	Size       int
-	TissueFrac float64 // share of tissue per the low-resolution tissue map
-	TumourFrac float64 // share of ground-truth tumour; 0 without a mask
+	Col        int     `json:"col"`
+	Row        int     `json:"row"`
+	X          int     `json:"x"`
+	Y          int     `json:"y"`
+	Level      int     `json:"level"`
+	Size       int     `json:"size"`
+	TissueFrac float64 `json:"tissue_fraction"` // share of tissue per the low-resolution tissue map
+	TumourFrac float64 `json:"tumour_fraction"` // share of ground-truth tumour; 0 without a mask
 }
 
 // Rect is the tile's rectangle in pixels of its level.

@@ -33,18 +33,18 @@ type Env struct {
 	arts     map[string]string
 	ckpts    []int
 	ckptPath string
-	items    map[string]bool
+	items    map[string]string
 	backend  compute.Backend
 }
 
 // New returns an Env for task name in a fresh job directory.
 func New(tb testing.TB, name string) *Env {
-	return &Env{TB: tb, Root: tb.TempDir(), Name: name, Try: 1, arts: map[string]string{}, items: map[string]bool{}}
+	return &Env{TB: tb, Root: tb.TempDir(), Name: name, Try: 1, arts: map[string]string{}, items: map[string]string{}}
 }
 
 // Task returns an Env for another task of the same job (sharing JobDir).
 func (e *Env) Task(name string) *Env {
-	return &Env{TB: e.TB, Root: e.Root, Name: name, Try: 1, arts: map[string]string{}, items: map[string]bool{}, backend: e.backend}
+	return &Env{TB: e.TB, Root: e.Root, Name: name, Try: 1, arts: map[string]string{}, items: map[string]string{}, backend: e.backend}
 }
 
 var _ tasks.Env = (*Env)(nil)
@@ -142,9 +142,30 @@ func (e *Env) MarkDone(keys ...string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, k := range keys {
-		e.items[k] = true
+		if _, ok := e.items[k]; !ok {
+			e.items[k] = ""
+		}
 	}
 	return nil
+}
+
+func (e *Env) PutItems(items map[string]string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, v := range items {
+		e.items[k] = v
+	}
+	return nil
+}
+
+func (e *Env) Items() (map[string]string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make(map[string]string, len(e.items))
+	for k, v := range e.items {
+		out[k] = v
+	}
+	return out, nil
 }
 
 func (e *Env) DoneItems() (map[string]bool, error) {
