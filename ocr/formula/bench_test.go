@@ -89,3 +89,13 @@ func BenchmarkStages(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSample times drawing one competition-size image (no encoding).
+func BenchmarkSample(b *testing.B) {
+	g := testGenerator(b)
+	for i := 0; b.Loop(); i++ {
+		if _, err := g.Sample(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

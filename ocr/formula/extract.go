@@ -6,6 +6,7 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
+	"math"
 	"sort"
 )
 
@@ -52,6 +53,15 @@ type Params struct {
 	// mask (full resolution; ≤ 1 disables): it cuts noise lines thinner
 	// than the strokes away from the characters they cross.
 	LocalOpen int
+	// NoiseLineLength and NoiseLineThickness (fractions of the line
+	// height) drop local components longer than NoiseLineLength whose
+	// mean thickness is below NoiseLineThickness: noise lines that would
+	// stretch the box. NoiseLineLength 0 disables.
+	NoiseLineLength, NoiseLineThickness float64
+	// TrimInk (fraction of the line height, 0 disables) trims box edges
+	// whose column or row holds fewer mask pixels: a noise line touching
+	// the text.
+	TrimInk float64
 	// MinComponent drops local components smaller than this fraction of
 	// the line height, squared (specks of noise).
 	MinComponent float64
@@ -66,28 +76,31 @@ type Params struct {
 // DefaultParams are tuned on the generator's images.
 func DefaultParams() Params {
 	return Params{
-		Equalize:      false,
-		Flatten:       15,
-		MedianSize:    5,
-		DownScale:     4,
-		OpenW:         15,
-		OpenH:         3,
-		CloseW:        3,
-		CloseH:        3,
-		ThresholdMode: ThresholdBackground,
-		Threshold:     215,
-		MinContrast:   24,
-		MinArea:       40,
-		MinHeight:     4,
-		MinAspect:     1.5,
-		MaxLines:      3,
-		Pad:           0.3,
-		MinComponent:  0.12,
-		LocalOpen:     1,
-		StripHeight:   81,
-		StripMaxWidth: 900,
-		StripGap:      12,
-		StripMargin:   4,
+		Equalize:           false,
+		Flatten:            15,
+		MedianSize:         5,
+		DownScale:          4,
+		OpenW:              15,
+		OpenH:              3,
+		CloseW:             3,
+		CloseH:             3,
+		ThresholdMode:      ThresholdBackground,
+		Threshold:          215,
+		MinContrast:        24,
+		MinArea:            40,
+		MinHeight:          4,
+		MinAspect:          1.5,
+		MaxLines:           3,
+		Pad:                0.3,
+		MinComponent:       0.12,
+		NoiseLineLength:    1.5,
+		NoiseLineThickness: 0.08,
+		TrimInk:            0,
+		LocalOpen:          1,
+		StripHeight:        81,
+		StripMaxWidth:      900,
+		StripGap:           12,
+		StripMargin:        4,
 	}
 }
 
@@ -148,6 +161,20 @@ type Debug func(stage string, img image.Image)
 // the grayscale original and joins them into one strip. boxes are in img's
 // coordinates. debug, if not nil, receives each stage's output.
 func (e *Extractor) Extract(img image.Image, debug Debug) (strip *image.Gray, boxes []image.Rectangle, err error) {
+	crops, boxes, err := e.ExtractLines(img, debug)
+	if err != nil {
+		return nil, nil, err
+	}
+	strip = JoinStrip(crops, e.Params)
+	if debug != nil {
+		debug("12-strip", strip)
+	}
+	return strip, boxes, nil
+}
+
+// ExtractLines is Extract without the joining: the grayscale crops of the
+// lines, top to bottom, and their boxes in img's coordinates.
+func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.Gray, boxes []image.Rectangle, err error) {
 	p := e.Params
 	if err := p.validate(); err != nil {
 		return nil, nil, fmt.Errorf("extract: %w", err)
@@ -258,18 +285,14 @@ func (e *Extractor) Extract(img image.Image, debug Debug) (strip *image.Gray, bo
 	if debug != nil {
 		debug("11-lines", drawBoxes(gray, nil, boxes))
 	}
-	crops := make([]*image.Gray, len(boxes))
+	crops = make([]*image.Gray, len(boxes))
 	for i, bx := range boxes {
 		crops[i] = crop(gray, bx)
-	}
-	strip = JoinStrip(crops, p)
-	if debug != nil {
-		debug("12-strip", strip)
 	}
 	for i := range boxes {
 		boxes[i] = boxes[i].Add(b.Min)
 	}
-	return strip, boxes, nil
+	return crops, boxes, nil
 }
 
 // refine re-thresholds the padded neighbourhood of a coarse line box with
@@ -290,16 +313,80 @@ func (e *Extractor) refine(g *image.Gray, core image.Rectangle) (image.Rectangle
 	minArea := int(e.MinComponent * float64(h) * e.MinComponent * float64(h))
 	local := core.Sub(region.Min)
 	var box image.Rectangle
-	n := 0
+	n, tall := 0, 0
 	for _, c := range Components(mask) {
-		if c.Area < minArea || !c.Box.Overlaps(local) {
+		if c.Area < minArea || !c.Box.Overlaps(local) || e.isNoiseLine(c, h) {
 			continue
 		}
 		box = box.Union(c.Box)
 		n++
+		if 10*c.Box.Dy() >= 3*h {
+			tall++
+		}
+	}
+	// A line has at least two glyph-tall components ("不=5": 不 and 5);
+	// the crossing of two noise lines has one, plus specks.
+	if tall < 2 {
+		return image.Rectangle{}, 0
 	}
 	slack := 2 * e.DownScale
-	return box.Intersect(local.Inset(-slack)).Add(region.Min), n
+	box = box.Intersect(local.Inset(-slack))
+	if e.TrimInk > 0 {
+		box = trimThinEdges(mask, box, max(2, int(e.TrimInk*float64(h)+0.5)))
+	}
+	return box.Add(region.Min), n
+}
+
+// trimThinEdges shrinks box from each side while the outermost column (or
+// row) holds fewer than minInk mask pixels: what a noise line that touches
+// the text adds to its box is a thin slanted stroke, a few pixels per
+// column, while the text's own edge columns and rows hold a glyph's stroke.
+func trimThinEdges(mask *image.Gray, box image.Rectangle, minInk int) image.Rectangle {
+	w := mask.Stride
+	col := func(x int) int {
+		n := 0
+		for y := box.Min.Y; y < box.Max.Y; y++ {
+			if mask.Pix[y*w+x] != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	row := func(y int) int {
+		n := 0
+		for _, v := range mask.Pix[y*w+box.Min.X : y*w+box.Max.X] {
+			if v != 0 {
+				n++
+			}
+		}
+		return n
+	}
+	for box.Dx() > 0 && col(box.Min.X) < minInk {
+		box.Min.X++
+	}
+	for box.Dx() > 0 && col(box.Max.X-1) < minInk {
+		box.Max.X--
+	}
+	for box.Dy() > 0 && row(box.Min.Y) < minInk {
+		box.Min.Y++
+	}
+	for box.Dy() > 0 && row(box.Max.Y-1) < minInk {
+		box.Max.Y--
+	}
+	return box
+}
+
+// isNoiseLine tells a thin stroke longer than any glyph (a noise line
+// crossing or passing the text line, whose height is h) from a character:
+// its mean thickness, area over bounding-box diagonal, is a small fraction
+// of h, while a glyph that long (a CJK character) has many strokes.
+func (e *Extractor) isNoiseLine(c Component, h int) bool {
+	if e.NoiseLineLength <= 0 {
+		return false
+	}
+	dx, dy := float64(c.Box.Dx()), float64(c.Box.Dy())
+	diag := math.Sqrt(dx*dx + dy*dy)
+	return diag > e.NoiseLineLength*float64(h) && float64(c.Area)/diag < e.NoiseLineThickness*float64(h)
 }
 
 // mergeRows joins blobs that share most of the rows of the smaller one and
@@ -394,7 +481,7 @@ func JoinStrip(crops []*image.Gray, p Params) *image.Gray {
 	}
 	x := 0
 	for _, s := range scaled {
-		draw.Draw(joined, image.Rect(x, 0, x+s.Rect.Dx(), inner), s, image.Point{}, draw.Src)
+		blit(joined, s, x, 0)
 		x += s.Rect.Dx() + p.StripGap
 	}
 	maxInner := p.StripMaxWidth - 2*p.StripMargin
@@ -411,6 +498,16 @@ func JoinStrip(crops []*image.Gray, p Params) *image.Gray {
 		strip.Pix[i] = 255
 	}
 	oy := (p.StripHeight - joined.Rect.Dy()) / 2
-	draw.Draw(strip, image.Rect(p.StripMargin, oy, p.StripMargin+joined.Rect.Dx(), oy+joined.Rect.Dy()), joined, image.Point{}, draw.Src)
+	blit(strip, joined, p.StripMargin, oy)
 	return strip
+}
+
+// blit copies compact src into compact dst at (x, y), row by row: draw.Draw
+// has no fast path for gray images and goes through colour conversion per
+// pixel.
+func blit(dst, src *image.Gray, x, y int) {
+	w := src.Rect.Dx()
+	for r := range src.Rect.Dy() {
+		copy(dst.Pix[(y+r)*dst.Stride+x:][:w], src.Pix[r*src.Stride:][:w])
+	}
 }

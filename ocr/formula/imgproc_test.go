@@ -117,7 +117,7 @@ func bruteMedian(g *image.Gray, k int) *image.Gray {
 func TestMedian(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, k := range []int{3, 5, 7} {
-		for _, sz := range [][2]int{{1, 1}, {2, 7}, {17, 9}, {40, 23}} {
+		for _, sz := range [][2]int{{1, 1}, {2, 7}, {17, 9}, {40, 23}, {32, 1}, {64, 5}, {97, 31}} {
 			g := randGray(rng, sz[0], sz[1])
 			got, err := Median(g, k)
 			if err != nil {
@@ -127,6 +127,20 @@ func TestMedian(t *testing.T) {
 				t.Errorf("median %d on %v differs from brute force", k, sz)
 			}
 		}
+	}
+	// The vector path against the fallback on an image with a long tail
+	// of constant runs and extremes, where selection networks go wrong.
+	g := randGray(rng, 333, 41)
+	for i := range g.Pix {
+		switch i % 7 {
+		case 0:
+			g.Pix[i] = 0
+		case 1, 2:
+			g.Pix[i] = 255
+		}
+	}
+	if got, _ := Median(g, 5); !slices.Equal(got.Pix, medianHist(g, 5).Pix) {
+		t.Error("median 5 differs from the sliding histogram")
 	}
 	if _, err := Median(newGray(3, 3), 4); err == nil {
 		t.Error("even median size accepted")
@@ -164,8 +178,8 @@ func bruteMorph(g *image.Gray, kw, kh int, isMax bool) *image.Gray {
 
 func TestErodeDilate(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	for _, k := range [][2]int{{1, 1}, {3, 3}, {15, 1}, {4, 2}, {9, 5}, {30, 3}} {
-		for _, sz := range [][2]int{{1, 1}, {5, 3}, {37, 11}} {
+	for _, k := range [][2]int{{1, 1}, {3, 3}, {15, 1}, {4, 2}, {9, 5}, {30, 3}, {15, 15}, {3, 8}, {1, 30}} {
+		for _, sz := range [][2]int{{1, 1}, {5, 3}, {37, 11}, {13, 40}} {
 			g := randGray(rng, sz[0], sz[1])
 			if got, want := Erode(g, k[0], k[1]), bruteMorph(g, k[0], k[1], false); !slices.Equal(got.Pix, want.Pix) {
 				t.Errorf("erode %v on %v differs", k, sz)

@@ -3,8 +3,10 @@ package formula
 import (
 	"image"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // iou is the intersection over union of two rectangles.
@@ -96,4 +98,74 @@ func TestExtractQuality(t *testing.T) {
 	if float64(st.found50) < 0.95*float64(st.lines) {
 		t.Errorf("only %d of %d lines found with IoU ≥ 0.5", st.found50, st.lines)
 	}
+}
+
+// TestExtractDir measures the pipeline on a generated dataset folder, like
+// testdata/formula/opencv_ref.py does, single goroutine:
+//
+//	FORMULA_DIR=/tmp/fq GOEXPERIMENT=simd go test ./ocr/formula -run TestExtractDir -v
+func TestExtractDir(t *testing.T) {
+	dir := os.Getenv("FORMULA_DIR")
+	if dir == "" {
+		t.Skip("set FORMULA_DIR to a dataset written by `dl4img gen formula`")
+	}
+	rows, err := ReadBoxesCSV(filepath.Join(dir, "boxes.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := map[string][]image.Rectangle{}
+	var names []string
+	for _, r := range rows {
+		if _, ok := truth[r.File]; !ok {
+			names = append(names, r.File)
+		}
+		truth[r.File] = append(truth[r.File], r.Box)
+	}
+	sortNatural(names)
+	start := time.Now()
+	imgs := make([]image.Image, len(names))
+	for i, n := range names {
+		f, err := os.Open(filepath.Join(dir, n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs[i], _, err = image.Decode(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	tDec := time.Since(start)
+	e := NewExtractor()
+	start = time.Now()
+	found := make([][]image.Rectangle, len(imgs))
+	for i, img := range imgs {
+		_, found[i], _ = e.Extract(img, nil)
+	}
+	tExt := time.Since(start)
+	var lines, f50, f90, wrong int
+	for i, n := range names {
+		gt := truth[n]
+		lines += len(gt)
+		if len(found[i]) != len(gt) {
+			wrong++
+		}
+		for _, g := range gt {
+			best := 0.0
+			for _, b := range found[i] {
+				best = max(best, iou(g, b))
+			}
+			if best >= 0.5 {
+				f50++
+			}
+			if best >= 0.9 {
+				f90++
+			}
+		}
+	}
+	n := float64(len(names))
+	t.Logf("go: %d images, decode %.1f images/s, pipeline %.1f images/s (%.1f ms/image), single goroutine",
+		len(names), n/tDec.Seconds(), n/tExt.Seconds(), 1000*tExt.Seconds()/n)
+	t.Logf("lines %d: IoU>=0.5 %d (%.2f%%), IoU>=0.9 %d (%.2f%%), images with wrong line count %d",
+		lines, f50, 100*float64(f50)/float64(lines), f90, 100*float64(f90)/float64(lines), wrong)
 }

@@ -252,7 +252,7 @@ func (cv *canvas) toRGBA(rng *rand.Rand, amp float64) *image.RGBA {
 			bits >>= 8
 			nbits--
 			v := float64(cv.pix[3*i+k]) + n
-			img.Pix[4*i+k] = uint8(math.Max(0, math.Min(255, v+0.5)))
+			img.Pix[4*i+k] = uint8(max(0, min(255, v+0.5)))
 		}
 		img.Pix[4*i+3] = 255
 	}

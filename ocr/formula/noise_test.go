@@ -1,0 +1,87 @@
+package formula
+
+import (
+	"image"
+	"testing"
+)
+
+func TestIsNoiseLine(t *testing.T) {
+	e := NewExtractor()
+	for _, c := range []struct {
+		name string
+		c    Component
+		want bool
+	}{
+		{"thin long line", Component{Box: image.Rect(0, 0, 200, 10), Area: 400}, true},
+		{"CJK glyph", Component{Box: image.Rect(0, 0, 40, 40), Area: 500}, false},
+		{"thin short stroke ('1')", Component{Box: image.Rect(0, 0, 5, 40), Area: 200}, false},
+		{"text run", Component{Box: image.Rect(0, 0, 300, 40), Area: 5000}, false},
+	} {
+		if got := e.isNoiseLine(c.c, 40); got != c.want {
+			t.Errorf("%s: isNoiseLine %v, want %v", c.name, got, c.want)
+		}
+	}
+	e.NoiseLineLength = 0
+	if e.isNoiseLine(Component{Box: image.Rect(0, 0, 200, 10), Area: 400}, 40) {
+		t.Error("NoiseLineLength 0 does not disable the filter")
+	}
+}
+
+func TestTrimThinEdges(t *testing.T) {
+	m := newGray(100, 40)
+	fill := func(r image.Rectangle) {
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				m.Pix[y*m.Stride+x] = 255
+			}
+		}
+	}
+	fill(image.Rect(30, 10, 70, 30)) // text
+	fill(image.Rect(5, 20, 30, 22))  // a 2-pixel noise line touching it
+	got := trimThinEdges(m, image.Rect(5, 10, 70, 30), 3)
+	if want := image.Rect(30, 10, 70, 30); got != want {
+		t.Errorf("trimmed to %v, want %v", got, want)
+	}
+}
+
+// TestRefineRejectsNoiseCrossing: two crossing noise lines and specks make
+// a blob the coarse stage may take for a line; refine must drop it, and
+// must keep a short line of two glyphs and an '='.
+func TestRefineRejectsNoiseCrossing(t *testing.T) {
+	e := NewExtractor()
+	g := newGray(400, 200)
+	for i := range g.Pix {
+		g.Pix[i] = 220
+	}
+	dark := func(x, y int) {
+		if x >= 0 && y >= 0 && x < 400 && y < 200 {
+			g.Pix[y*400+x] = 40
+		}
+	}
+	for x := 100; x < 300; x++ {
+		for d := range 2 {
+			dark(x, 60+(x-100)/5+d)  // shallow line
+			dark(x, 100-(x-100)/5+d) // crossing it
+		}
+	}
+	for _, p := range [][2]int{{150, 75}, {180, 85}, {250, 70}} { // specks
+		for d := range 4 {
+			dark(p[0]+d%2, p[1]+d/2)
+		}
+	}
+	if box, _ := e.refine(g, image.Rect(120, 60, 280, 100)); !box.Empty() {
+		t.Errorf("noise crossing kept as a line: %v", box)
+	}
+	// "不=5": two glyph-tall blocks and two bars.
+	for _, r := range []image.Rectangle{image.Rect(20, 140, 50, 180), image.Rect(60, 152, 80, 156), image.Rect(60, 164, 80, 168), image.Rect(90, 140, 112, 180)} {
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				dark(x, y)
+			}
+		}
+	}
+	box, n := e.refine(g, image.Rect(16, 136, 116, 184))
+	if want := image.Rect(20, 140, 112, 180); box != want || n != 4 {
+		t.Errorf("short line: box %v with %d components, want %v with 4", box, n, want)
+	}
+}

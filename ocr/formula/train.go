@@ -1,0 +1,535 @@
+package formula
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+
+	"strings"
+
+	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/checkpoint"
+	"github.com/gomlx/gomlx/ml/train"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
+
+	"github.com/dl4img/dl4img/nn"
+	"github.com/dl4img/dl4img/tasks"
+)
+
+func checkpointDir(env tasks.Env, p *JobParams, member int) string {
+	return filepath.Join(env.JobDir(), trainTaskName(p, member), "checkpoints")
+}
+
+// strip joins an example's crops into the reader's input.
+func (p *JobParams) strip(e *Extractor, crops []*image.Gray) *image.Gray {
+	return JoinStrip(crops, e.Params)
+}
+
+// trainBatch draws batch `step` deterministically from the seed and step:
+// examples with replacement, and for a Recombine share of the aligned ones
+// the assignment lines of another aligned example.
+func trainBatch(p *JobParams, e *Extractor, trn, alignedSet []*example, step int) (train.Batch, error) {
+	rng := rand.New(rand.NewPCG(uint64(p.Seed)+uint64(p.Member)*1_000_003, uint64(step)))
+	strips := make([]*image.Gray, p.BatchSize)
+	labels := make([][]int32, p.BatchSize)
+	for i := range strips {
+		x := trn[rng.IntN(len(trn))]
+		crops, text := x.Crops, x.Text
+		if len(alignedSet) > 1 && x.aligned() && rng.Float64() < p.Recombine {
+			// The expression stays; the assignments come from another
+			// image, so the reader cannot learn which variables an
+			// expression "should" use.
+			o := alignedSet[rng.IntN(len(alignedSet))]
+			lines := strings.Split(text, ";")
+			oLines := strings.Split(o.Text, ";")
+			crops = append(append([]*image.Gray{}, o.Crops[:len(o.Crops)-1]...), x.Crops[len(x.Crops)-1])
+			text = strings.Join(append(oLines[:len(oLines)-1:len(oLines)-1], lines[len(lines)-1]), ";")
+		}
+		ids, err := EncodeText(text)
+		if err != nil {
+			return train.Batch{}, fmt.Errorf("example %s: %w", x.Name, err)
+		}
+		strips[i], labels[i] = p.strip(e, crops), ids
+	}
+	l, ll := labelTensors(labels)
+	return train.Batch{Inputs: []*tensors.Tensor{stripTensor(strips, p.StripHeight, p.StripWidth)},
+		Labels: []*tensors.Tensor{l, ll}}, nil
+}
+
+// reading is one reader's text for an image and its path probability.
+type reading struct {
+	Text string
+	Conf float64
+}
+
+// predictor runs a reader with fixed batch shapes (one compilation).
+type predictor struct {
+	p    *JobParams
+	e    *Extractor
+	exec *model.Exec
+}
+
+func newPredictor(backend compute.Backend, st *model.Store, p *JobParams) (*predictor, error) {
+	cfg := p.reader()
+	exec, err := model.NewExec(backend, st, func(scope *model.Scope, x *Node) *Node {
+		return Softmax(cfg.Logits(scope, x), -1)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &predictor{p: p, e: p.extractor(), exec: exec}, nil
+}
+
+// read returns one reading per example; examples without lines read "".
+func (pr *predictor) read(ctx context.Context, xs []*example, progress func(done, total int)) ([]reading, error) {
+	out := make([]reading, len(xs))
+	cfg := pr.p.reader()
+	bs := pr.p.BatchSize
+	blank := newGray(4, 4)
+	for i := range blank.Pix {
+		blank.Pix[i] = 255
+	}
+	for start := 0; start < len(xs); start += bs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		strips := make([]*image.Gray, bs)
+		for k := range strips {
+			crops := []*image.Gray{blank}
+			if j := start + k; j < len(xs) && len(xs[j].Crops) > 0 {
+				crops = xs[j].Crops
+			}
+			strips[k] = pr.p.strip(pr.e, crops)
+		}
+		res, err := pr.exec.Call1(stripTensor(strips, pr.p.StripHeight, pr.p.StripWidth))
+		if err != nil {
+			return nil, fmt.Errorf("reader: %w", err)
+		}
+		probs := tensors.MustCopyFlatData[float32](res)
+		res.FinalizeAll()
+		per := cfg.Steps() * cfg.Classes()
+		for k := 0; k < bs && start+k < len(xs); k++ {
+			if len(xs[start+k].Crops) == 0 {
+				continue
+			}
+			text, conf, err := decodeReading(probs[k*per:(k+1)*per], cfg)
+			if err != nil {
+				return nil, err
+			}
+			out[start+k] = reading{text, conf}
+		}
+		if progress != nil {
+			progress(min(start+bs, len(xs)), len(xs))
+		}
+	}
+	return out, nil
+}
+
+// textScores compares readings with labels: sequence accuracy and
+// character accuracy (1 - edit distance / label length, summed).
+func textScores(xs []*example, rs []reading) (seqAcc, charAcc float64) {
+	var right, chars, errs int
+	for i, x := range xs {
+		if rs[i].Text == x.Text {
+			right++
+		}
+		t := []rune(x.Text)
+		chars += len(t)
+		errs += min(len(t), editDistance(t, []rune(rs[i].Text)))
+	}
+	if len(xs) == 0 {
+		return 0, 0
+	}
+	return float64(right) / float64(len(xs)), 1 - float64(errs)/float64(max(chars, 1))
+}
+
+func editDistance(a, b []rune) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			c := prev[j-1]
+			if a[i-1] != b[j-1] {
+				c++
+			}
+			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
+	p, err := decodeParams(raw)
+	if err != nil {
+		return err
+	}
+	all, err := loadSplit(ctx, env, splitTrain)
+	if err != nil {
+		return err
+	}
+	trn, val := splitVal(all, p.ValFraction)
+	if len(trn) == 0 {
+		return fmt.Errorf("no labeled training images with lines in %s", manifestPath(env, splitTrain))
+	}
+	if len(val) > p.ValMax {
+		val = val[:p.ValMax]
+	}
+	var alignedSet []*example
+	for _, x := range trn {
+		if x.aligned() {
+			alignedSet = append(alignedSet, x)
+		}
+	}
+	backend, err := env.Backend()
+	if err != nil {
+		return err
+	}
+	st, err := nn.NewSeededStore(p.Seed + int64(p.Member)*1_000_003)
+	if err != nil {
+		return err
+	}
+	ck, err := tasks.OpenCheckpoints(env, st, checkpointDir(env, p, p.Member), 2)
+	if err != nil {
+		return err
+	}
+	cfg := p.reader()
+	trainer := train.NewTrainer(backend, st, cfg.Logits, cfg.Loss,
+		optimizer.Adam().LearningRate(p.LearningRate).Done(), nil, nil)
+	pred, err := newPredictor(backend, st, p)
+	if err != nil {
+		return err
+	}
+	lossExec, err := model.NewExec(backend, st, func(scope *model.Scope, x, l, ll *Node) *Node {
+		return cfg.exampleLoss(cfg.Logits(scope, x), l, ll)
+	})
+	if err != nil {
+		return err
+	}
+	e := p.extractor()
+	env.Logf("member %d: %d training strips (%d aligned for recombination), %d validation; strips %dx%d, %d time steps",
+		p.Member, len(trn), len(alignedSet), len(val), p.StripWidth, p.StripHeight, cfg.Steps())
+	loop := &tasks.Loop{
+		Env: env, Store: st, Trainer: trainer, Checkpoints: ck,
+		Epochs: p.Epochs, StepsPerEpoch: p.StepsPerEpoch, CheckpointEvery: p.CheckpointEvery,
+		LearningRates: []float64{p.LearningRate, p.LearningRate / 10, p.LearningRate / 100},
+		Patience:      p.Patience,
+		Batch: func(_ context.Context, step int) (train.Batch, error) {
+			return trainBatch(p, e, trn, alignedSet, step)
+		},
+		Validate: func(ctx context.Context) (map[string]float64, error) {
+			if len(val) == 0 {
+				return map[string]float64{}, nil
+			}
+			rs, err := pred.read(ctx, val, nil)
+			if err != nil {
+				return nil, err
+			}
+			m := map[string]float64{}
+			m["val_seq_acc"], m["val_char_acc"] = textScores(val, rs)
+			// The same on a fixed slice of the training strips, so a gap
+			// (overfitting) shows.
+			sub := trn[:min(len(trn), len(val))]
+			rt, err := pred.read(ctx, sub, nil)
+			if err != nil {
+				return nil, err
+			}
+			m["seq_acc"], m["char_acc"] = textScores(sub, rt)
+			vl, err := meanLoss(p, e, lossExec, val)
+			if err != nil {
+				return nil, err
+			}
+			m["val_loss"] = vl
+			return m, nil
+		},
+	}
+	res, err := loop.Run(ctx)
+	if err != nil {
+		return err
+	}
+	env.Logf("member %d: %d steps, best %g at epoch %d", p.Member, res.Steps, res.Best, res.BestEpoch)
+	return nil
+}
+
+// meanLoss is the mean CTC loss over xs in fixed-size batches (the last one
+// padded by repeating examples, which are not counted).
+func meanLoss(p *JobParams, e *Extractor, exec *model.Exec, xs []*example) (float64, error) {
+	var sum float64
+	for start := 0; start < len(xs); start += p.BatchSize {
+		strips := make([]*image.Gray, p.BatchSize)
+		labels := make([][]int32, p.BatchSize)
+		for k := range strips {
+			x := xs[(start+k)%len(xs)]
+			ids, err := EncodeText(x.Text)
+			if err != nil {
+				return 0, err
+			}
+			strips[k], labels[k] = p.strip(e, x.Crops), ids
+		}
+		l, ll := labelTensors(labels)
+		res, err := exec.Call1(stripTensor(strips, p.StripHeight, p.StripWidth), l, ll)
+		if err != nil {
+			return 0, err
+		}
+		v := tensors.MustCopyFlatData[float32](res)
+		res.FinalizeAll()
+		for k := 0; k < p.BatchSize && start+k < len(xs); k++ {
+			sum += float64(v[k])
+		}
+	}
+	return sum / float64(len(xs)), nil
+}
+
+// loadMember opens member m's best weights (the last checkpoint when no
+// epoch was scored).
+func loadMember(env tasks.Env, p *JobParams, m int) (*predictor, error) {
+	backend, err := env.Backend()
+	if err != nil {
+		return nil, err
+	}
+	ckDir := checkpointDir(env, p, m)
+	dir := filepath.Join(ckDir, "best")
+	if _, err := os.Stat(dir); err != nil {
+		dir = ckDir
+	}
+	st := model.NewStore()
+	if _, err := checkpoint.Build(st).Dir(dir).Immediate().Done(); err != nil {
+		return nil, fmt.Errorf("reader %d: load %s: %w", m, dir, err)
+	}
+	mp := *p
+	mp.Member = m
+	return newPredictor(backend, st, &mp)
+}
+
+// readEnsemble reads xs with every member and votes per image: the most
+// frequent text wins, ties go to the higher summed confidence.
+func readEnsemble(ctx context.Context, env tasks.Env, p *JobParams, xs []*example, label string) ([]string, [][]reading, error) {
+	per := make([][]reading, p.Ensemble)
+	for m := range p.Ensemble {
+		pr, err := loadMember(env, p, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		if per[m], err = pr.read(ctx, xs, func(d, t int) { env.Progress(fmt.Sprintf("%s reader %d", label, m+1), d, t) }); err != nil {
+			return nil, nil, err
+		}
+	}
+	return vote(per), per, nil
+}
+
+func vote(per [][]reading) []string {
+	if len(per) == 0 {
+		return nil
+	}
+	out := make([]string, len(per[0]))
+	for i := range out {
+		count := map[string]int{}
+		conf := map[string]float64{}
+		for _, rs := range per {
+			count[rs[i].Text]++
+			conf[rs[i].Text] += rs[i].Conf
+		}
+		best := per[0][i].Text
+		for t := range count {
+			if count[t] > count[best] || (count[t] == count[best] && (conf[t] > conf[best] || conf[t] == conf[best] && t < best)) {
+				best = t
+			}
+		}
+		out[i] = best
+	}
+	return out
+}
+
+// ValueOf evaluates a read formula exactly: the value to 2 decimals, or ""
+// when the text is not a computable formula.
+func ValueOf(text string) string {
+	v, err := Evaluate(text)
+	if err != nil {
+		return ""
+	}
+	return FormatValue(v)
+}
+
+// Scores of readings against labeled examples.
+type Scores struct {
+	Images     int     `json:"images"`
+	SeqAcc     float64 `json:"seq_acc"`    // joined text exactly right
+	CharAcc    float64 `json:"char_acc"`   // 1 - edit distance / label length
+	ValueAcc   float64 `json:"value_acc"`  // value (variables substituted, exact) right
+	Computable float64 `json:"computable"` // share of readings that evaluate
+}
+
+// Score compares read texts with the examples' labels.
+func scoreTexts(xs []*example, texts []string) Scores {
+	rs := make([]reading, len(texts))
+	for i, t := range texts {
+		rs[i].Text = t
+	}
+	s := Scores{Images: len(xs)}
+	s.SeqAcc, s.CharAcc = textScores(xs, rs)
+	var okValue, computable int
+	for i, x := range xs {
+		v := ValueOf(texts[i])
+		if v != "" {
+			computable++
+		}
+		want := x.Value
+		if want == "" {
+			want = ValueOf(x.Text)
+		}
+		if v != "" && v == want {
+			okValue++
+		}
+	}
+	if len(xs) > 0 {
+		s.ValueAcc = float64(okValue) / float64(len(xs))
+		s.Computable = float64(computable) / float64(len(xs))
+	}
+	return s
+}
+
+func evaluateTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
+	p, err := decodeParams(raw)
+	if err != nil {
+		return err
+	}
+	all, err := loadSplit(ctx, env, splitTrain)
+	if err != nil {
+		return err
+	}
+	_, val := splitVal(all, p.ValFraction)
+	test, err := loadSplit(ctx, env, splitTest)
+	if err != nil {
+		return err
+	}
+	var labeledTest []*example
+	for _, x := range test {
+		if x.Text != "" {
+			labeledTest = append(labeledTest, x)
+		}
+	}
+	report := map[string]any{}
+	metrics := map[string]float64{}
+	for _, set := range []struct {
+		name string
+		xs   []*example
+	}{{"val", val}, {"test", labeledTest}} {
+		if len(set.xs) == 0 {
+			continue
+		}
+		texts, per, err := readEnsemble(ctx, env, p, set.xs, "evaluate "+set.name)
+		if err != nil {
+			return err
+		}
+		s := scoreTexts(set.xs, texts)
+		report[set.name] = s
+		metrics[set.name+"_seq_acc"] = s.SeqAcc
+		metrics[set.name+"_char_acc"] = s.CharAcc
+		metrics[set.name+"_value_acc"] = s.ValueAcc
+		metrics[set.name+"_computable"] = s.Computable
+		if p.Ensemble > 1 {
+			members := make([]Scores, len(per))
+			for m, rs := range per {
+				ts := make([]string, len(rs))
+				for i, r := range rs {
+					ts[i] = r.Text
+				}
+				members[m] = scoreTexts(set.xs, ts)
+				metrics[fmt.Sprintf("%s_seq_acc_reader%d", set.name, m+1)] = members[m].SeqAcc
+			}
+			report[set.name+"_readers"] = members
+		}
+		env.Logf("%s (%d images, %d readers): seq_acc %.4f char_acc %.4f value_acc %.4f computable %.4f",
+			set.name, s.Images, p.Ensemble, s.SeqAcc, s.CharAcc, s.ValueAcc, s.Computable)
+	}
+	if len(metrics) == 0 {
+		return errors.New("evaluate: no labeled validation or test images")
+	}
+	if err := env.Metrics(0, 0, metrics); err != nil {
+		return err
+	}
+	path := filepath.Join(env.Dir(), "evaluation.json")
+	if err := tasks.WriteFileAtomic(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(report)
+	}); err != nil {
+		return err
+	}
+	return env.Artifact("evaluation", path)
+}
+
+func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
+	p, err := decodeParams(raw)
+	if err != nil {
+		return err
+	}
+	test, err := loadSplit(ctx, env, splitTest)
+	if err != nil {
+		return err
+	}
+	texts, per, err := readEnsemble(ctx, env, p, test, "predict")
+	if err != nil {
+		return err
+	}
+	out := p.Out
+	if out == "" {
+		out = env.JobDir()
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return fmt.Errorf("parameter out: %w", err)
+	}
+	result := filepath.Join(out, "result.txt")
+	if err := tasks.WriteFileAtomic(result, func(w io.Writer) error { return WriteResult(w, texts) }); err != nil {
+		return err
+	}
+	predPath := filepath.Join(out, "predictions.csv")
+	if err := tasks.WriteFileAtomic(predPath, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		head := []string{"filename", "text", "value", "lines"}
+		for m := range per {
+			head = append(head, fmt.Sprintf("reader%d", m+1), fmt.Sprintf("conf%d", m+1))
+		}
+		cw.Write(head)
+		for i, x := range test {
+			row := []string{x.Name, texts[i], ValueOf(texts[i]), fmt.Sprint(len(x.Crops))}
+			for _, rs := range per {
+				row = append(row, rs[i].Text, fmt.Sprintf("%.4f", rs[i].Conf))
+			}
+			cw.Write(row)
+		}
+		cw.Flush()
+		return cw.Error()
+	}); err != nil {
+		return err
+	}
+	if err := env.Artifact("predictions", predPath); err != nil {
+		return err
+	}
+	return env.Artifact("submission", result)
+}
+
+// WriteResult writes the competition's result.txt: per image, in order,
+// "formula value" with the value blank when the formula is not computable.
+func WriteResult(w io.Writer, texts []string) error {
+	for _, t := range texts {
+		if _, err := fmt.Fprintf(w, "%s %s\n", t, ValueOf(t)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

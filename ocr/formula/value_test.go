@@ -1,0 +1,121 @@
+package formula
+
+import (
+	"bytes"
+	"testing"
+)
+
+func TestValueOf(t *testing.T) {
+	for _, c := range []struct{ text, want string }{
+		{"流=42072;圳=86;(圳-(97510*45921))*流/35864", "-5252849004.15"},
+		{"不=5;不*2", "10.00"},
+		{"海=3;河=7;海/河", "0.43"},
+		{"海=3;1/(海-3)", ""}, // division by zero
+		{"海=3;河+1", ""},     // undefined variable
+		{"海=3;(海+1", ""},    // unbalanced
+		{"", ""},            // nothing read
+		{"12+3*4", "24.00"}, // no assignment
+		{"99999*99999*99999*99999*99999", "9999500009999900000499999.00"},
+	} {
+		if got := ValueOf(c.text); got != c.want {
+			t.Errorf("ValueOf(%q) = %q, want %q", c.text, got, c.want)
+		}
+	}
+}
+
+func TestWriteResult(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteResult(&b, []string{"不=5;不*2", "海=3;1/(海-3)", ""}); err != nil {
+		t.Fatal(err)
+	}
+	if want := "不=5;不*2 10.00\n海=3;1/(海-3) \n \n"; b.String() != want {
+		t.Errorf("result.txt = %q, want %q", b.String(), want)
+	}
+}
+
+func TestEncodeText(t *testing.T) {
+	ids, err := EncodeText("烧=1;(烧)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back []rune
+	for _, id := range ids {
+		back = append(back, charsetRunes[id])
+	}
+	if string(back) != "烧=1;(烧)" {
+		t.Errorf("round trip %q", string(back))
+	}
+	for _, bad := range []string{"x=1;x", string(make([]byte, MaxLabelLen+1))} {
+		if _, err := EncodeText(bad); err == nil {
+			t.Errorf("EncodeText(%q) accepted", bad)
+		}
+	}
+	if n := len(charsetRunes); n != 10+8+26 {
+		t.Errorf("charset has %d characters, want 44", n)
+	}
+}
+
+func TestVote(t *testing.T) {
+	r := func(s string, c float64) reading { return reading{s, c} }
+	per := [][]reading{
+		{r("a", 0.9), r("x", 0.2), r("p", 0.5)},
+		{r("b", 0.8), r("y", 0.9), r("q", 0.5)},
+		{r("b", 0.1), r("z", 0.3), r("p", 0.1)},
+	}
+	// Majority wins over confidence; a three-way tie goes to the most
+	// confident; a 2-1 split to the two.
+	if got := vote(per); got[0] != "b" || got[1] != "y" || got[2] != "p" {
+		t.Errorf("vote = %q", got)
+	}
+}
+
+func TestScoreTexts(t *testing.T) {
+	xs := []*example{
+		{Text: "不=5;不*2", Value: "10.00"},
+		{Text: "海=3;海+1", Value: "4.00"},
+		{Text: "河=1;2/河", Value: "2.00"},
+		{Text: "河=2;4/河"}, // value from the text
+	}
+	s := scoreTexts(xs, []string{"不=5;不*2", "海=3;1+海", "河=1;2/", "河=2;4/河"})
+	if s.SeqAcc != 0.5 || s.ValueAcc != 0.75 || s.Computable != 0.75 {
+		t.Errorf("scores %+v, want seq 0.5, value 0.75 (海+1 = 1+海), computable 0.75", s)
+	}
+	if s.CharAcc <= 0.8 || s.CharAcc >= 1 {
+		t.Errorf("char accuracy %g", s.CharAcc)
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		d    int
+	}{{"", "", 0}, {"abc", "", 3}, {"海=3", "海=8", 1}, {"kitten", "sitting", 3}} {
+		if got := editDistance([]rune(c.a), []rune(c.b)); got != c.d {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.d)
+		}
+	}
+}
+
+func TestJobParamsValidate(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		mod  func(p *JobParams)
+	}{
+		{"strip height", func(p *JobParams) { p.StripHeight = 20 }},
+		{"strip width", func(p *JobParams) { p.StripWidth = 30 }},
+		{"ensemble", func(p *JobParams) { p.Ensemble = 0 }},
+		{"member", func(p *JobParams) { p.Member = 1 }},
+		{"recombine", func(p *JobParams) { p.Recombine = 2 }},
+		{"train size", func(p *JobParams) { p.TrainSize = 0 }},
+		{"image width", func(p *JobParams) { p.ImageMaxWidth = 50 }},
+	} {
+		p := jobDefaults().(*JobParams)
+		if err := p.Validate(); err != nil {
+			t.Fatalf("defaults: %v", err)
+		}
+		c.mod(p)
+		if err := p.Validate(); err == nil {
+			t.Errorf("%s: accepted", c.name)
+		}
+	}
+}
