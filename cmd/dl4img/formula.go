@@ -3,10 +3,8 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/dl4img/dl4img/ocr/formula"
@@ -29,7 +27,7 @@ func init() {
 			if c.NArg() > 0 {
 				return usagef("unexpected arguments: %v", c.Args().Slice())
 			}
-			bar := newFormulaBar(c, n, "generate")
+			bar := newImageBar(c, n, "generate")
 			start := time.Now()
 			err := formula.GenerateDataset(c.Context, formula.Config{Seed: c.Uint64("seed")}, c.String("out"), n, bar.update)
 			bar.finish()
@@ -63,7 +61,7 @@ func init() {
 				if len(paths) == 0 {
 					return usagef("no .png/.jpg images in %v", c.Args().Slice())
 				}
-				bar := newFormulaBar(c, len(paths), "extract")
+				bar := newImageBar(c, len(paths), "extract")
 				start := time.Now()
 				err = formula.NewExtractor().ExtractFiles(c.Context, paths, c.String("out"), c.String("debug"), c.Int("workers"), bar.update)
 				bar.finish()
@@ -76,40 +74,4 @@ func init() {
 			},
 		}},
 	})
-}
-
-// formulaBar is a progress bar on stderr when it is a terminal.
-type formulaBar struct {
-	bar *progressbar.ProgressBar
-	w   io.Writer
-}
-
-func newFormulaBar(c *cli.Context, total int, label string) formulaBar {
-	w, bars := logWriter(c)
-	if !bars {
-		return formulaBar{}
-	}
-	return formulaBar{w: w, bar: progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription(label),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("images"),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionSetPredictTime(true),
-	)}
-}
-
-func (b formulaBar) update(done, _ int) {
-	if b.bar != nil {
-		b.bar.Set(done)
-	}
-}
-
-func (b formulaBar) finish() {
-	if b.bar != nil {
-		b.bar.Finish()
-		io.WriteString(b.w, "\n") //nolint:errcheck // cosmetic
-	}
 }

@@ -2,10 +2,8 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/dl4img/dl4img/ocr" // registers captcha-cnn, captcha-ctc, arith-ctc
@@ -74,7 +72,7 @@ func init() {
 			if err != nil {
 				return usageErr(err)
 			}
-			bar := newCaptchaBar(c, n)
+			bar := newImageBar(c, n, "generate")
 			start := time.Now()
 			err = ocr.GenerateDataset(c.Context, g, c.String("out"), n, bar.update)
 			bar.finish()
@@ -86,40 +84,4 @@ func init() {
 			return nil
 		},
 	})
-}
-
-// captchaBar is a progress bar on stderr when it is a terminal.
-type captchaBar struct {
-	bar *progressbar.ProgressBar
-	w   io.Writer
-}
-
-func newCaptchaBar(c *cli.Context, total int) captchaBar {
-	w, bars := logWriter(c)
-	if !bars {
-		return captchaBar{}
-	}
-	return captchaBar{w: w, bar: progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("generate"),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("images"),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionSetPredictTime(true),
-	)}
-}
-
-func (b captchaBar) update(done, _ int) {
-	if b.bar != nil {
-		b.bar.Set(done)
-	}
-}
-
-func (b captchaBar) finish() {
-	if b.bar != nil {
-		b.bar.Finish()
-		io.WriteString(b.w, "\n") //nolint:errcheck // cosmetic
-	}
 }
