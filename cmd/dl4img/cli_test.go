@@ -389,3 +389,56 @@ func TestSignalsStopAtCheckpointAndResume(t *testing.T) {
 		})
 	}
 }
+
+// The generators and single-purpose commands each make real files, and
+// refuse bad arguments with exit 2.
+func TestGeneratorsAndTools(t *testing.T) {
+	dir := t.TempDir()
+	count := func(pattern string) int {
+		m, _ := filepath.Glob(filepath.Join(dir, pattern))
+		return len(m)
+	}
+	ok := []struct {
+		args  []string
+		check func() bool
+	}{
+		{[]string{"gen", "captcha", "--out", "cap", "-n", "6", "--mode", "arith", "--seed", "3"},
+			func() bool { return count("cap/*.png") == 6 && lines(t, filepath.Join(dir, "cap", "labels.txt")) == 6 }},
+		{[]string{"gen", "formula", "--out", "form", "-n", "2"},
+			func() bool { return count("form/*.png") == 2 && lines(t, filepath.Join(dir, "form", "boxes.csv")) >= 5 }},
+		{[]string{"formula", "extract", "--out", "strips", "form"},
+			func() bool { return count("strips/*.png") == 2 && lines(t, filepath.Join(dir, "strips", "boxes.csv")) >= 5 }},
+		{[]string{"gen", "cats-dogs", "--out", "cd", "-n", "3", "--test", "2"},
+			func() bool { return count("cd/train/*.*") == 6 && count("cd/test/*.*") == 2 }},
+		{[]string{"gen", "slide", "s.tif", "--width", "1024", "--height", "1024"},
+			func() bool { return count("s.tif") == 1 && count("s_mask.tif") == 1 }},
+		{[]string{"segment", "tile", "s.tif", "--out", "tiles", "--tile-size", "256", "--format", "png", "--mask", "s_mask.tif"},
+			func() bool { return count("tiles/*.png") > 0 && lines(t, filepath.Join(dir, "tiles", "manifest.csv")) == count("tiles/*.png")+1 }},
+	}
+	for _, c := range ok {
+		if _, errOut, code := dl(t, dir, c.args...); code != 0 || !c.check() {
+			t.Fatalf("%v: exit %d, files wrong\n%s", c.args, code, errOut)
+		}
+	}
+	for _, args := range [][]string{
+		{"gen", "captcha", "--out", "x", "-n", "0"},
+		{"gen", "captcha", "-n", "3"},
+		{"gen", "slide"},
+		{"segment", "tile", "missing.tif", "--out", "t2"},
+		{"formula", "extract", "--out", "s2", "nothing-here"},
+		{"bench", "resnet"},
+	} {
+		if _, errOut, code := dl(t, dir, args...); code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line", args, code, errOut)
+		}
+	}
+}
+
+func lines(t *testing.T, path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Logf("%v", err)
+		return -1
+	}
+	return strings.Count(string(b), "\n")
+}
