@@ -19,7 +19,7 @@ RACE_PKGS := ./store/... ./jobs/... ./tasks ./cmd/...
 # (pointer arithmetic it does on purpose); keep the race detector, drop that.
 NOCHECKPTR := -gcflags=all=-d=checkptr=0
 
-.PHONY: all deps build demo test test-race test-models bench clean
+.PHONY: all deps build demo selftest test test-race test-models bench clean
 
 all: build
 
@@ -36,11 +36,18 @@ deps:
 build: deps
 	$(GO) build -o $(BIN) ./cmd/dl4img
 
-# The main job, small, on the pure-Go backend, to a finished submission.
+# The main job, small, on the pure-Go backend, to a finished submission:
+# the arithmetic-captcha reader (generate → train briefly → evaluate →
+# result.txt), ~5–10 minutes on 2 cores. `make selftest` checks the runner
+# alone in seconds.
 demo: build
 	@mkdir -p demo
-	./$(BIN) --db demo/dl4img.db --workdir demo/runs run selftest --backend go --set preset=demo
+	./$(BIN) --db demo/dl4img.db --workdir demo/runs run arith-ctc --backend go --set preset=demo
 	@echo "history: ./$(BIN) --db demo/dl4img.db jobs list"
+
+selftest: build
+	@mkdir -p demo
+	./$(BIN) --db demo/dl4img.db --workdir demo/runs run selftest --backend go --set preset=demo
 
 test: deps
 	$(GO) vet ./...
