@@ -407,13 +407,17 @@ func TestGeneratorsAndTools(t *testing.T) {
 		{[]string{"gen", "formula", "--out", "form", "-n", "2"},
 			func() bool { return count("form/*.png") == 2 && lines(t, filepath.Join(dir, "form", "boxes.csv")) >= 5 }},
 		{[]string{"formula", "extract", "--out", "strips", "form"},
-			func() bool { return count("strips/*.png") == 2 && lines(t, filepath.Join(dir, "strips", "boxes.csv")) >= 5 }},
+			func() bool {
+				return count("strips/*.png") == 2 && lines(t, filepath.Join(dir, "strips", "boxes.csv")) >= 5
+			}},
 		{[]string{"gen", "cats-dogs", "--out", "cd", "-n", "3", "--test", "2"},
 			func() bool { return count("cd/train/*.*") == 6 && count("cd/test/*.*") == 2 }},
 		{[]string{"gen", "slide", "s.tif", "--width", "1024", "--height", "1024"},
 			func() bool { return count("s.tif") == 1 && count("s_mask.tif") == 1 }},
 		{[]string{"segment", "tile", "s.tif", "--out", "tiles", "--tile-size", "256", "--format", "png", "--mask", "s_mask.tif"},
-			func() bool { return count("tiles/*.png") > 0 && lines(t, filepath.Join(dir, "tiles", "manifest.csv")) == count("tiles/*.png")+1 }},
+			func() bool {
+				return count("tiles/*.png") > 0 && lines(t, filepath.Join(dir, "tiles", "manifest.csv")) == count("tiles/*.png")+1
+			}},
 	}
 	for _, c := range ok {
 		if _, errOut, code := dl(t, dir, c.args...); code != 0 || !c.check() {
