@@ -293,6 +293,21 @@ type predFile struct {
 	Files   [2]string `json:"files"` // result.txt, predictions.csv
 }
 
+// trainedReader builds a reader on the train task's newest weights; it also
+// returns their step.
+func trainedReader(env tasks.Env, p *Params) (*Reader, int, error) {
+	backend, err := env.Backend()
+	if err != nil {
+		return nil, 0, err
+	}
+	st, step, err := loadTrained(env, p)
+	if err != nil {
+		return nil, 0, err
+	}
+	reader, err := NewReader(backend, st, p.Net(), p.Charset, p.BatchSize)
+	return reader, step, err
+}
+
 func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) (err error) {
 	defer recoverError(&err)
 	p, err := decodeTask(raw)
@@ -303,15 +318,7 @@ func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) (err e
 	if err != nil {
 		return err
 	}
-	backend, err := env.Backend()
-	if err != nil {
-		return err
-	}
-	st, step, err := loadTrained(env, p)
-	if err != nil {
-		return err
-	}
-	reader, err := NewReader(backend, st, p.Net(), p.Charset, p.BatchSize)
+	reader, step, err := trainedReader(env, p)
 	if err != nil {
 		return err
 	}
@@ -374,15 +381,7 @@ func evaluateTask(ctx context.Context, env tasks.Env, raw json.RawMessage) (err 
 		if err != nil {
 			return err
 		}
-		backend, err := env.Backend()
-		if err != nil {
-			return err
-		}
-		st, _, err := loadTrained(env, p)
-		if err != nil {
-			return err
-		}
-		reader, err := NewReader(backend, st, p.Net(), p.Charset, p.BatchSize)
+		reader, _, err := trainedReader(env, p)
 		if err != nil {
 			return err
 		}
