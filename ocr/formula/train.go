@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"unicode/utf8"
 
 	"strings"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
 	"github.com/dl4img/dl4img/nn"
+	"github.com/dl4img/dl4img/ocr"
 	"github.com/dl4img/dl4img/tasks"
 )
 
@@ -143,34 +145,14 @@ func textScores(xs []*example, rs []reading) (seqAcc, charAcc float64) {
 		if rs[i].Text == x.Text {
 			right++
 		}
-		t := []rune(x.Text)
-		chars += len(t)
-		errs += min(len(t), editDistance(t, []rune(rs[i].Text)))
+		n := utf8.RuneCountInString(x.Text)
+		chars += n
+		errs += min(n, ocr.Levenshtein(x.Text, rs[i].Text))
 	}
 	if len(xs) == 0 {
 		return 0, 0
 	}
 	return float64(right) / float64(len(xs)), 1 - float64(errs)/float64(max(chars, 1))
-}
-
-func editDistance(a, b []rune) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := prev[j-1]
-			if a[i-1] != b[j-1] {
-				c++
-			}
-			cur[j] = min(c, prev[j]+1, cur[j-1]+1)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {

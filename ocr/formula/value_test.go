@@ -2,6 +2,7 @@ package formula
 
 import (
 	"bytes"
+	"github.com/dl4img/dl4img/ocr"
 	"testing"
 )
 
@@ -90,8 +91,8 @@ func TestEditDistance(t *testing.T) {
 		a, b string
 		d    int
 	}{{"", "", 0}, {"abc", "", 3}, {"海=3", "海=8", 1}, {"kitten", "sitting", 3}} {
-		if got := editDistance([]rune(c.a), []rune(c.b)); got != c.d {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.d)
+		if got := ocr.Levenshtein(c.a, c.b); got != c.d {
+			t.Errorf("Levenshtein(%q, %q) = %d, want %d", c.a, c.b, got, c.d)
 		}
 	}
 }
