@@ -88,8 +88,10 @@ func ResolveBackend(spec string) (string, error) {
 }
 
 // FindCUDAPlugin looks for a CUDA PJRT plugin: in $PJRT_PLUGIN_LIBRARY_PATH
-// (files or directories) and in jax's plugin package under the usual Python
-// site-packages. It returns "" when there is none.
+// (files or directories), then in jax's plugin package (jax_plugins/xla_cuda*)
+// under the site-packages of $VIRTUAL_ENV, of the environment whose python3
+// is on $PATH, and of the usual system locations. It returns "" when there is
+// none.
 func FindCUDAPlugin() string {
 	var cands []string
 	for _, p := range filepath.SplitList(os.Getenv("PJRT_PLUGIN_LIBRARY_PATH")) {
@@ -111,11 +113,22 @@ func FindCUDAPlugin() string {
 		m, _ := filepath.Glob(filepath.Join(root, "python3*", "*-packages"))
 		sites = append(sites, m...)
 	}
-	if venv := os.Getenv("VIRTUAL_ENV"); venv != "" {
-		m, _ := filepath.Glob(filepath.Join(venv, "lib", "python3*", "site-packages"))
-		sites = append(sites, m...)
-	}
 	sort.Strings(sites)
+	// A virtual environment (JAX is usually pip-installed into one) comes
+	// first: the active one, then the one whose python3 is on PATH.
+	var venvs []string
+	if venv := os.Getenv("VIRTUAL_ENV"); venv != "" {
+		venvs = append(venvs, venv)
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if st, err := os.Stat(filepath.Join(dir, "python3")); err == nil && !st.IsDir() && filepath.IsAbs(dir) {
+			venvs = append(venvs, filepath.Dir(dir))
+		}
+	}
+	for i := len(venvs) - 1; i >= 0; i-- {
+		m, _ := filepath.Glob(filepath.Join(venvs[i], "lib", "python3*", "site-packages"))
+		sites = append(m, sites...)
+	}
 	for _, s := range sites {
 		m, _ := filepath.Glob(filepath.Join(s, "jax_plugins", "xla_cuda*", "xla_cuda_plugin.so"))
 		cands = append(cands, m...)
