@@ -10,6 +10,8 @@ import (
 
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
+
+	"github.com/dl4img/dl4img/nn/netbench"
 )
 
 const fixtureDir = "../testdata/transfer"
@@ -79,5 +81,23 @@ func TestBackboneMatchesPyTorch(t *testing.T) {
 		if d[1] != want.FmapShape[2] || d[2] != want.FmapShape[3] || d[3] != want.FmapShape[1] {
 			t.Errorf("%s: feature map %v, want NHWC of %v", name, d, want.FmapShape)
 		}
+	}
+}
+
+// The transfer entry of the backend check is deterministic and complete.
+func TestCheckNet(t *testing.T) {
+	a, err := CheckNet(goBackend(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := CheckNet(goBackend(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := netbench.RelErr(a, b); err != nil || e != 0 {
+		t.Errorf("two runs differ: %g %v", e, err)
+	}
+	if len(a.Outputs) != 4 || !(a.Loss > 0) || !(a.GradNorm > 0) {
+		t.Errorf("implausible %+v", a)
 	}
 }

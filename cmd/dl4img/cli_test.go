@@ -446,3 +446,39 @@ func lines(t *testing.T, path string) int {
 	}
 	return strings.Count(string(b), "\n")
 }
+
+// backend-check against the committed Go-backend reference passes here (the
+// reference is current), and a reference that disagrees fails with exit 1
+// naming the net; bad references are usage errors.
+func TestBackendCheck(t *testing.T) {
+	dir := t.TempDir()
+	ref, err := filepath.Abs("../../testdata/gpu/check-go.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := dl(t, dir, "backend-check", "--backend", "go", "--ref", ref, "--out", "now.json", "crnn", "transfer")
+	if code != 0 || strings.Count(out, " ok") != 2 {
+		t.Fatalf("against the committed reference: exit %d\n%s%s", code, out, errOut)
+	}
+	var res []map[string]any
+	b, _ := os.ReadFile(filepath.Join(dir, "now.json"))
+	if err := json.Unmarshal(b, &res); err != nil || len(res) != 2 {
+		t.Fatalf("now.json: %v, %d results", err, len(res))
+	}
+	res[0]["loss"] = res[0]["loss"].(float64) * 1.01
+	b, _ = json.Marshal(res)
+	os.WriteFile(filepath.Join(dir, "off.json"), b, 0o644)
+	out, errOut, code = dl(t, dir, "backend-check", "--backend", "go", "--ref", "off.json", "crnn", "transfer")
+	if code != 1 || !strings.Contains(out, "crnn") || !strings.Contains(out, "DIFFERS") || !strings.Contains(errOut, "on crnn") {
+		t.Fatalf("against a wrong reference: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, args := range [][]string{
+		{"backend-check", "--ref", "missing.json", "crnn"},
+		{"backend-check", "--ref", "off.json", "fcn"},
+		{"backend-check", "resnet"},
+	} {
+		if _, errOut, code := dl(t, dir, args...); code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line", args, code, errOut)
+		}
+	}
+}
