@@ -19,7 +19,7 @@ RACE_PKGS := ./store/... ./jobs/... ./tasks ./cmd/...
 # (pointer arithmetic it does on purpose); keep the race detector, drop that.
 NOCHECKPTR := -gcflags=all=-d=checkptr=0
 
-.PHONY: all deps build demo selftest test test-race test-models bench clean
+.PHONY: all deps build demo selftest test test-race test-models bench gpu-binary gpu-ref gpu-check-dry clean
 
 all: build
 
@@ -51,11 +51,26 @@ selftest: build
 
 test: deps
 	$(GO) vet ./...
+	$(GO) build -tags nogdal -o /dev/null ./cmd/dl4img
 	$(GO) test -race $(NOCHECKPTR) -count=1 -timeout 20m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v -e /store -e /jobs -e '/tasks$$' -e /cmd/)
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./...
+
+# For a GPU machine without Go or GDAL: every kind but segment, linked
+# against libc only; run scripts/gpu-check.sh there.
+gpu-binary:
+	$(GO) build -tags nogdal -ldflags '-s -w' -o bin/dl4img-gpu ./cmd/dl4img
+
+# The Go backend's values that scripts/gpu-check.sh compares XLA against.
+gpu-ref: build
+	./$(BIN) backend-check --backend go --out testdata/gpu/check-go.json
+
+# scripts/gpu-check.sh without a GPU (Go backend, tiny batches, PyTorch
+# CPU): checks the script itself.
+gpu-check-dry: gpu-binary
+	GPU_CHECK_DRY=1 OUT=bin/gpu-check-dry PYTHON=/usr/bin/python3 bash scripts/gpu-check.sh
 
 clean:
 	rm -rf bin demo

@@ -7,8 +7,10 @@ line per net (or JSON with --json): median training-step time, achieved
 GFLOP/s (same FLOP count formula as netbench) and peak RSS.
 
     /usr/bin/python3 bench/torch_ref.py [--nets captcha-cnn,crnn,fcn] [--steps 5] [--threads 2] [--json]
+        [--batch N] [--device cpu|cuda] [--warmup N]
 
-Requires Debian python3-torch (torch 1.13). Layout is NCHW, PyTorch's native
+Requires torch (Debian python3-torch 1.13 here; scripts/gpu-check.sh runs it
+with the GPU machine's CUDA build, reporting peak GPU memory too). Layout is NCHW, PyTorch's native
 format; results are comparable as time per step, not bit for bit.
 """
 import argparse
@@ -119,59 +121,67 @@ def train_flops(net, batch):
     return 3 * f * batch
 
 
-def make(net, batch):
+def make(net, batch, device):
     g = torch.Generator().manual_seed(42)
     if net == "captcha-cnn":
         model = CaptchaCNN()
-        x = torch.rand(batch, 3, CAPTCHA_H, CAPTCHA_W, generator=g)
-        y = torch.randint(0, CAPTCHA_CLASSES, (batch, CAPTCHA_CHARS), generator=g)
+        x = torch.rand(batch, 3, CAPTCHA_H, CAPTCHA_W, generator=g).to(device)
+        y = torch.randint(0, CAPTCHA_CLASSES, (batch, CAPTCHA_CHARS), generator=g).to(device)
 
         def loss_fn(out):
             return F.cross_entropy(out.reshape(-1, CAPTCHA_CLASSES), y.reshape(-1))
         params = model.parameters()
     elif net == "crnn":
         model = CRNN()
-        x = torch.rand(batch, 1, CRNN_H, CRNN_W, generator=g)
-        labels = torch.randint(0, CRNN_CLASSES - 1, (batch, CRNN_MAXLABEL), generator=g)
-        lab_lens = torch.randint(4, CRNN_MAXLABEL + 1, (batch,), generator=g)
+        x = torch.rand(batch, 1, CRNN_H, CRNN_W, generator=g).to(device)
+        labels = torch.randint(0, CRNN_CLASSES - 1, (batch, CRNN_MAXLABEL), generator=g).to(device)
+        lab_lens = torch.randint(4, CRNN_MAXLABEL + 1, (batch,), generator=g).to(device)
 
         def loss_fn(out):
             lp = F.log_softmax(out, -1).permute(1, 0, 2)
-            in_lens = torch.full((batch,), lp.shape[0], dtype=torch.long)
+            in_lens = torch.full((batch,), lp.shape[0], dtype=torch.long, device=device)
             return F.ctc_loss(lp, labels, in_lens, lab_lens, blank=CRNN_CLASSES - 1, reduction="mean")
         params = model.parameters()
     else:
         model = FCN()
-        x = torch.rand(batch, 3, FCN_SIZE, FCN_SIZE, generator=g)
-        y = torch.randint(0, FCN_CLASSES, (batch, FCN_SIZE, FCN_SIZE), generator=g)
+        x = torch.rand(batch, 3, FCN_SIZE, FCN_SIZE, generator=g).to(device)
+        y = torch.randint(0, FCN_CLASSES, (batch, FCN_SIZE, FCN_SIZE), generator=g).to(device)
 
         def loss_fn(out):
             l2 = FCN_L2 * (model.up1.weight.pow(2).sum() + model.up2.weight.pow(2).sum())
             return F.cross_entropy(out, y) + l2
         params = model.parameters()
+    model.to(device)
     return model, x, loss_fn, torch.optim.Adam(params, lr=1e-3)
 
 
-def run(net, batch, steps):
-    model, x, loss_fn, opt = make(net, batch)
+def run(net, batch, steps, device="cpu", warmup=1):
+    model, x, loss_fn, opt = make(net, batch, device)
     model.train()
+    cuda = device.startswith("cuda")
     times, cpu, loss = [], [], None
-    for i in range(steps + 1):
+    for i in range(steps + warmup):
         t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad()
         loss = loss_fn(model(x))
         loss.backward()
         opt.step()
+        if cuda:
+            torch.cuda.synchronize()
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
-        if i > 0:
+        if i >= warmup:
             times.append(dt)
             cpu.append(dc)
     med = statistics.median(times)
     flops = train_flops(net, batch)
-    return {"net": net, "backend": "torch-cpu-%s" % torch.__version__, "batch": batch, "steps": steps,
-            "median_step_ns": int(med * 1e9), "median_step_cpu_ns": int(statistics.median(cpu) * 1e9), "flops_per_step": flops, "gflops": flops / med / 1e9,
-            "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            "final_loss": float(loss)}
+    r = {"net": net, "backend": "torch-%s-%s" % (device, torch.__version__), "batch": batch, "steps": steps,
+         "median_step_ns": int(med * 1e9), "median_step_cpu_ns": int(statistics.median(cpu) * 1e9), "flops_per_step": flops, "gflops": flops / med / 1e9,
+         "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+         "final_loss": float(loss)}
+    if cuda:
+        r["device"] = torch.cuda.get_device_name()
+        r["peak_gpu_bytes"] = torch.cuda.max_memory_reserved()
+    return r
 
 
 def main():
@@ -180,13 +190,17 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=0, help="0 = 32 (8 for fcn)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (cudnn autotuning on, as XLA autotunes)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
+    if args.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
     for net in args.nets.split(","):
         batch = args.batch or (8 if net == "fcn" else 32)
-        r = run(net, batch, args.steps)
+        r = run(net, batch, args.steps, args.device, args.warmup)
         if args.json:
             print(json.dumps(r), flush=True)
         else:
