@@ -41,26 +41,8 @@ func ConvTranspose2DOp(x, kernel *Node, stride, padding, outputPadding int) *Nod
 	if s < 1 || p < 0 || outputPadding < 0 || outputPadding >= s {
 		exceptions.Panicf("nn.ConvTranspose2DOp: invalid stride=%d padding=%d outputPadding=%d", s, p, outputPadding)
 	}
-	cIn, cOut := kd[2], kd[3]
-	g := x.Graph()
-
-	// Offsets d (input pixel m-d feeds output block m) used by any phase.
-	dmin, dmax := 1<<30, -(1 << 30)
-	for a := range s {
-		for kk := range k {
-			if (kk-a-p)%s == 0 {
-				d := floorDiv(kk-a-p, s)
-				dmin, dmax = min(dmin, d), max(dmax, d)
-			}
-		}
-	}
-	nD := dmax - dmin + 1
-	outH := (xd[1]-1)*s - 2*p + k + outputPadding
-	outW := (xd[2]-1)*s - 2*p + k + outputPadding
-	if outH <= 0 || outW <= 0 {
-		exceptions.Panicf("nn.ConvTranspose2DOp: empty output for x %s, k=%d s=%d p=%d", x.Shape(), k, s, p)
-	}
-	mH, mW := (outH+s-1)/s, (outW+s-1)/s
+	tg := newTransposeGeom(xd[1], xd[2], k, s, p, outputPadding)
+	nD, dmax, mH, mW, outH, outW := tg.nD, tg.dmax, tg.mH, tg.mW, tg.outH, tg.outW
 
 	// Pad (or crop) x so that padded index m+j == input index m - dmax + j.
 	x = PadZeros(x, 1, dmax, mH+nD-1-xd[1]-dmax)
@@ -78,35 +60,103 @@ func ConvTranspose2DOp(x, kernel *Node, stride, padding, outputPadding int) *Nod
 		patches = Concatenate(parts, -1)
 	}
 
-	// sel[j, a, kk] = 1 iff kernel tap kk feeds phase a from offset j.
-	selData := make([]float64, nD*s*k)
-	for j := range nD {
-		d := dmax - j
-		for a := range s {
-			kk := s*d + a + p
-			if kk >= 0 && kk < k {
-				selData[(j*s+a)*k+kk] = 1
-			}
-		}
-	}
-	sel := ConvertDType(Reshape(Const(g, selData), nD, s, k), kernel.DType())
-	// [nD(y), s(y), k(x), cIn, cOut]
-	t1 := Dot(sel, kernel).General([]int{2}, nil, []int{0}, nil)
-	// [nD(x), s(x), nD(y), s(y), cIn, cOut]
-	t2 := Dot(sel, t1).General([]int{2}, nil, []int{2}, nil)
-	// -> [nD(y), nD(x), cIn, s(y), s(x), cOut]
-	big := Reshape(TransposeAllAxes(t2, 2, 0, 4, 3, 1, 5), nD*nD*cIn, s*s*cOut)
-
+	big := Reshape(tg.subPixelKernel(kernel), nD*nD*kd[2], s*s*kd[3])
 	y := patchMatMul(patches, big) // [b, mH, mW, s*s*cOut]
 	if s > 1 {
-		y = Reshape(y, xd[0], mH, mW, s, s, cOut)
+		y = Reshape(y, xd[0], mH, mW, s, s, kd[3])
 		y = TransposeAllAxes(y, 0, 1, 3, 2, 4, 5)
-		y = Reshape(y, xd[0], mH*s, mW*s, cOut)
+		y = Reshape(y, xd[0], mH*s, mW*s, kd[3])
 	}
 	if mH*s != outH || mW*s != outW {
 		y = Slice(y, AxisRange(), AxisRange(0, outH), AxisRange(0, outW), AxisRange())
 	}
 	return y
+}
+
+// transposeGeom is the sub-pixel geometry of a transposed convolution of an
+// h x w input with kernel k, stride s, padding p, output padding op: output
+// pixel o = s*m + a (phase a) sees input pixels m - d for offsets
+// d in [dmin, dmax] (nD of them); mH x mW output blocks cover outH x outW.
+type transposeGeom struct {
+	k, s, p            int
+	dmin, dmax, nD     int
+	outH, outW, mH, mW int
+}
+
+func newTransposeGeom(h, w, k, s, p, op int) transposeGeom {
+	tg := transposeGeom{k: k, s: s, p: p, dmin: 1 << 30, dmax: -(1 << 30)}
+	// Offsets d (input pixel m-d feeds output block m) used by any phase.
+	for a := range s {
+		for kk := range k {
+			if (kk-a-p)%s == 0 {
+				d := floorDiv(kk-a-p, s)
+				tg.dmin, tg.dmax = min(tg.dmin, d), max(tg.dmax, d)
+			}
+		}
+	}
+	tg.nD = tg.dmax - tg.dmin + 1
+	tg.outH = (h-1)*s - 2*p + k + op
+	tg.outW = (w-1)*s - 2*p + k + op
+	if tg.outH <= 0 || tg.outW <= 0 {
+		exceptions.Panicf("nn.ConvTranspose2DOp: empty output for a %dx%d input, k=%d s=%d p=%d", h, w, k, s, p)
+	}
+	tg.mH, tg.mW = (tg.outH+s-1)/s, (tg.outW+s-1)/s
+	return tg
+}
+
+// subPixelKernel gathers kernel [k, k, cIn, cOut] into the HWIO kernel
+// [nD, nD, cIn, s*s*cOut] of the equivalent stride-1 convolution whose
+// output channels are (phase y, phase x, cOut): tap j (input pixel
+// m - dmax + j) of phase a uses kernel tap kk = s*(dmax-j) + a + p.
+func (tg transposeGeom) subPixelKernel(kernel *Node) *Node {
+	nD, s, k := tg.nD, tg.s, tg.k
+	kd := kernel.Shape().Dimensions
+	// sel[j, a, kk] = 1 iff kernel tap kk feeds phase a from offset j.
+	selData := make([]float64, nD*s*k)
+	for j := range nD {
+		d := tg.dmax - j
+		for a := range s {
+			kk := s*d + a + tg.p
+			if kk >= 0 && kk < k {
+				selData[(j*s+a)*k+kk] = 1
+			}
+		}
+	}
+	sel := ConvertDType(Reshape(Const(kernel.Graph(), selData), nD, s, k), kernel.DType())
+	// [nD(y), s(y), k(x), cIn, cOut]
+	t1 := Dot(sel, kernel).General([]int{2}, nil, []int{0}, nil)
+	// [nD(x), s(x), nD(y), s(y), cIn, cOut]
+	t2 := Dot(sel, t1).General([]int{2}, nil, []int{2}, nil)
+	// -> [nD(y), nD(x), cIn, s(y), s(x), cOut]
+	return Reshape(TransposeAllAxes(t2, 2, 0, 4, 3, 1, 5), nD, nD, kd[2], s*s*kd[3])
+}
+
+// ConvTranspose2DIn is ConvTranspose2DOp for x in layout (NHWC or CBHW
+// [c, batch, h, w]). On the pure-Go backend, in CBHW, when the sub-pixel
+// convolution is a "same" one (odd nD centred on the input pixel, as for
+// k4 s2 p1 and k3 s2 p1 op1) it runs as Conv2DSameCBHW plus one
+// depth-to-space transpose; otherwise it transposes to NHWC and back.
+func ConvTranspose2DIn(x, kernel *Node, stride, padding, outputPadding int, layout Layout) *Node {
+	if layout == NHWC {
+		return ConvTranspose2DOp(x, kernel, stride, padding, outputPadding)
+	}
+	kd, xd := kernel.Shape().Dimensions, x.Shape().Dimensions
+	if x.Rank() == 4 && kernel.Rank() == 4 && kd[0] == kd[1] && xd[0] == kd[2] && stride >= 1 && padding >= 0 &&
+		outputPadding >= 0 && outputPadding < stride && resolveImpl(x.Graph(), ConvAuto) == ConvIm2Col {
+		tg := newTransposeGeom(xd[2], xd[3], kd[0], stride, padding, outputPadding)
+		s := stride
+		if tg.nD%2 == 1 && tg.dmin == -tg.dmax && tg.mH == xd[2] && tg.mW == xd[3] &&
+			tg.outH == tg.mH*s && tg.outW == tg.mW*s {
+			y := Conv2DSameCBHW(x, tg.subPixelKernel(kernel)) // [(s, s, cOut), b, h, w]
+			if s == 1 {
+				return y
+			}
+			y = Reshape(y, s, s, kd[3], xd[1], xd[2], xd[3])
+			y = TransposeAllAxes(y, 2, 3, 4, 0, 5, 1) // [cOut, b, h, s, w, s]
+			return Reshape(y, kd[3], xd[1], xd[2]*s, xd[3]*s)
+		}
+	}
+	return ToLayout(ConvTranspose2DOp(ToLayout(x, CBHW, NHWC), kernel, stride, padding, outputPadding), NHWC, CBHW)
 }
 
 func floorDiv(a, b int) int {
@@ -127,6 +177,8 @@ type ConvTranspose2DConfig struct {
 	Padding       int
 	OutputPadding int
 	NoBias        bool
+	// Layout of x and of the result (see ConvTranspose2DIn).
+	Layout Layout
 	// L2 adds L2*sum(kernel^2) to the train loss through GoMLX's regularizer
 	// (train.AddRegularizationLoss). When 0 the scope's regularizer params apply.
 	L2 float64
@@ -142,13 +194,13 @@ func ConvTranspose2D(scope *model.Scope, x *Node, cfg ConvTranspose2DConfig) *No
 		cfg.Stride = 2
 	}
 	g := x.Graph()
-	cIn := x.Shape().Dimensions[x.Rank()-1]
+	cIn := x.Shape().Dimensions[channelsAxis(cfg.Layout)]
 	wVar := scope.VariableWithShape("weights", shapes.Make(x.DType(), cfg.Kernel, cfg.Kernel, cIn, cfg.Filters))
 	applyRegularizer(scope, g, cfg.L2, wVar)
-	y := ConvTranspose2DOp(x, wVar.NodeValue(g), cfg.Stride, cfg.Padding, cfg.OutputPadding)
+	y := ConvTranspose2DIn(x, wVar.NodeValue(g), cfg.Stride, cfg.Padding, cfg.OutputPadding, cfg.Layout)
 	if !cfg.NoBias {
 		bVar := scope.VariableWithShape("biases", shapes.Make(x.DType(), cfg.Filters))
-		y = Add(y, Reshape(bVar.NodeValue(g), 1, 1, 1, cfg.Filters))
+		y = Add(y, channelVector(bVar.NodeValue(g), cfg.Layout))
 	}
 	return y
 }

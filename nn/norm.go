@@ -11,9 +11,19 @@ import (
 // backend's fused batch-norm ops only where the backend has them (the pure-Go
 // backend does not, so it gets the differentiable direct formulation).
 func BatchNorm(scope *model.Scope, x *Node) *Node {
+	return BatchNormIn(scope, x, NHWC)
+}
+
+// BatchNormIn is BatchNorm over the channels axis of a rank-4 image batch in
+// layout (the variables are the same in both layouts).
+func BatchNormIn(scope *model.Scope, x *Node, layout Layout) *Node {
 	b := x.Graph().Backend()
 	fused := b != nil && b.Capabilities().Operations[compute.OpTypeBatchNormForTraining] &&
 		b.Capabilities().Operations[compute.OpTypeBatchNormForInference] &&
 		b.Capabilities().Operations[compute.OpTypeBatchNormGradient]
-	return norm.BatchNorm(scope, x, -1).UseBackendInference(fused).Done()
+	axis := -1
+	if layout == CBHW {
+		axis = channelsAxis(CBHW)
+	}
+	return norm.BatchNorm(scope, x, axis).UseBackendInference(fused).Done()
 }
