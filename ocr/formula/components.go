@@ -14,6 +14,14 @@ type Component struct {
 // with a two-pass union-find and returns them in order of their first pixel
 // (top to bottom, then left to right).
 func Components(mask *image.Gray) []Component {
+	_, comps := labelComponents(mask, false)
+	return comps
+}
+
+// labelComponents is Components that, if keep is set, also returns each
+// pixel's component as an index into comps plus one (0 for background), so
+// that callers can erase chosen components.
+func labelComponents(mask *image.Gray, keep bool) ([]int32, []Component) {
 	w, h := mask.Rect.Dx(), mask.Rect.Dy()
 	labels := make([]int32, w*h)
 	parent := []int32{0} // label 0 is background
@@ -93,6 +101,9 @@ func Components(mask *image.Gray) []Component {
 				i = int32(len(comps))
 				index[r] = i
 			}
+			if keep {
+				lrow[x] = i
+			}
 			c := &comps[i-1]
 			c.Area++
 			if x < c.Box.Min.X {
@@ -104,5 +115,8 @@ func Components(mask *image.Gray) []Component {
 			c.Box.Max.Y = y + 1
 		}
 	}
-	return comps
+	if !keep {
+		return nil, comps
+	}
+	return labels, comps
 }

@@ -62,6 +62,17 @@ type Params struct {
 	// whose column or row holds fewer mask pixels: a noise line touching
 	// the text.
 	TrimInk float64
+	// ThinLine (fraction of the line height, 0 disables) is the side of
+	// the opening that tells thin strokes from thick ones in the local
+	// mask: thin pieces that leave the rows of the coarse box (or run
+	// further than GrowX beyond its ends) are noise lines, and erasing them
+	// cuts a noise line away from the glyph it touches. ThinLineMin is the
+	// smallest side in pixels.
+	ThinLine    float64
+	ThinLineMin int
+	// GrowX (fraction of the line height) is how far beyond the coarse
+	// box's ends glyphs within the line's rows are still taken.
+	GrowX float64
 	// MinComponent drops local components smaller than this fraction of
 	// the line height, squared (specks of noise).
 	MinComponent float64
@@ -96,6 +107,9 @@ func DefaultParams() Params {
 		NoiseLineLength:    1.5,
 		NoiseLineThickness: 0.08,
 		TrimInk:            0,
+		ThinLine:           0.06,
+		ThinLineMin:        3,
+		GrowX:              0.5,
 		LocalOpen:          1,
 		StripHeight:        81,
 		StripMaxWidth:      900,
@@ -183,7 +197,8 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 	if b.Dx() < 8 || b.Dy() < 8 {
 		return nil, nil, fmt.Errorf("extract: image %dx%d too small", b.Dx(), b.Dy())
 	}
-	gray := ToGray(img)
+	gray := toGrayInto(img, getPix())
+	defer putPix(gray.Pix)
 	if debug != nil {
 		debug("01-gray", gray)
 	}
@@ -200,8 +215,19 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 	}
 	med := gray
 	if p.MedianSize > 1 {
-		if med, err = Median(gray, p.MedianSize); err != nil {
-			return nil, nil, fmt.Errorf("extract: %w", err)
+		if p.MedianSize == 5 {
+			buf := getPix()
+			var ok bool
+			if med, ok = median5SIMDInto(gray, buf); ok {
+				defer putPix(med.Pix)
+			} else {
+				putPix(buf)
+			}
+		}
+		if med == gray {
+			if med, err = Median(gray, p.MedianSize); err != nil {
+				return nil, nil, fmt.Errorf("extract: %w", err)
+			}
 		}
 		if debug != nil {
 			if lut != nil {
@@ -302,26 +328,52 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 func (e *Extractor) refine(g *image.Gray, core image.Rectangle) (image.Rectangle, int) {
 	h := core.Dy()
 	pad := max(int(e.Pad*float64(h)), 2*e.DownScale)
+	slack := 2 * e.DownScale
+	// Glyphs at the ends of a line that the coarse stage lost (a thin
+	// "-上") are looked for up to grow = GrowX·h beyond the coarse box, so
+	// the neighbourhood is that much wider; the threshold still comes from
+	// the usual padded box, so the extra background does not move it.
+	grow := int(e.GrowX * float64(h))
 	region := core.Inset(-pad).Intersect(g.Rect)
+	t := Otsu(Histogram(crop(g, region)))
+	if grow > 0 {
+		region = image.Rect(core.Min.X-pad-grow, core.Min.Y-pad, core.Max.X+pad+grow, core.Max.Y+pad).Intersect(g.Rect)
+	}
 	sub := crop(g, region)
-	mask := ThresholdInv(sub, Otsu(Histogram(sub)))
+	mask := ThresholdInv(sub, t)
+	local := core.Sub(region.Min)
 	if e.LocalOpen > 1 {
 		// On the mask text is white: opening removes white structures the
 		// kernel does not fit in, i.e. noise lines thinner than strokes.
 		mask = Dilate(Erode(mask, e.LocalOpen, e.LocalOpen), e.LocalOpen, e.LocalOpen)
 	}
+	if e.ThinLine > 0 {
+		// Text lies within the coarse box's rows (plus the coarse stage's
+		// quantization) and at most grow beyond its ends.
+		inner := image.Rect(local.Min.X-slack-grow, local.Min.Y-slack, local.Max.X+slack+grow, local.Max.Y+slack)
+		eraseThinLines(mask, max(e.ThinLineMin, int(e.ThinLine*float64(h)+0.5)), inner)
+	}
 	minArea := int(e.MinComponent * float64(h) * e.MinComponent * float64(h))
-	local := core.Sub(region.Min)
 	var box image.Rectangle
 	n, tall := 0, 0
-	for _, c := range Components(mask) {
-		if c.Area < minArea || !c.Box.Overlaps(local) || e.isNoiseLine(c, h) {
-			continue
-		}
+	comps := Components(mask)
+	used := make([]bool, len(comps))
+	take := func(i int) {
+		c := comps[i]
+		used[i] = true
 		box = box.Union(c.Box)
 		n++
 		if 10*c.Box.Dy() >= 3*h {
 			tall++
+		}
+	}
+	for i, c := range comps {
+		if c.Area < minArea || e.isNoiseLine(c, h) {
+			used[i] = true // never taken
+			continue
+		}
+		if c.Box.Overlaps(local) {
+			take(i)
 		}
 	}
 	// A line has at least two glyph-tall components ("不=5": 不 and 5);
@@ -329,12 +381,61 @@ func (e *Extractor) refine(g *image.Gray, core image.Rectangle) (image.Rectangle
 	if tall < 2 {
 		return image.Rectangle{}, 0
 	}
-	slack := 2 * e.DownScale
-	box = box.Intersect(local.Inset(-slack))
+	// Grow along the line: components within its rows and at most grow
+	// from its ends. They do not count towards n, which tells a line from
+	// noise by what the coarse stage saw.
+	core0 := n
+	for grown := grow > 0; grown; {
+		grown = false
+		for i, c := range comps {
+			if used[i] || c.Area < minArea || c.Box.Min.Y < box.Min.Y-slack || c.Box.Max.Y > box.Max.Y+slack ||
+				c.Box.Min.X > box.Max.X+grow || c.Box.Max.X < box.Min.X-grow {
+				continue
+			}
+			take(i)
+			grown = true
+		}
+	}
+	box = box.Intersect(image.Rect(local.Min.X-slack-grow, local.Min.Y-slack, local.Max.X+slack+grow, local.Max.Y+slack))
 	if e.TrimInk > 0 {
 		box = trimThinEdges(mask, box, max(2, int(e.TrimInk*float64(h)+0.5)))
 	}
-	return box.Add(region.Min), n
+	return box.Add(region.Min), core0
+}
+
+// eraseThinLines erases, in place, the thin parts of mask (those that no
+// k×k square inside the mask covers) whose 8-connected pieces reach
+// outside inner or the mask's border. The mask is a line's padded
+// neighbourhood and inner where its text can be, so such a thin piece is a
+// noise line; erasing only the thin part keeps the strokes it crosses
+// whole (a k×k square fits in them) while cutting it off the glyphs it
+// touches, so it no longer stretches their box.
+func eraseThinLines(mask *image.Gray, k int, inner image.Rectangle) {
+	w, h := mask.Rect.Dx(), mask.Rect.Dy()
+	if w <= 2*k || h <= 2*k {
+		return
+	}
+	thin := Open(mask, k, k)
+	for i, v := range mask.Pix {
+		thin.Pix[i] = v &^ thin.Pix[i]
+	}
+	labels, comps := labelComponents(thin, true)
+	erase := make([]bool, len(comps)+1)
+	any := false
+	for i, c := range comps {
+		if !c.Box.In(inner) || c.Box.Min.X == 0 || c.Box.Min.Y == 0 || c.Box.Max.X == w || c.Box.Max.Y == h {
+			erase[i+1] = true
+			any = true
+		}
+	}
+	if !any {
+		return
+	}
+	for i, l := range labels {
+		if erase[l] {
+			mask.Pix[i] = 0
+		}
+	}
 }
 
 // trimThinEdges shrinks box from each side while the outermost column (or

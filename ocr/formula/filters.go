@@ -172,7 +172,11 @@ func morph(g *image.Gray, kw, kh int, isMax bool) *image.Gray {
 		for i := a + w; i < len(ext); i++ {
 			ext[i] = neutral
 		}
-		vhgw(ext, pre, suf, kw, tmp.Pix[y*w:(y+1)*w], isMax)
+		if hasAVX2 {
+			windowOp(ext, pre, suf, kw, tmp.Pix[y*w:(y+1)*w], isMax)
+		} else {
+			vhgw(ext, pre, suf, kw, tmp.Pix[y*w:(y+1)*w], isMax)
+		}
 	}
 	if kh == 1 {
 		return tmp
@@ -190,6 +194,8 @@ func morph(g *image.Gray, kw, kh int, isMax bool) *image.Gray {
 		copy(o, tmp.Pix[y0*w:(y0+1)*w])
 		for yy := y0 + 1; yy < y1; yy++ {
 			r := tmp.Pix[yy*w : (yy+1)*w]
+			x0 := minMaxRowVec(o, o, r, isMax)
+			o, r := o[x0:], r[x0:]
 			if isMax {
 				for x := range o {
 					o[x] = max(o[x], r[x])
@@ -240,6 +246,40 @@ func vhgw(ext, pre, suf []uint8, k int, out []uint8, isMax bool) {
 	}
 }
 
+// windowOp is vhgw by doubling, for vector units: windows of 2, 4, 8, …
+// elements are op of two windows half as wide, and the k-wide window is op
+// of two overlapping power-of-two windows (min and max are idempotent).
+// a and b are scratch as long as ext.
+func windowOp(ext, a, b []uint8, k int, out []uint8, isMax bool) {
+	cur, n := ext, len(ext)
+	p := 1
+	for 2*p <= k {
+		shiftOp(a[:n-p], cur, p, isMax)
+		cur, a, b = a[:n-p], b, a
+		n -= p
+		p *= 2
+	}
+	shiftOp(out, cur, k-p, isMax)
+}
+
+// shiftOp sets dst[i] = op(a[i], a[i+s]).
+func shiftOp(dst, a []uint8, s int, isMax bool) {
+	if s == 0 {
+		copy(dst, a)
+		return
+	}
+	i := shiftOpVec(dst, a, s, isMax)
+	if isMax {
+		for ; i < len(dst); i++ {
+			dst[i] = max(a[i], a[i+s])
+		}
+	} else {
+		for ; i < len(dst); i++ {
+			dst[i] = min(a[i], a[i+s])
+		}
+	}
+}
+
 // FlattenBackground returns 255 - (Close(g, k, k) - g): the closing is the
 // background with dark strokes thinner than k removed, so the difference is
 // the strokes alone on a flat white background.
@@ -271,6 +311,8 @@ func morphVertical(g *image.Gray, kh int, isMax bool, neutral uint8) *image.Gray
 		return blank
 	}
 	op := func(dst, a, c []uint8) {
+		x0 := minMaxRowVec(dst, a, c, isMax)
+		dst, a, c = dst[x0:], a[x0:], c[x0:]
 		if isMax {
 			for x := range dst {
 				dst[x] = max(a[x], c[x])

@@ -4,6 +4,7 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
+	"sync"
 )
 
 // The stages below work on compact 8-bit images: Rect at the origin and
@@ -12,12 +13,43 @@ import (
 
 func newGray(w, h int) *image.Gray { return image.NewGray(image.Rect(0, 0, w, h)) }
 
+// grayOn is a compact w×h image on buf's storage, or a new one when buf is
+// too small. Its pixels are whatever buf held.
+func grayOn(buf []uint8, w, h int) *image.Gray {
+	if cap(buf) < w*h {
+		return newGray(w, h)
+	}
+	return &image.Gray{Pix: buf[:w*h], Stride: w, Rect: image.Rect(0, 0, w, h)}
+}
+
+// pixPool recycles the full-resolution gray and median buffers of
+// ExtractLines (megabytes per image): fresh ones cost page faults and
+// clearing on every image.
+var pixPool sync.Pool
+
+func getPix() []uint8 {
+	if b, ok := pixPool.Get().(*[]uint8); ok {
+		return *b
+	}
+	return nil
+}
+
+func putPix(b []uint8) {
+	if b != nil {
+		pixPool.Put(&b)
+	}
+}
+
 // ToGray converts any image to a compact gray image with the luma weights of
 // image/color (ITU-R BT.601), with fast paths for the types decoders return.
-func ToGray(img image.Image) *image.Gray {
+func ToGray(img image.Image) *image.Gray { return toGrayInto(img, nil) }
+
+// toGrayInto is ToGray writing into buf's storage when it is large enough
+// (every pixel is written, so buf need not be clear).
+func toGrayInto(img image.Image, buf []uint8) *image.Gray {
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
-	g := newGray(w, h)
+	g := grayOn(buf, w, h)
 	switch src := img.(type) {
 	case *image.Gray:
 		for y := range h {
@@ -27,7 +59,7 @@ func ToGray(img image.Image) *image.Gray {
 		for y := range h {
 			row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
 			out := g.Pix[y*w : (y+1)*w]
-			for x := range out {
+			for x := grayRGBAVec(out, row[:4*w]); x < w; x++ {
 				p := row[4*x : 4*x+3 : 4*x+3]
 				out[x] = luma(p[0], p[1], p[2])
 			}
@@ -140,9 +172,15 @@ func Downscale(g *image.Gray, f int, lut *[256]uint8) *image.Gray {
 	for dy := range dh {
 		clear(sums)
 		y0, y1 := dy*f, min(dy*f+f, h)
+		orow := out.Pix[dy*dw : (dy+1)*dw]
+		// The vector kernel does the full 4×4 blocks of the common case.
+		done := 0
+		if f == 4 && lut == nil && y1-y0 == 4 {
+			done = downscale4Vec(orow[:w/4], g.Pix[y0*w:(y0+1)*w], g.Pix[(y0+1)*w:(y0+2)*w], g.Pix[(y0+2)*w:(y0+3)*w], g.Pix[(y0+3)*w:(y0+4)*w])
+		}
 		for y := y0; y < y1; y++ {
 			row := g.Pix[y*w : (y+1)*w]
-			for dx := range sums {
+			for dx := done; dx < dw; dx++ {
 				blk := row[dx*f : min(dx*f+f, w)]
 				s := uint32(0)
 				if lut != nil {
@@ -158,8 +196,7 @@ func Downscale(g *image.Gray, f int, lut *[256]uint8) *image.Gray {
 			}
 		}
 		rows := uint32(y1 - y0)
-		orow := out.Pix[dy*dw : (dy+1)*dw]
-		for dx := range orow {
+		for dx := done; dx < dw; dx++ {
 			n := rows * uint32(min(dx*f+f, w)-dx*f)
 			orow[dx] = uint8((sums[dx] + n/2) / n)
 		}

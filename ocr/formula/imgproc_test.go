@@ -45,6 +45,18 @@ func TestToGray(t *testing.T) {
 	for i := range pal.Pix {
 		pal.Pix[i] = uint8(rng.IntN(3))
 	}
+	// Wide enough for the vector kernel (16 pixels a step) plus a tail: it
+	// must match luma exactly.
+	wide := image.NewRGBA(image.Rect(0, 0, 70, 3))
+	for i := range wide.Pix {
+		wide.Pix[i] = uint8(rng.IntN(256))
+	}
+	wg := ToGray(wide)
+	for i := range wg.Pix {
+		if p := wide.Pix[4*i:]; wg.Pix[i] != luma(p[0], p[1], p[2]) {
+			t.Fatalf("wide RGBA pixel %d: %d, want %d", i, wg.Pix[i], luma(p[0], p[1], p[2]))
+		}
+	}
 	for _, img := range []image.Image{rgba, nrgba, ycc, pal, rgba.SubImage(image.Rect(5, 6, 9, 12))} {
 		g := ToGray(img)
 		b := img.Bounds()
@@ -179,7 +191,7 @@ func bruteMorph(g *image.Gray, kw, kh int, isMax bool) *image.Gray {
 func TestErodeDilate(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	for _, k := range [][2]int{{1, 1}, {3, 3}, {15, 1}, {4, 2}, {9, 5}, {30, 3}, {15, 15}, {3, 8}, {1, 30}} {
-		for _, sz := range [][2]int{{1, 1}, {5, 3}, {37, 11}, {13, 40}} {
+		for _, sz := range [][2]int{{1, 1}, {5, 3}, {37, 11}, {13, 40}, {100, 7}} {
 			g := randGray(rng, sz[0], sz[1])
 			if got, want := Erode(g, k[0], k[1]), bruteMorph(g, k[0], k[1], false); !slices.Equal(got.Pix, want.Pix) {
 				t.Errorf("erode %v on %v differs", k, sz)
@@ -230,33 +242,38 @@ func TestOpenJoinsCharactersCloseRemovesSpecks(t *testing.T) {
 
 func TestDownscale(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
-	g := randGray(rng, 11, 7)
 	var lut [256]uint8
 	for i := range lut {
 		lut[i] = uint8(255 - i)
 	}
-	for _, f := range []int{1, 2, 4} {
-		for _, l := range []*[256]uint8{nil, &lut} {
-			got := Downscale(g, f, l)
-			dw, dh := (11+f-1)/f, (7+f-1)/f
-			if got.Rect.Dx() != dw || got.Rect.Dy() != dh {
-				t.Fatalf("f=%d: size %v", f, got.Rect)
-			}
-			for y := range dh {
-				for x := range dw {
-					s, n := 0, 0
-					for yy := y * f; yy < min(y*f+f, 7); yy++ {
-						for xx := x * f; xx < min(x*f+f, 11); xx++ {
-							v := g.Pix[yy*11+xx]
-							if l != nil {
-								v = l[v]
+	// 70×9 and 128×8 take the vector kernel for f=4 (full 4×4 blocks,
+	// then a scalar tail and a partial bottom row).
+	for _, sz := range [][2]int{{11, 7}, {70, 9}, {128, 8}} {
+		W, H := sz[0], sz[1]
+		g := randGray(rng, W, H)
+		for _, f := range []int{1, 2, 4} {
+			for _, l := range []*[256]uint8{nil, &lut} {
+				got := Downscale(g, f, l)
+				dw, dh := (W+f-1)/f, (H+f-1)/f
+				if got.Rect.Dx() != dw || got.Rect.Dy() != dh {
+					t.Fatalf("f=%d: size %v", f, got.Rect)
+				}
+				for y := range dh {
+					for x := range dw {
+						s, n := 0, 0
+						for yy := y * f; yy < min(y*f+f, H); yy++ {
+							for xx := x * f; xx < min(x*f+f, W); xx++ {
+								v := g.Pix[yy*W+xx]
+								if l != nil {
+									v = l[v]
+								}
+								s += int(v)
+								n++
 							}
-							s += int(v)
-							n++
 						}
-					}
-					if want := uint8((s + n/2) / n); got.Pix[y*dw+x] != want {
-						t.Fatalf("f=%d lut=%v at %d,%d: %d want %d", f, l != nil, x, y, got.Pix[y*dw+x], want)
+						if want := uint8((s + n/2) / n); got.Pix[y*dw+x] != want {
+							t.Fatalf("%v f=%d lut=%v at %d,%d: %d want %d", sz, f, l != nil, x, y, got.Pix[y*dw+x], want)
+						}
 					}
 				}
 			}

@@ -12,31 +12,46 @@ import (
 // byte min/max instructions per 32 pixels) applied to 32 neighbouring
 // pixels at once. It reports false where AVX2 is missing or the image is
 // narrower than one vector.
-func median5SIMD(g *image.Gray) (*image.Gray, bool) {
+func median5SIMD(g *image.Gray) (*image.Gray, bool) { return median5SIMDInto(g, nil) }
+
+// median5SIMDInto is median5SIMD writing into buf's storage when it is
+// large enough.
+func median5SIMDInto(g *image.Gray, buf []uint8) (*image.Gray, bool) {
 	w, h := g.Rect.Dx(), g.Rect.Dy()
 	if !archsimd.X86.AVX2() || w < 32 || h < 1 {
 		return nil, false
 	}
-	// Padded copy with two replicated pixels on each side, so the kernel
-	// reads plain slices.
+	// Rows padded with two replicated pixels on each side, so the kernel
+	// reads plain slices; a ring of five (source row sy in slot sy%5)
+	// instead of a padded copy of the whole image keeps the traffic in
+	// cache.
 	pw := w + 4
-	pad := make([]uint8, pw*(h+4))
-	for py := range h + 4 {
-		sy := min(max(py-2, 0), h-1)
-		src := g.Pix[sy*g.Stride : sy*g.Stride+w]
-		row := pad[py*pw : (py+1)*pw]
-		row[0], row[1] = src[0], src[0]
-		copy(row[2:], src)
-		row[w+2], row[w+3] = src[w-1], src[w-1]
+	ring := make([]uint8, 5*pw)
+	var tags [5]int
+	for i := range tags {
+		tags[i] = -1
 	}
-	out := newGray(w, h)
+	row := func(sy int) []uint8 {
+		sy = min(max(sy, 0), h-1)
+		s := sy % 5
+		r := ring[s*pw : (s+1)*pw]
+		if tags[s] != sy {
+			src := g.Pix[sy*g.Stride : sy*g.Stride+w]
+			r[0], r[1] = src[0], src[0]
+			copy(r[2:], src)
+			r[w+2], r[w+3] = src[w-1], src[w-1]
+			tags[s] = sy
+		}
+		return r
+	}
+	out := grayOn(buf, w, h)
 	for y := range h {
-		rows := pad[y*pw:]
+		r0, r1, r2, r3, r4 := row(y-2), row(y-1), row(y), row(y+1), row(y+2)
 		o := out.Pix[y*w : (y+1)*w]
 		for x := 0; x < w; x += 32 {
 			// The last chunk overlaps the previous one instead of running
 			// past the row.
-			median5Chunk(rows[0:pw], rows[pw:2*pw], rows[2*pw:3*pw], rows[3*pw:4*pw], rows[4*pw:5*pw], o, min(x, w-32))
+			median5Chunk(r0, r1, r2, r3, r4, o, min(x, w-32))
 		}
 	}
 	archsimd.ClearAVXUpperBits()

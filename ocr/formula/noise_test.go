@@ -85,3 +85,55 @@ func TestRefineRejectsNoiseCrossing(t *testing.T) {
 		t.Errorf("short line: box %v with %d components, want %v with 4", box, n, want)
 	}
 }
+
+// TestRefineNoiseLineAndLostGlyph: a thin noise line that touches the last
+// glyph and runs out of the line's rows must not stretch the box (it is
+// erased as a thin piece leaving the coarse box's rows), and a glyph just
+// beyond the coarse box's end, in the line's rows, must be taken.
+func TestRefineNoiseLineAndLostGlyph(t *testing.T) {
+	g := newGray(500, 200)
+	for i := range g.Pix {
+		g.Pix[i] = 220
+	}
+	fill := func(r image.Rectangle) {
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				g.Pix[y*500+x] = 40
+			}
+		}
+	}
+	// Three glyph blocks 40 px tall with 8-px strokes, as boxes of ink.
+	for _, x := range []int{100, 150, 200} {
+		fill(image.Rect(x, 80, x+8, 120))
+		fill(image.Rect(x, 80, x+30, 88))
+		fill(image.Rect(x, 112, x+30, 120))
+	}
+	// A 2-px noise line from the top of the image down to the third glyph.
+	for y := 0; y < 82; y++ {
+		x := 300 - y
+		fill(image.Rect(x, y, x+2, y+1))
+	}
+	// A glyph the coarse stage lost, 12 px past the coarse box's end.
+	fill(image.Rect(242, 80, 250, 120))
+	for _, c := range []struct {
+		name  string
+		grow  float64
+		want  image.Rectangle
+		thinL float64
+	}{
+		{"default", 0.5, image.Rect(100, 80, 250, 120), 0.06},
+		{"no growth", 0, image.Rect(100, 80, 230, 120), 0.06},
+	} {
+		e := NewExtractor()
+		e.GrowX, e.ThinLine = c.grow, c.thinL
+		if box, _ := e.refine(g, image.Rect(96, 76, 232, 124)); box != c.want {
+			t.Errorf("%s: box %v, want %v", c.name, box, c.want)
+		}
+	}
+	// Without the thin-line erasure the noise line stretches the box up.
+	e := NewExtractor()
+	e.ThinLine = 0
+	if box, _ := e.refine(g, image.Rect(96, 76, 232, 124)); box.Min.Y >= 80 {
+		t.Errorf("without ThinLine the noise line should stretch the box; got %v", box)
+	}
+}

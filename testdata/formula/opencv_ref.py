@@ -155,12 +155,15 @@ def main():
     names = sorted(truth, key=lambda s: int(s.split(".")[0]))
     if a.n:
         names = names[:a.n]
+    c0 = time.process_time()
     t0 = time.perf_counter()
     imgs = [cv2.imread(os.path.join(a.dir, n), cv2.IMREAD_GRAYSCALE) for n in names]
     t_dec = time.perf_counter() - t0
+    c1 = time.process_time()
     t0 = time.perf_counter()
     found = [extract(g) for g in imgs]
     t_ext = time.perf_counter() - t0
+    c2 = time.process_time()
     lines = f50 = f90 = wrong = 0
     for n, boxes in zip(names, found):
         gt = truth[n]
@@ -172,6 +175,8 @@ def main():
             f90 += best >= 0.9
     print(f"opencv {cv2.__version__}: {len(names)} images, decode {len(names)/t_dec:.1f} images/s, "
           f"pipeline {len(names)/t_ext:.1f} images/s ({1000*t_ext/len(names):.1f} ms/image), single thread")
+    print(f"opencv: CPU seconds (user+sys): decode {c1-c0:.2f} s ({1000*(c1-c0)/len(names):.1f} ms/image), "
+          f"pipeline {c2-c1:.2f} s ({1000*(c2-c1)/len(names):.1f} ms/image)")
     print(f"lines {lines}: IoU>=0.5 {f50} ({100*f50/lines:.2f}%), IoU>=0.9 {f90} ({100*f90/lines:.2f}%), "
           f"images with wrong line count {wrong}")
     if a.out:
