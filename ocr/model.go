@@ -8,7 +8,6 @@ import (
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
 	"github.com/gomlx/gomlx/ml/layers"
-	"github.com/gomlx/gomlx/ml/layers/activation"
 	"github.com/gomlx/gomlx/ml/layers/norm"
 	"github.com/gomlx/gomlx/ml/model"
 
@@ -37,6 +36,10 @@ type NetConfig struct {
 	RNNHidden     int // CRNN GRU units per direction (book: 128)
 	// BNMomentum of the batch-norm moving averages (0: 0.99, Keras').
 	BNMomentum float64
+
+	// forceNHWC builds the conv stack in NHWC on every backend (tests
+	// compare it with the channels-major one on the Go backend).
+	forceNHWC bool
 }
 
 // cnnBlocks and crnnBlocks are the book's numbers of conv+pool blocks.
@@ -86,20 +89,34 @@ func (c NetConfig) Logits(scope *model.Scope, x *Node) *Node {
 	return c.crnn(scope, x)
 }
 
+// layout is the layout of the conv stacks' activations: nn.PreferredLayout
+// (channels-major on the pure-Go backend, where it trains faster; NHWC on
+// XLA). The variables are the same in both, so checkpoints load either way.
+func (c NetConfig) layout(g *Graph) nn.Layout {
+	if c.forceNHWC {
+		return nn.NHWC
+	}
+	return nn.PreferredLayout(g)
+}
+
 // cnn is the book's captcha classifier: 4 blocks of 2 × (conv 3×3 + relu)
 // and a 2×2 max pool, flatten, dropout 0.25 and one dense softmax head per
 // character.
 func (c NetConfig) cnn(scope *model.Scope, x *Node) *Node {
 	x.AssertDims(-1, c.Height, c.Width, 3)
+	layout := c.layout(x.Graph())
+	x = nn.ToLayout(x, nn.NHWC, layout)
 	f := c.Filters
 	for i := range cnnBlocks {
 		for j := range 2 {
-			x = nn.Conv2D(scope.In("block%d_conv%d", i, j), x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame})
-			x = activation.Relu(x)
+			x = nn.Conv2D(scope.In("block%d_conv%d", i, j), x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame, Layout: layout})
+			x = nn.Relu(x)
 		}
-		x = nn.MaxPool2D(x, 2)
+		x = nn.MaxPool2DIn(x, 2, layout)
 		f *= 2
 	}
+	// The dense heads' weights follow the NHWC flattening order.
+	x = nn.ToLayout(x, layout, nn.NHWC)
 	batch := x.Shape().Dimensions[0]
 	x = Reshape(x, batch, -1)
 	x = layers.DropoutStatic(scope, x, 0.25)
@@ -116,21 +133,36 @@ func (c NetConfig) cnn(scope *model.Scope, x *Node) *Node {
 // concatenation, dropout 0.2 and a dense layer over characters + blank.
 func (c NetConfig) crnn(scope *model.Scope, x *Node) *Node {
 	x.AssertDims(-1, c.Height, c.Width, 3)
+	layout := c.layout(x.Graph())
+	x = nn.ToLayout(x, nn.NHWC, layout)
+	bnAxis := -1 // the channels
+	if layout == nn.CBHW {
+		bnAxis = 0
+	}
 	f := c.Filters
 	for i := range crnnBlocks {
 		for j := range 2 {
 			s := scope.In("block%d_conv%d", i, j)
-			x = nn.Conv2D(s, x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame, NoBias: true})
-			x = activation.Relu(c.batchNorm(s.In("bn"), x))
+			x = nn.Conv2D(s, x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame, NoBias: true, Layout: layout})
+			x = nn.Relu(c.batchNorm(s.In("bn"), x, bnAxis))
 		}
-		x = nn.MaxPool2D(x, 2)
+		x = nn.MaxPool2DIn(x, 2, layout)
 		f *= 2
 	}
-	d := x.Shape().Dimensions // [b, h', w', c]
-	x = TransposeAllAxes(x, 0, 2, 1, 3)
+	// Columns become time steps: [b, w', h', c], then [b, w', h'*c]. From
+	// CBHW that is one transpose (NHWC and back would be two).
+	var d []int // [b, h', w', c]
+	if layout == nn.CBHW {
+		cd := x.Shape().Dimensions
+		d = []int{cd[1], cd[2], cd[3], cd[0]}
+		x = TransposeAllAxes(x, 1, 3, 2, 0)
+	} else {
+		d = x.Shape().Dimensions
+		x = TransposeAllAxes(x, 0, 2, 1, 3)
+	}
 	x = Reshape(x, d[0], d[2], d[1]*d[3])
 	x = layers.Dense(scope.In("dense"), x, true, c.Dense)
-	x = activation.Relu(c.batchNorm(scope.In("dense_bn"), x))
+	x = nn.Relu(c.batchNorm(scope.In("dense_bn"), x, -1))
 	x = layers.DropoutStatic(scope, x, 0.2)
 	x = nn.BiGRU(scope.In("gru1"), x, c.RNNHidden, nn.MergeSum)
 	x = nn.BiGRU(scope.In("gru2"), x, c.RNNHidden, nn.MergeConcat)
@@ -140,11 +172,11 @@ func (c NetConfig) crnn(scope *model.Scope, x *Node) *Node {
 	return x
 }
 
-// batchNorm is nn.BatchNorm (GoMLX's norm.BatchNorm over the channels,
-// direct formulation on the Go backend) with a configurable momentum: with
+// batchNorm is nn.BatchNormIn (GoMLX's norm.BatchNorm over the channels
+// axis, direct formulation on the Go backend) with a configurable momentum: with
 // Keras' 0.99 the averages lag ~100 steps behind, which in a short run at
 // learning rate 1e-3..3e-3 made inference loss 5x the training loss.
-func (c NetConfig) batchNorm(scope *model.Scope, x *Node) *Node {
+func (c NetConfig) batchNorm(scope *model.Scope, x *Node, axis int) *Node {
 	if c.BNMomentum == 0 {
 		c.BNMomentum = 0.99
 	}
@@ -152,7 +184,7 @@ func (c NetConfig) batchNorm(scope *model.Scope, x *Node) *Node {
 	fused := b != nil && b.Capabilities().Operations[compute.OpTypeBatchNormForTraining] &&
 		b.Capabilities().Operations[compute.OpTypeBatchNormForInference] &&
 		b.Capabilities().Operations[compute.OpTypeBatchNormGradient]
-	return norm.BatchNorm(scope, x, -1).Momentum(c.BNMomentum).UseBackendInference(fused).Done()
+	return norm.BatchNorm(scope, x, axis).Momentum(c.BNMomentum).UseBackendInference(fused).Done()
 }
 
 // skipSteps drops the CRNN's first CTCSkipSteps time steps.

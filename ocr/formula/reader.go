@@ -10,7 +10,6 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers"
-	"github.com/gomlx/gomlx/ml/layers/activation"
 	"github.com/gomlx/gomlx/ml/layers/norm"
 	"github.com/gomlx/gomlx/ml/model"
 
@@ -40,6 +39,10 @@ type ReaderConfig struct {
 	Filters       int
 	Hidden        int
 	L2            float64
+
+	// forceNHWC builds the conv stack in NHWC on every backend (tests
+	// compare it with the channels-major one on the Go backend).
+	forceNHWC bool
 }
 
 // Classes is the number of output classes, the blank included.
@@ -66,36 +69,65 @@ func (c ReaderConfig) Check() error {
 	return nil
 }
 
+// layout is the layout of the conv stack's activations: nn.PreferredLayout
+// (channels-major on the pure-Go backend, where it trains faster; NHWC on
+// XLA). The variables are the same in both, so checkpoints load either way.
+func (c ReaderConfig) layout(g *Graph) nn.Layout {
+	if c.forceNHWC {
+		return nn.NHWC
+	}
+	return nn.PreferredLayout(g)
+}
+
 // Logits maps strips x [batch, Height, Width, 1] (ink 1, paper 0) to
 // [batch, Steps, Classes].
 func (c ReaderConfig) Logits(scope *model.Scope, x *Node) *Node {
 	x.AssertDims(-1, c.Height, c.Width, 1)
+	layout := c.layout(x.Graph())
+	x = nn.ToLayout(x, nn.NHWC, layout)
+	bnAxis := -1 // the channels
+	if layout == nn.CBHW {
+		bnAxis = 0
+	}
 	f := c.Filters
 	for i, pool := range []int{2, 2, 1} {
 		s := scope.In("conv%d", i)
-		x = nn.Conv2D(s, x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame, L2: c.L2, NoBias: true})
+		x = nn.Conv2D(s, x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame, L2: c.L2, NoBias: true, Layout: layout})
 		// Batch norm trains the reader several times faster. Its moving
 		// averages use momentum 0.9, not GoMLX's 0.99: the weights move
 		// fast, and with 0.99 the inference-mode reader lagged far behind
 		// the training-mode one (CTC loss 7 vs 1.8 on the same strips).
-		// nn.BatchNorm does not expose the momentum; like it, no fused
+		// nn.BatchNormIn does not expose the momentum; like it, no fused
 		// ops (the Go backend has none).
-		x = norm.BatchNorm(s.In("bn"), x, -1).Momentum(0.9).UseBackendInference(false).Done()
-		x = activation.Relu(x)
+		x = norm.BatchNorm(s.In("bn"), x, bnAxis).Momentum(0.9).UseBackendInference(false).Done()
+		x = nn.Relu(x)
 		if pool == 2 {
-			x = nn.MaxPool2D(x, 2)
+			x = nn.MaxPool2DIn(x, 2, layout)
 		} else {
 			// Height only: 2×1 windows by reshape + max (exact and
 			// differentiable on every backend).
 			d := x.Shape().Dimensions
-			x = ReduceMax(Reshape(x, d[0], d[1]/2, 2, d[2], d[3]), 2)
+			if layout == nn.CBHW { // [c, b, h, w]
+				x = ReduceMax(Reshape(x, d[0], d[1], d[2]/2, 2, d[3]), 3)
+			} else { // [b, h, w, c]
+				x = ReduceMax(Reshape(x, d[0], d[1]/2, 2, d[2], d[3]), 2)
+			}
 		}
 		f *= 2
 	}
-	d := x.Shape().Dimensions // [b, H/8, W/4, 4f]
-	x = TransposeAllAxes(x, 0, 2, 1, 3)
+	// Columns become time steps: [b, W/4, H/8, 4f], then [b, W/4, H/8*4f].
+	// From CBHW that is one transpose (NHWC and back would be two).
+	var d []int // [b, H/8, W/4, 4f]
+	if layout == nn.CBHW {
+		cd := x.Shape().Dimensions
+		d = []int{cd[1], cd[2], cd[3], cd[0]}
+		x = TransposeAllAxes(x, 1, 3, 2, 0)
+	} else {
+		d = x.Shape().Dimensions
+		x = TransposeAllAxes(x, 0, 2, 1, 3)
+	}
 	x = Reshape(x, d[0], d[2], d[1]*d[3])
-	x = activation.Relu(layers.Dense(scope.In("dense"), x, true, 2*c.Hidden))
+	x = nn.Relu(layers.Dense(scope.In("dense"), x, true, 2*c.Hidden))
 	x = nn.BiGRU(scope.In("bigru"), x, c.Hidden, nn.MergeConcat)
 	x = layers.Dense(scope.In("logits"), x, true, c.Classes())
 	x.AssertDims(-1, c.Steps(), c.Classes())

@@ -1,0 +1,74 @@
+package fcn
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/train"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
+
+	"github.com/dl4img/dl4img/nn"
+)
+
+// processCPU is this process's user + system CPU time: the benchmarks
+// report it per step because wall time on a shared machine is noisy.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkTrainStep times Adam training steps of the FCN on the Go backend
+// (graph compilation excluded) at the segment kind's demo and default
+// sizes, reporting CPU seconds per step:
+//
+//	GOEXPERIMENT=simd go test ./segment/fcn -run '^$' -bench TrainStep -benchtime 3x
+func BenchmarkTrainStep(b *testing.B) {
+	cases := []struct {
+		name        string
+		cfg         Config
+		batch, side int
+	}{
+		{"demo", Config{Filters: 8, Depth: 2, ConvsPerLevel: 2, L2: 1e-4, Loss: "bce+dice"}, 8, 64},
+		{"default", Config{Filters: 16, Depth: 3, ConvsPerLevel: 2, L2: 1e-4, Loss: "bce+dice"}, 8, 256},
+	}
+	for _, c := range cases {
+		b.Run(fmt.Sprintf("%s/%dx%d/batch%d", c.name, c.side, c.side, c.batch), func(b *testing.B) {
+			st, err := nn.NewSeededStore(1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			lf, err := LossFn(c.cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tr := train.NewTrainer(backend(b), st, Logits(c.cfg), lf, optimizer.Adam().LearningRate(1e-3).Done(), nil, nil)
+			imgs, masks := toyBatch(rand.New(rand.NewPCG(1, 2)), c.batch, c.side)
+			x, err := Input(imgs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			y, err := Labels(masks)
+			if err != nil {
+				b.Fatal(err)
+			}
+			batch := train.Batch{Inputs: []*tensors.Tensor{x}, Labels: []*tensors.Tensor{y}}
+			if _, err := tr.TrainStep(batch); err != nil { // compile
+				b.Fatal(err)
+			}
+			cpu := processCPU()
+			for b.Loop() {
+				if _, err := tr.TrainStep(batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric((processCPU()-cpu).Seconds()/float64(b.N), "cpu-s/step")
+		})
+	}
+}
