@@ -1,7 +1,6 @@
 package ocr
 
 import (
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -11,65 +10,19 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/dl4img/dl4img/nn"
+	"github.com/dl4img/dl4img/nn/nntest"
 	"github.com/dl4img/dl4img/tasks"
 )
 
-// layoutRun builds net on a store seeded with seed (so two runs start from
-// the same weights and draw the same dropout masks) and returns the logits
-// and the gradients of a fixed weighted sum of them w.r.t. every trainable
-// variable, by name.
+// layoutRun returns net's logits and the gradients of every trainable
+// variable (nntest.OutputsAndGrads), checking the layout it builds in.
 func layoutRun(t *testing.T, backend compute.Backend, net NetConfig, x *tensors.Tensor, training bool) map[string][]float32 {
-	t.Helper()
-	st, err := nn.NewSeededStore(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	outs, err := model.CallOnceN(backend, st, func(scope *model.Scope, x *Node) []*Node {
-		g := x.Graph()
-		st.SetTraining(g, training)
-		if want := nn.CBHW; !net.forceNHWC && net.layout(g) != want {
-			t.Fatalf("layout on %s = %s, want %s", backend.Name(), net.layout(g), want)
+	return nntest.OutputsAndGrads(t, backend, 3, training, []string{"logits"}, func(scope *model.Scope, x *Node) []*Node {
+		if want := nn.CBHW; !net.forceNHWC && net.layout(x.Graph()) != want {
+			t.Fatalf("layout on %s = %s, want %s", backend.Name(), net.layout(x.Graph()), want)
 		}
-		y := net.Logits(scope, x)
-		rng := rand.New(rand.NewPCG(7, 8))
-		gy := make([]float32, y.Shape().Size())
-		for i := range gy {
-			gy[i] = rng.Float32()*2 - 1
-		}
-		loss := ReduceAllSum(Mul(y, Const(g, tensors.FromFlatDataAndDimensions(gy, y.Shape().Dimensions...))))
-		names = append(names, "logits")
-		var vars []*Node
-		for v := range st.IterVariables() {
-			if v.Trainable && v.InUseByGraph(g) {
-				names = append(names, v.Path())
-				vars = append(vars, v.NodeValue(g))
-			}
-		}
-		return append([]*Node{y}, Gradient(loss, vars...)...)
+		return []*Node{net.Logits(scope, x)}
 	}, x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := make(map[string][]float32, len(outs))
-	for i, o := range outs {
-		res[names[i]] = tensors.MustCopyFlatData[float32](o)
-	}
-	return res
-}
-
-// maxRelDiff is max|got-want| / max(1, max|want|).
-func maxRelDiff(got, want []float32) float64 {
-	scale, diff := 1.0, 0.0
-	for i := range want {
-		scale = max(scale, math.Abs(float64(want[i])))
-		d := math.Abs(float64(got[i]) - float64(want[i]))
-		if math.IsNaN(d) {
-			return math.NaN()
-		}
-		diff = max(diff, d)
-	}
-	return diff / scale
 }
 
 // TestLayoutsAgree checks that the networks built in the Go backend's
@@ -109,20 +62,7 @@ func TestLayoutsAgree(t *testing.T) {
 			ref := c.net
 			ref.forceNHWC = true
 			want := layoutRun(t, backend, ref, x, c.training)
-			if len(got) != len(want) || len(want) < 3 {
-				t.Fatalf("got %d outputs, want %d (>= 3)", len(got), len(want))
-			}
-			for name, w := range want {
-				g, ok := got[name]
-				switch {
-				case !ok:
-					t.Errorf("%s: missing in the channels-major run", name)
-				case len(g) != len(w):
-					t.Errorf("%s: %d values, want %d", name, len(g), len(w))
-				case !(maxRelDiff(g, w) <= 1e-5):
-					t.Errorf("%s: relative difference %.3g between layouts", name, maxRelDiff(g, w))
-				}
-			}
+			nntest.AssertAgree(t, got, want, 1e-5, 3)
 		})
 	}
 }

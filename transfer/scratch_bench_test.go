@@ -3,9 +3,7 @@ package transfer
 import (
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"testing"
-	"time"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
 	"github.com/gomlx/gomlx/core/tensors"
@@ -14,17 +12,8 @@ import (
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
 	"github.com/dl4img/dl4img/nn"
+	"github.com/dl4img/dl4img/nn/nntest"
 )
-
-// processCPU is this process's user + system CPU time: the benchmark
-// reports it per step because wall time on a shared machine is noisy.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkScratchTrainStep times Adam training steps of the from-scratch
 // CNN and its two-class head on the Go backend (graph compilation
@@ -56,16 +45,7 @@ func BenchmarkScratchTrainStep(b *testing.B) {
 			}
 			batch := train.Batch{Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(x, c.batch, c.side, c.side, 3)},
 				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(y, c.batch, 1)}}
-			if _, err := tr.TrainStep(batch); err != nil { // compile
-				b.Fatal(err)
-			}
-			cpu := processCPU()
-			for b.Loop() {
-				if _, err := tr.TrainStep(batch); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric((processCPU()-cpu).Seconds()/float64(b.N), "cpu-s/step")
+			nntest.BenchTrainSteps(b, tr, batch)
 		})
 	}
 }

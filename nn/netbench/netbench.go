@@ -93,7 +93,7 @@ func Run(ctx context.Context, backend compute.Backend, net string, batch, steps 
 		if err := ctx.Err(); err != nil {
 			return res, fmt.Errorf("netbench %s: step %d: %w", net, i, err)
 		}
-		start, startCPU := time.Now(), processCPU()
+		start, startCPU := time.Now(), ProcessCPU()
 		metrics, err := trainer.TrainStep(data.batch())
 		if err != nil {
 			return res, fmt.Errorf("netbench %s: train step %d: %w", net, i, err)
@@ -109,7 +109,7 @@ func Run(ctx context.Context, backend compute.Backend, net string, batch, steps 
 			res.FirstStep = d
 		} else {
 			times = append(times, d)
-			cpuTimes = append(cpuTimes, processCPU()-startCPU)
+			cpuTimes = append(cpuTimes, ProcessCPU()-startCPU)
 		}
 	}
 	res.MedianStep = median(times)
@@ -128,7 +128,9 @@ func median(v []time.Duration) time.Duration {
 	return m
 }
 
-func processCPU() time.Duration {
+// ProcessCPU is the process's user + system CPU time, all threads: per-step
+// CPU time is steadier than wall time on a shared machine.
+func ProcessCPU() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0

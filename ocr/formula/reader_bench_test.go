@@ -3,27 +3,16 @@ package formula
 import (
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/train"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
 	"github.com/dl4img/dl4img/nn"
+	"github.com/dl4img/dl4img/nn/nntest"
 	"github.com/dl4img/dl4img/tasks"
 )
-
-// readerBenchCPU is this process's user + system CPU time: the benchmark
-// reports it per step because wall time on a shared machine is noisy.
-func readerBenchCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkReaderTrainStep times Adam training steps of the reader on the
 // Go backend with random strips and labels (graph compilation excluded) at
@@ -66,16 +55,7 @@ func BenchmarkReaderTrainStep(b *testing.B) {
 			lt, lens := labelTensors(labels)
 			batch := train.Batch{Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(x, c.batch, c.rc.Height, c.rc.Width, 1)},
 				Labels: []*tensors.Tensor{lt, lens}}
-			if _, err := tr.TrainStep(batch); err != nil { // compile
-				b.Fatal(err)
-			}
-			cpu := readerBenchCPU()
-			for b.Loop() {
-				if _, err := tr.TrainStep(batch); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric((readerBenchCPU()-cpu).Seconds()/float64(b.N), "cpu-s/step")
+			nntest.BenchTrainSteps(b, tr, batch)
 		})
 	}
 }

@@ -2,7 +2,6 @@ package fcn
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -12,62 +11,18 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/dl4img/dl4img/nn"
+	"github.com/dl4img/dl4img/nn/nntest"
 )
 
-// layoutRun builds the network on a store seeded with a fixed seed (so two
-// runs start from the same weights) and returns the logits and the
-// gradients of a fixed weighted sum of them w.r.t. every trainable
-// variable, by name.
+// layoutRun returns the logits and the gradients of every trainable
+// variable (nntest.OutputsAndGrads).
 func layoutRun(t *testing.T, be compute.Backend, cfg Config, forceNHWC bool, x *tensors.Tensor) map[string][]float32 {
-	t.Helper()
-	st, err := nn.NewSeededStore(5)
-	if err != nil {
-		t.Fatal(err)
-	}
 	fn := logits(cfg, forceNHWC)
-	var names []string
-	outs, err := model.CallOnceN(be, st, func(scope *model.Scope, x *Node) []*Node {
-		g := x.Graph()
+	return nntest.OutputsAndGrads(t, be, 5, false, []string{"logits"}, func(scope *model.Scope, x *Node) []*Node {
 		y := fn(scope, x)
 		y.AssertDims(x.Shape().Dimensions[0], x.Shape().Dimensions[1], x.Shape().Dimensions[2], 1)
-		rng := rand.New(rand.NewPCG(7, 8))
-		gy := make([]float32, y.Shape().Size())
-		for i := range gy {
-			gy[i] = rng.Float32()*2 - 1
-		}
-		loss := ReduceAllSum(Mul(y, Const(g, tensors.FromFlatDataAndDimensions(gy, y.Shape().Dimensions...))))
-		names = append(names, "logits")
-		var vars []*Node
-		for v := range st.IterVariables() {
-			if v.Trainable && v.InUseByGraph(g) {
-				names = append(names, v.Path())
-				vars = append(vars, v.NodeValue(g))
-			}
-		}
-		return append([]*Node{y}, Gradient(loss, vars...)...)
+		return []*Node{y}
 	}, x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := make(map[string][]float32, len(outs))
-	for i, o := range outs {
-		res[names[i]] = tensors.MustCopyFlatData[float32](o)
-	}
-	return res
-}
-
-// maxRelDiff is max|got-want| / max(1, max|want|).
-func maxRelDiff(got, want []float32) float64 {
-	scale, diff := 1.0, 0.0
-	for i := range want {
-		scale = max(scale, math.Abs(float64(want[i])))
-		d := math.Abs(float64(got[i]) - float64(want[i]))
-		if math.IsNaN(d) {
-			return math.NaN()
-		}
-		diff = max(diff, d)
-	}
-	return diff / scale
 }
 
 // TestLayoutsAgree checks that the network in the Go backend's
@@ -94,20 +49,7 @@ func TestLayoutsAgree(t *testing.T) {
 			x := tensors.FromFlatDataAndDimensions(img, b, h, w, 3)
 			got := layoutRun(t, be, cfg, false, x)
 			want := layoutRun(t, be, cfg, true, x)
-			if len(got) != len(want) || len(want) < 3 {
-				t.Fatalf("got %d outputs, want %d (>= 3)", len(got), len(want))
-			}
-			for name, wv := range want {
-				gv, ok := got[name]
-				switch {
-				case !ok:
-					t.Errorf("%s: missing in the channels-major run", name)
-				case len(gv) != len(wv):
-					t.Errorf("%s: %d values, want %d", name, len(gv), len(wv))
-				case !(maxRelDiff(gv, wv) <= 1e-5):
-					t.Errorf("%s: relative difference %.3g between layouts", name, maxRelDiff(gv, wv))
-				}
-			}
+			nntest.AssertAgree(t, got, want, 1e-5, 3)
 		})
 	}
 }

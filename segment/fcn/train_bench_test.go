@@ -3,26 +3,15 @@ package fcn
 import (
 	"fmt"
 	"math/rand/v2"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/train"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
 	"github.com/dl4img/dl4img/nn"
+	"github.com/dl4img/dl4img/nn/nntest"
 )
-
-// processCPU is this process's user + system CPU time: the benchmarks
-// report it per step because wall time on a shared machine is noisy.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkTrainStep times Adam training steps of the FCN on the Go backend
 // (graph compilation excluded) at the segment kind's demo and default
@@ -59,16 +48,7 @@ func BenchmarkTrainStep(b *testing.B) {
 				b.Fatal(err)
 			}
 			batch := train.Batch{Inputs: []*tensors.Tensor{x}, Labels: []*tensors.Tensor{y}}
-			if _, err := tr.TrainStep(batch); err != nil { // compile
-				b.Fatal(err)
-			}
-			cpu := processCPU()
-			for b.Loop() {
-				if _, err := tr.TrainStep(batch); err != nil {
-					b.Fatal(err)
-				}
-			}
-			b.ReportMetric((processCPU()-cpu).Seconds()/float64(b.N), "cpu-s/step")
+			nntest.BenchTrainSteps(b, tr, batch)
 		})
 	}
 }
