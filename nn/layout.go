@@ -78,3 +78,19 @@ func channelVector(v *Node, l Layout) *Node {
 	}
 	return Reshape(v, 1, 1, 1, c)
 }
+
+// ColumnsAsSteps turns the image batch x in layout into the sequence of its
+// columns, [batch, w, h*c] (channels fastest): a CRNN's feature map as the
+// recurrent layers' input. From CBHW it is one transpose.
+func ColumnsAsSteps(x *Node, layout Layout) *Node {
+	var d []int // [b, h, w, c]
+	if layout == CBHW {
+		cd := x.Shape().Dimensions
+		d = []int{cd[1], cd[2], cd[3], cd[0]}
+		x = TransposeAllAxes(x, 1, 3, 2, 0)
+	} else {
+		d = x.Shape().Dimensions
+		x = TransposeAllAxes(x, 0, 2, 1, 3)
+	}
+	return Reshape(x, d[0], d[2], d[1]*d[3])
+}

@@ -163,3 +163,30 @@ func TestPreferredLayout(t *testing.T) {
 		t.Errorf("PreferredLayout on %q = %s, want CBHW", backend(t).Name(), got)
 	}
 }
+
+// Step t of ColumnsAsSteps is column t, channels fastest, in both layouts.
+func TestColumnsAsSteps(t *testing.T) {
+	const b, h, w, c = 2, 3, 4, 5
+	x := randArr(2, b, h, w, c)
+	out := run(t, func(in []*Node) []*Node {
+		return []*Node{ColumnsAsSteps(in[0], NHWC), ColumnsAsSteps(ToLayout(in[0], NHWC, CBHW), CBHW)}
+	}, x.tensor(dtypes.Float64))
+	for _, o := range out {
+		if !sameShape(o.Shape, []int{b, w, h * c}) {
+			t.Fatalf("shape %v, want [%d %d %d]", o.Shape, b, w, h*c)
+		}
+	}
+	want := make([]float64, len(x.Data))
+	for i := range b {
+		for y := range h {
+			for col := range w {
+				for ch := range c {
+					want[(i*w+col)*h*c+y*c+ch] = x.Data[((i*h+y)*w+col)*c+ch]
+				}
+			}
+		}
+	}
+	for k, o := range out {
+		assertClose(t, []string{"NHWC", "CBHW"}[k], o, arr{Shape: o.Shape, Data: want}, 0)
+	}
+}

@@ -4,11 +4,9 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
 	"github.com/gomlx/gomlx/ml/layers"
-	"github.com/gomlx/gomlx/ml/layers/norm"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/dl4img/dl4img/nn"
@@ -135,34 +133,19 @@ func (c NetConfig) crnn(scope *model.Scope, x *Node) *Node {
 	x.AssertDims(-1, c.Height, c.Width, 3)
 	layout := c.layout(x.Graph())
 	x = nn.ToLayout(x, nn.NHWC, layout)
-	bnAxis := -1 // the channels
-	if layout == nn.CBHW {
-		bnAxis = 0
-	}
 	f := c.Filters
 	for i := range crnnBlocks {
 		for j := range 2 {
 			s := scope.In("block%d_conv%d", i, j)
 			x = nn.Conv2D(s, x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame, NoBias: true, Layout: layout})
-			x = nn.Relu(c.batchNorm(s.In("bn"), x, bnAxis))
+			x = nn.Relu(nn.BatchNormIn(s.In("bn"), x, layout, c.bnMomentum()))
 		}
 		x = nn.MaxPool2DIn(x, 2, layout)
 		f *= 2
 	}
-	// Columns become time steps: [b, w', h', c], then [b, w', h'*c]. From
-	// CBHW that is one transpose (NHWC and back would be two).
-	var d []int // [b, h', w', c]
-	if layout == nn.CBHW {
-		cd := x.Shape().Dimensions
-		d = []int{cd[1], cd[2], cd[3], cd[0]}
-		x = TransposeAllAxes(x, 1, 3, 2, 0)
-	} else {
-		d = x.Shape().Dimensions
-		x = TransposeAllAxes(x, 0, 2, 1, 3)
-	}
-	x = Reshape(x, d[0], d[2], d[1]*d[3])
+	x = nn.ColumnsAsSteps(x, layout) // [b, w, h*c]
 	x = layers.Dense(scope.In("dense"), x, true, c.Dense)
-	x = nn.Relu(c.batchNorm(scope.In("dense_bn"), x, -1))
+	x = nn.Relu(nn.BatchNormIn(scope.In("dense_bn"), x, nn.NHWC, c.bnMomentum()))
 	x = layers.DropoutStatic(scope, x, 0.2)
 	x = nn.BiGRU(scope.In("gru1"), x, c.RNNHidden, nn.MergeSum)
 	x = nn.BiGRU(scope.In("gru2"), x, c.RNNHidden, nn.MergeConcat)
@@ -172,19 +155,15 @@ func (c NetConfig) crnn(scope *model.Scope, x *Node) *Node {
 	return x
 }
 
-// batchNorm is nn.BatchNormIn (GoMLX's norm.BatchNorm over the channels
-// axis, direct formulation on the Go backend) with a configurable momentum: with
-// Keras' 0.99 the averages lag ~100 steps behind, which in a short run at
-// learning rate 1e-3..3e-3 made inference loss 5x the training loss.
-func (c NetConfig) batchNorm(scope *model.Scope, x *Node, axis int) *Node {
+// bnMomentum is the batch-norm moving averages' momentum: configurable
+// because with Keras' 0.99 the averages lag ~100 steps behind, which in a
+// short run at learning rate 1e-3..3e-3 made inference loss 5x the training
+// loss. 0 means 0.99.
+func (c NetConfig) bnMomentum() float64 {
 	if c.BNMomentum == 0 {
-		c.BNMomentum = 0.99
+		return 0.99
 	}
-	b := x.Graph().Backend()
-	fused := b != nil && b.Capabilities().Operations[compute.OpTypeBatchNormForTraining] &&
-		b.Capabilities().Operations[compute.OpTypeBatchNormForInference] &&
-		b.Capabilities().Operations[compute.OpTypeBatchNormGradient]
-	return norm.BatchNorm(scope, x, axis).Momentum(c.BNMomentum).UseBackendInference(fused).Done()
+	return c.BNMomentum
 }
 
 // skipSteps drops the CRNN's first CTCSkipSteps time steps.

@@ -62,7 +62,7 @@ func CaptchaLoss(labels, logits []*Node) *Node {
 
 func convBnRelu(scope *model.Scope, x *Node, filters int, layout nn.Layout) *Node {
 	x = nn.Conv2D(scope, x, nn.Conv2DConfig{Filters: filters, Kernel: 3, Padding: nn.PadSame, NoBias: true, Layout: layout})
-	return nn.Relu(nn.BatchNormIn(scope, x, layout))
+	return nn.Relu(nn.BatchNormIn(scope, x, layout, 0))
 }
 
 // CRNN is the book's text-line reader: 3 blocks of 2 x [conv3x3, batchnorm,
@@ -78,10 +78,7 @@ func CRNN(scope *model.Scope, x *Node) *Node {
 		x = convBnRelu(scope.In("block%d_conv2", i), x, f, layout)
 		x = nn.MaxPool2DIn(x, 2, layout)
 	}
-	x = nn.ToLayout(x, layout, nn.NHWC)
-	d := x.Shape().Dimensions // [b, 6, 25, 128]
-	x = TransposeAllAxes(x, 0, 2, 1, 3)
-	x = Reshape(x, d[0], d[2], d[1]*d[3])
+	x = nn.ColumnsAsSteps(x, layout) // [b, 25, 6*128]
 	x = activation.Relu(layers.Dense(scope.In("dense1"), x, true, 128))
 	x = nn.BiGRU(scope.In("bigru1"), x, 128, nn.MergeConcat)
 	x = nn.BiGRU(scope.In("bigru2"), x, 128, nn.MergeConcat)

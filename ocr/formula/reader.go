@@ -10,7 +10,6 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers"
-	"github.com/gomlx/gomlx/ml/layers/norm"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/dl4img/dl4img/nn"
@@ -85,10 +84,6 @@ func (c ReaderConfig) Logits(scope *model.Scope, x *Node) *Node {
 	x.AssertDims(-1, c.Height, c.Width, 1)
 	layout := c.layout(x.Graph())
 	x = nn.ToLayout(x, nn.NHWC, layout)
-	bnAxis := -1 // the channels
-	if layout == nn.CBHW {
-		bnAxis = 0
-	}
 	f := c.Filters
 	for i, pool := range []int{2, 2, 1} {
 		s := scope.In("conv%d", i)
@@ -97,9 +92,7 @@ func (c ReaderConfig) Logits(scope *model.Scope, x *Node) *Node {
 		// averages use momentum 0.9, not GoMLX's 0.99: the weights move
 		// fast, and with 0.99 the inference-mode reader lagged far behind
 		// the training-mode one (CTC loss 7 vs 1.8 on the same strips).
-		// nn.BatchNormIn does not expose the momentum; like it, no fused
-		// ops (the Go backend has none).
-		x = norm.BatchNorm(s.In("bn"), x, bnAxis).Momentum(0.9).UseBackendInference(false).Done()
+		x = nn.BatchNormIn(s.In("bn"), x, layout, 0.9)
 		x = nn.Relu(x)
 		if pool == 2 {
 			x = nn.MaxPool2DIn(x, 2, layout)
@@ -115,18 +108,7 @@ func (c ReaderConfig) Logits(scope *model.Scope, x *Node) *Node {
 		}
 		f *= 2
 	}
-	// Columns become time steps: [b, W/4, H/8, 4f], then [b, W/4, H/8*4f].
-	// From CBHW that is one transpose (NHWC and back would be two).
-	var d []int // [b, H/8, W/4, 4f]
-	if layout == nn.CBHW {
-		cd := x.Shape().Dimensions
-		d = []int{cd[1], cd[2], cd[3], cd[0]}
-		x = TransposeAllAxes(x, 1, 3, 2, 0)
-	} else {
-		d = x.Shape().Dimensions
-		x = TransposeAllAxes(x, 0, 2, 1, 3)
-	}
-	x = Reshape(x, d[0], d[2], d[1]*d[3])
+	x = nn.ColumnsAsSteps(x, layout) // [b, w, h*c]
 	x = nn.Relu(layers.Dense(scope.In("dense"), x, true, 2*c.Hidden))
 	x = nn.BiGRU(scope.In("bigru"), x, c.Hidden, nn.MergeConcat)
 	x = layers.Dense(scope.In("logits"), x, true, c.Classes())
