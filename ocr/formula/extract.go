@@ -58,6 +58,13 @@ type Params struct {
 	// mean thickness is below NoiseLineThickness: noise lines that would
 	// stretch the box. NoiseLineLength 0 disables.
 	NoiseLineLength, NoiseLineThickness float64
+	// TrimShortEnds drops the short components (shorter than 0.3 line
+	// heights, not stacked over or under a taller one) before the first
+	// and after the last glyph-tall one: a line starts with a digit, a
+	// variable or "(" and ends with a digit, a variable or ")", all tall,
+	// so short pieces at its ends are noise (dashes of a broken noise
+	// line, a stub), while a "-" inside it stays.
+	TrimShortEnds bool
 	// TrimInk (fraction of the line height, 0 disables) trims box edges
 	// whose column or row holds fewer mask pixels: a noise line touching
 	// the text.
@@ -70,9 +77,23 @@ type Params struct {
 	// smallest side in pixels.
 	ThinLine    float64
 	ThinLineMin int
-	// GrowX (fraction of the line height) is how far beyond the coarse
-	// box's ends glyphs within the line's rows are still taken.
-	GrowX float64
+	// StraightLine (fraction of the line height, 0 disables) is the
+	// shortest straight noise line that eraseStraightLines follows through
+	// a line's neighbourhood and erases; StraightRun (fraction of the
+	// height, at least StraightRunMin pixels) is the longest run across
+	// such a line, StraightGap (fraction) the longest break along it and
+	// StraightVotes (fraction, at least 5) how many seeds must lie on it.
+	StraightLine, StraightRun, StraightGap, StraightVotes float64
+	StraightRunMin                                        int
+	// GrowX (fraction of the line height) is how far beyond the box's
+	// ends glyphs within the line's rows are still taken, step by step
+	// ("-" then "上"), up to GrowMax beyond the coarse box's ends (0 means
+	// GrowX).
+	GrowX, GrowMax float64
+	// NoiseLineMinPx is a floor in pixels for NoiseLineThickness: noise
+	// lines are drawn up to 4 px thick whatever the text's size, so on a
+	// blob of noise lines, whose height is small, 0.08 h would be too thin.
+	NoiseLineMinPx float64
 	// MinComponent drops local components smaller than this fraction of
 	// the line height, squared (specks of noise).
 	MinComponent float64
@@ -107,9 +128,17 @@ func DefaultParams() Params {
 		NoiseLineLength:    1.5,
 		NoiseLineThickness: 0.08,
 		TrimInk:            0,
+		TrimShortEnds:      true,
 		ThinLine:           0.06,
 		ThinLineMin:        3,
 		GrowX:              0.5,
+		GrowMax:            1.5,
+		NoiseLineMinPx:     5,
+		StraightLine:       1.2,
+		StraightRun:        0.12,
+		StraightRunMin:     8,
+		StraightGap:        0.5,
+		StraightVotes:      0.1,
 		LocalOpen:          1,
 		StripHeight:        81,
 		StripMaxWidth:      900,
@@ -295,12 +324,17 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 	// Largest first, keep the blobs whose neighbourhood holds at least
 	// three components: the shortest line, "不=5", has four (the '='
 	// counts two); fewer is noise, such as two crossing lines.
-	for _, bl := range blobs {
+	for bi, bl := range blobs {
 		if len(boxes) == p.MaxLines {
 			break
 		}
 		core := image.Rect(bl.Box.Min.X*f, bl.Box.Min.Y*f, bl.Box.Max.X*f, bl.Box.Max.Y*f).Intersect(gray.Rect)
-		if box, n := e.refine(med, core); !box.Empty() && n >= 3 {
+		var ld func(image.Image)
+		if debug != nil {
+			name := fmt.Sprintf("10-line%d", bi+1)
+			ld = func(img image.Image) { debug(name, img) }
+		}
+		if box, n := e.refine(med, core, ld); !box.Empty() && n >= 3 {
 			boxes = append(boxes, box)
 		}
 	}
@@ -325,7 +359,10 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 // Otsu and returns the tight box of the components that touch the coarse
 // box, clipped to it plus the coarse stage's quantization, and how many
 // components it holds.
-func (e *Extractor) refine(g *image.Gray, core image.Rectangle) (image.Rectangle, int) {
+//
+// debug, if not nil, receives the neighbourhood with every mask pixel
+// coloured by what became of it (see refineDebugImage).
+func (e *Extractor) refine(g *image.Gray, core image.Rectangle, debug func(image.Image)) (image.Rectangle, int) {
 	h := core.Dy()
 	pad := max(int(e.Pad*float64(h)), 2*e.DownScale)
 	slack := 2 * e.DownScale
@@ -333,7 +370,8 @@ func (e *Extractor) refine(g *image.Gray, core image.Rectangle) (image.Rectangle
 	// "-上") are looked for up to grow = GrowX·h beyond the coarse box, so
 	// the neighbourhood is that much wider; the threshold still comes from
 	// the usual padded box, so the extra background does not move it.
-	grow := int(e.GrowX * float64(h))
+	step := int(e.GrowX * float64(h))
+	grow := max(step, int(e.GrowMax*float64(h)))
 	region := core.Inset(-pad).Intersect(g.Rect)
 	t := Otsu(Histogram(crop(g, region)))
 	if grow > 0 {
@@ -347,20 +385,29 @@ func (e *Extractor) refine(g *image.Gray, core image.Rectangle) (image.Rectangle
 		// kernel does not fit in, i.e. noise lines thinner than strokes.
 		mask = Dilate(Erode(mask, e.LocalOpen, e.LocalOpen), e.LocalOpen, e.LocalOpen)
 	}
+	var raw *image.Gray
+	if debug != nil || e.StraightLine > 0 {
+		raw = crop(mask, mask.Rect)
+	}
+	// Text lies within the coarse box's rows (plus the coarse stage's
+	// quantization) and at most grow beyond its ends.
+	inner := image.Rect(local.Min.X-slack-grow, local.Min.Y-slack, local.Max.X+slack+grow, local.Max.Y+slack)
 	if e.ThinLine > 0 {
-		// Text lies within the coarse box's rows (plus the coarse stage's
-		// quantization) and at most grow beyond its ends.
-		inner := image.Rect(local.Min.X-slack-grow, local.Min.Y-slack, local.Max.X+slack+grow, local.Max.Y+slack)
 		eraseThinLines(mask, max(e.ThinLineMin, int(e.ThinLine*float64(h)+0.5)), inner)
+	}
+	if e.StraightLine > 0 {
+		fh := float64(h)
+		eraseStraightLines(raw, mask, inner, max(e.StraightRunMin, int(e.StraightRun*fh+0.5)),
+			int(e.StraightGap*fh+0.5), e.StraightLine*fh, max(5, int(e.StraightVotes*fh+0.5)))
 	}
 	minArea := int(e.MinComponent * float64(h) * e.MinComponent * float64(h))
 	var box image.Rectangle
 	n, tall := 0, 0
-	comps := Components(mask)
-	used := make([]bool, len(comps))
-	take := func(i int) {
+	labels, comps := labelComponents(mask, debug != nil)
+	fate := make([]uint8, len(comps))
+	take := func(i int, how uint8) {
 		c := comps[i]
-		used[i] = true
+		fate[i] = how
 		box = box.Union(c.Box)
 		n++
 		if 10*c.Box.Dy() >= 3*h {
@@ -368,14 +415,21 @@ func (e *Extractor) refine(g *image.Gray, core image.Rectangle) (image.Rectangle
 		}
 	}
 	for i, c := range comps {
-		if c.Area < minArea || e.isNoiseLine(c, h) {
-			used[i] = true // never taken
-			continue
-		}
-		if c.Box.Overlaps(local) {
-			take(i)
+		switch {
+		case c.Area < minArea:
+			fate[i] = fateSpeck
+		case e.isNoiseLine(c, h):
+			fate[i] = fateNoise
+		case c.Box.Overlaps(local):
+			take(i, fateCore)
 		}
 	}
+	var final image.Rectangle
+	defer func() {
+		if debug != nil {
+			debug(refineDebugImage(sub, raw, mask, labels, fate, local, final))
+		}
+	}()
 	// A line has at least two glyph-tall components ("不=5": 不 and 5);
 	// the crossing of two noise lines has one, plus specks.
 	if tall < 2 {
@@ -385,22 +439,124 @@ func (e *Extractor) refine(g *image.Gray, core image.Rectangle) (image.Rectangle
 	// from its ends. They do not count towards n, which tells a line from
 	// noise by what the coarse stage saw.
 	core0 := n
-	for grown := grow > 0; grown; {
+	for grown := step > 0; grown; {
 		grown = false
 		for i, c := range comps {
-			if used[i] || c.Area < minArea || c.Box.Min.Y < box.Min.Y-slack || c.Box.Max.Y > box.Max.Y+slack ||
-				c.Box.Min.X > box.Max.X+grow || c.Box.Max.X < box.Min.X-grow {
+			if fate[i] != fateNone || c.Box.Min.Y < box.Min.Y-slack || c.Box.Max.Y > box.Max.Y+slack ||
+				c.Box.Min.X > box.Max.X+step || c.Box.Max.X < box.Min.X-step {
 				continue
 			}
-			take(i)
+			take(i, fateGrown)
 			grown = true
 		}
+	}
+	if e.TrimShortEnds {
+		box = trimShortEnds(comps, fate)
 	}
 	box = box.Intersect(image.Rect(local.Min.X-slack-grow, local.Min.Y-slack, local.Max.X+slack+grow, local.Max.Y+slack))
 	if e.TrimInk > 0 {
 		box = trimThinEdges(mask, box, max(2, int(e.TrimInk*float64(h)+0.5)))
 	}
+	final = box
 	return box.Add(region.Min), core0
+}
+
+// trimShortEnds returns the box of the taken components (fate core or
+// grown) from the first to the last glyph-tall group, left to right. A
+// group is a set of taken components whose column ranges overlap (the
+// pieces of a broken glyph, a "=" bar's two strokes); it is tall when its
+// box is at least 0.3 times as high as the median group: h, the coarse box's
+// height, is too large where noise lines joined the coarse blob.
+func trimShortEnds(comps []Component, fate []uint8) image.Rectangle {
+	var groups []image.Rectangle
+	for i, c := range comps {
+		if fate[i] != fateCore && fate[i] != fateGrown {
+			continue
+		}
+		groups = append(groups, c.Box)
+	}
+	sort.Slice(groups, func(i, j int) bool { return groups[i].Min.X < groups[j].Min.X })
+	merged := groups[:0]
+	for _, g := range groups {
+		if n := len(merged); n > 0 && g.Min.X < merged[n-1].Max.X {
+			merged[n-1] = merged[n-1].Union(g)
+			continue
+		}
+		merged = append(merged, g)
+	}
+	hs := make([]int, len(merged))
+	for i, g := range merged {
+		hs[i] = g.Dy()
+	}
+	sort.Ints(hs)
+	minTall := (3*hs[len(hs)/2] + 5) / 10
+	first, last := -1, -1
+	for i, g := range merged {
+		if g.Dy() >= minTall {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	var box image.Rectangle
+	if first < 0 {
+		return box
+	}
+	for _, g := range merged[first : last+1] {
+		box = box.Union(g)
+	}
+	return box
+}
+
+// What refine made of a local component.
+const (
+	fateNone  uint8 = iota // left out: outside the coarse box and not grown into
+	fateSpeck              // too small
+	fateNoise              // a noise line
+	fateCore               // taken: overlaps the coarse box
+	fateGrown              // taken: grown into along the line
+)
+
+// refineDebugImage shows refine's neighbourhood: the gray image faded, mask
+// pixels coloured by their component's fate (core green, grown cyan, noise
+// line red, speck purple, left out orange), pixels erased as thin noise
+// strokes blue, the coarse box yellow and the final box magenta.
+func refineDebugImage(sub, raw, mask *image.Gray, labels []int32, fate []uint8, local, final image.Rectangle) *image.RGBA {
+	out := image.NewRGBA(sub.Rect)
+	colors := [...]color.RGBA{
+		fateNone:  {255, 140, 0, 255},
+		fateSpeck: {160, 0, 200, 255},
+		fateNoise: {230, 0, 0, 255},
+		fateCore:  {0, 180, 0, 255},
+		fateGrown: {0, 200, 220, 255},
+	}
+	for i, v := range sub.Pix {
+		c := color.RGBA{128 + v/2, 128 + v/2, 128 + v/2, 255}
+		switch {
+		case mask.Pix[i] != 0:
+			c = colors[fate[labels[i]-1]]
+		case raw.Pix[i] != 0:
+			c = color.RGBA{0, 0, 255, 255}
+		}
+		out.Pix[4*i], out.Pix[4*i+1], out.Pix[4*i+2], out.Pix[4*i+3] = c.R, c.G, c.B, c.A
+	}
+	outline := func(r image.Rectangle, c color.RGBA) {
+		if r.Empty() {
+			return
+		}
+		for x := r.Min.X; x < r.Max.X; x++ {
+			out.SetRGBA(x, r.Min.Y, c)
+			out.SetRGBA(x, r.Max.Y-1, c)
+		}
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			out.SetRGBA(r.Min.X, y, c)
+			out.SetRGBA(r.Max.X-1, y, c)
+		}
+	}
+	outline(local, color.RGBA{230, 200, 0, 255})
+	outline(final, color.RGBA{220, 0, 220, 255})
+	return out
 }
 
 // eraseThinLines erases, in place, the thin parts of mask (those that no
@@ -487,7 +643,7 @@ func (e *Extractor) isNoiseLine(c Component, h int) bool {
 	}
 	dx, dy := float64(c.Box.Dx()), float64(c.Box.Dy())
 	diag := math.Sqrt(dx*dx + dy*dy)
-	return diag > e.NoiseLineLength*float64(h) && float64(c.Area)/diag < e.NoiseLineThickness*float64(h)
+	return diag > e.NoiseLineLength*float64(h) && float64(c.Area)/diag < max(e.NoiseLineThickness*float64(h), e.NoiseLineMinPx)
 }
 
 // mergeRows joins blobs that share most of the rows of the smaller one and

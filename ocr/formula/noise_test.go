@@ -21,6 +21,15 @@ func TestIsNoiseLine(t *testing.T) {
 			t.Errorf("%s: isNoiseLine %v, want %v", c.name, got, c.want)
 		}
 	}
+	// A blob of noise lines is low, so 0.08 h is below the lines'
+	// thickness; the pixel floor still catches them.
+	if !e.isNoiseLine(Component{Box: image.Rect(0, 0, 200, 10), Area: 900}, 20) {
+		t.Error("4.5-px line in a 20-px blob: not a noise line")
+	}
+	e.NoiseLineMinPx = 0
+	if e.isNoiseLine(Component{Box: image.Rect(0, 0, 200, 10), Area: 900}, 20) {
+		t.Error("NoiseLineMinPx 0: 4.5-px line in a 20-px blob taken for a noise line")
+	}
 	e.NoiseLineLength = 0
 	if e.isNoiseLine(Component{Box: image.Rect(0, 0, 200, 10), Area: 400}, 40) {
 		t.Error("NoiseLineLength 0 does not disable the filter")
@@ -69,7 +78,7 @@ func TestRefineRejectsNoiseCrossing(t *testing.T) {
 			dark(p[0]+d%2, p[1]+d/2)
 		}
 	}
-	if box, _ := e.refine(g, image.Rect(120, 60, 280, 100)); !box.Empty() {
+	if box, _ := e.refine(g, image.Rect(120, 60, 280, 100), nil); !box.Empty() {
 		t.Errorf("noise crossing kept as a line: %v", box)
 	}
 	// "不=5": two glyph-tall blocks and two bars.
@@ -80,7 +89,7 @@ func TestRefineRejectsNoiseCrossing(t *testing.T) {
 			}
 		}
 	}
-	box, n := e.refine(g, image.Rect(16, 136, 116, 184))
+	box, n := e.refine(g, image.Rect(16, 136, 116, 184), nil)
 	if want := image.Rect(20, 140, 112, 180); box != want || n != 4 {
 		t.Errorf("short line: box %v with %d components, want %v with 4", box, n, want)
 	}
@@ -126,14 +135,60 @@ func TestRefineNoiseLineAndLostGlyph(t *testing.T) {
 	} {
 		e := NewExtractor()
 		e.GrowX, e.ThinLine = c.grow, c.thinL
-		if box, _ := e.refine(g, image.Rect(96, 76, 232, 124)); box != c.want {
+		if box, _ := e.refine(g, image.Rect(96, 76, 232, 124), nil); box != c.want {
 			t.Errorf("%s: box %v, want %v", c.name, box, c.want)
 		}
 	}
-	// Without the thin-line erasure the noise line stretches the box up.
+	// The straight-line erasure alone also cuts the noise line off; with
+	// neither, it stretches the box up.
 	e := NewExtractor()
 	e.ThinLine = 0
-	if box, _ := e.refine(g, image.Rect(96, 76, 232, 124)); box.Min.Y >= 80 {
-		t.Errorf("without ThinLine the noise line should stretch the box; got %v", box)
+	if box, _ := e.refine(g, image.Rect(96, 76, 232, 124), nil); box != image.Rect(100, 80, 250, 120) {
+		t.Errorf("ThinLine 0: box %v, want %v", box, image.Rect(100, 80, 250, 120))
+	}
+	e.StraightLine = 0
+	if box, _ := e.refine(g, image.Rect(96, 76, 232, 124), nil); box.Min.Y >= 80 {
+		t.Errorf("without ThinLine and StraightLine the noise line should stretch the box; got %v", box)
+	}
+}
+
+// TestRefineGrowsByBridges: a "-上" ending whose "上" lies further than
+// GrowX line heights past the coarse box is reached step by step, up to
+// GrowMax; a trailing dash with no glyph after it is not taken.
+func TestRefineGrowsByBridges(t *testing.T) {
+	g := newGray(700, 200)
+	for i := range g.Pix {
+		g.Pix[i] = 220
+	}
+	fill := func(r image.Rectangle) {
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				g.Pix[y*700+x] = 40
+			}
+		}
+	}
+	for _, x := range []int{100, 150, 200} { // glyphs, 40 px tall
+		fill(image.Rect(x, 80, x+8, 120))
+		fill(image.Rect(x, 80, x+30, 88))
+		fill(image.Rect(x, 112, x+30, 120))
+	}
+	fill(image.Rect(250, 97, 270, 103)) // "-", 20 px past the glyphs
+	fill(image.Rect(285, 80, 293, 120)) // "上", 55 px past them
+	fill(image.Rect(300, 97, 315, 103)) // a dash after it with no glyph behind
+	core := image.Rect(96, 76, 232, 124)
+	for _, c := range []struct {
+		name          string
+		growX, growMx float64
+		want          image.Rectangle
+	}{
+		{"default", 0.5, 1.5, image.Rect(100, 80, 293, 120)},
+		{"reach 0.5 in all", 0.5, 0, image.Rect(100, 80, 230, 120)},
+		{"no growth", 0, 0, image.Rect(100, 80, 230, 120)},
+	} {
+		e := NewExtractor()
+		e.GrowX, e.GrowMax = c.growX, c.growMx
+		if box, _ := e.refine(g, core, nil); box != c.want {
+			t.Errorf("%s: box %v, want %v", c.name, box, c.want)
+		}
 	}
 }
