@@ -102,11 +102,19 @@ func backendCheck(c *cli.Context) error {
 		fmt.Fprintln(c.App.Writer, line)
 	}
 	if path := c.String("out"); path != "" {
-		b, err := json.MarshalIndent(results, "", " ")
-		if err != nil {
-			return err
+		// One result per line: the reference is committed, and diffs stay readable.
+		lines := make([]string, len(results))
+		for i, r := range results {
+			b, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			lines[i] = string(b)
 		}
-		if err := tasks.WriteFileAtomic(path, func(w io.Writer) error { _, err := w.Write(append(b, '\n')); return err }); err != nil {
+		if err := tasks.WriteFileAtomic(path, func(w io.Writer) error {
+			_, err := io.WriteString(w, "[\n"+strings.Join(lines, ",\n")+"\n]\n")
+			return err
+		}); err != nil {
 			return err
 		}
 	}
