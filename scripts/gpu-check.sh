@@ -71,8 +71,8 @@ fi
 echo "$DEVICE" >"$OUT/device.txt"
 
 # 2. Numerics: the same batch and weights as testdata/gpu/check-go.json (the
-# Go backend on the development machine). TF32 off on both sides of the
-# comparison: it is a 10-bit mantissa and would dominate the error.
+# Go backend on the development machine), with TF32 off on the GPU: its
+# 10-bit mantissa would dominate the error.
 log "numerics vs the Go backend"
 CHECK_BACKEND=$BACKEND
 [ -z "$DRY" ] && CHECK_BACKEND="$BACKEND,tf32=false"

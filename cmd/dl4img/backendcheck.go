@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -128,9 +127,5 @@ func runCheck(backend compute.Backend, net string, batch int) (netbench.CheckRes
 	if net == "transfer" {
 		return transfer.CheckNet(backend, batch)
 	}
-	r, err := netbench.Check(backend, net, batch)
-	if errors.Is(err, netbench.ErrUnknownNet) {
-		return r, usageErr(err)
-	}
-	return r, err
+	return netbench.Check(backend, net, batch)
 }
