@@ -85,6 +85,13 @@ type Params struct {
 	// StraightVotes (fraction, at least 5) how many seeds must lie on it.
 	StraightLine, StraightRun, StraightGap, StraightVotes float64
 	StraightRunMin                                        int
+	// TipReach (fraction of the line height, 0 disables) is how far
+	// beyond the box found on the median-filtered image the final box may
+	// still grow to take the thin strokes and stroke tips that the 5×5
+	// median wore away (a 2-px bar vanishes under it), as found on a 3×3
+	// median of the gray image connected to the taken glyphs; TipReachY is
+	// the vertical reach.
+	TipReach, TipReachY float64
 	// GrowX (fraction of the line height) is how far beyond the box's
 	// ends glyphs within the line's rows are still taken, step by step
 	// ("-" then "上"), up to GrowMax beyond the coarse box's ends (0 means
@@ -132,6 +139,8 @@ func DefaultParams() Params {
 		ThinLine:           0.06,
 		ThinLineMin:        3,
 		GrowX:              0.5,
+		TipReach:           0.5,
+		TipReachY:          0.12,
 		GrowMax:            1.5,
 		NoiseLineMinPx:     5,
 		StraightLine:       1.2,
@@ -334,7 +343,11 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 			name := fmt.Sprintf("10-line%d", bi+1)
 			ld = func(img image.Image) { debug(name, img) }
 		}
-		if box, n := e.refine(med, core, ld); !box.Empty() && n >= 3 {
+		fine := gray
+		if med == gray {
+			fine = nil
+		}
+		if box, n := e.refine(med, fine, core, ld); !box.Empty() && n >= 3 {
 			boxes = append(boxes, box)
 		}
 	}
@@ -362,7 +375,11 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 //
 // debug, if not nil, receives the neighbourhood with every mask pixel
 // coloured by what became of it (see refineDebugImage).
-func (e *Extractor) refine(g *image.Gray, core image.Rectangle, debug func(image.Image)) (image.Rectangle, int) {
+//
+// fine, if not nil, is the unfiltered gray image g was median-filtered
+// from: the final box takes in the strokes that the filter wore away (see
+// extendTips).
+func (e *Extractor) refine(g, fine *image.Gray, core image.Rectangle, debug func(image.Image)) (image.Rectangle, int) {
 	h := core.Dy()
 	pad := max(int(e.Pad*float64(h)), 2*e.DownScale)
 	slack := 2 * e.DownScale
@@ -403,7 +420,8 @@ func (e *Extractor) refine(g *image.Gray, core image.Rectangle, debug func(image
 	minArea := int(e.MinComponent * float64(h) * e.MinComponent * float64(h))
 	var box image.Rectangle
 	n, tall := 0, 0
-	labels, comps := labelComponents(mask, debug != nil)
+	tips := fine != nil && e.TipReach > 0
+	labels, comps := labelComponents(mask, debug != nil || tips)
 	fate := make([]uint8, len(comps))
 	take := func(i int, how uint8) {
 		c := comps[i]
@@ -454,11 +472,166 @@ func (e *Extractor) refine(g *image.Gray, core image.Rectangle, debug func(image
 		box = trimShortEnds(comps, fate)
 	}
 	box = box.Intersect(image.Rect(local.Min.X-slack-grow, local.Min.Y-slack, local.Max.X+slack+grow, local.Max.Y+slack))
+	if tips && !box.Empty() {
+		box = extendTips(fine, region, t, mask, raw, labels, fate, box,
+			int(e.TipReach*float64(h)+0.5), int(e.TipReachY*float64(h)+0.5))
+	}
 	if e.TrimInk > 0 {
 		box = trimThinEdges(mask, box, max(2, int(e.TrimInk*float64(h)+0.5)))
 	}
 	final = box
 	return box.Add(region.Min), core0
+}
+
+// extendTips grows box (in mask's coordinates; mask is region of the
+// image) by the pieces of a finer mask that the 5×5 median wore away: the
+// finer mask is the 3×3 median of fine thresholded at t, computed only
+// where needed. It is flood-filled, within box widened by rx and ry, from
+// the taken glyphs' pixels (fate core or grown) near box's edges, outside
+// box's interior and avoiding pixels erased as noise lines (set in raw,
+// clear in mask). Each piece so reached outside box extends it unless it
+// runs into the widened box's edge (it continues beyond the reach: a noise
+// line that the coarse filter had hidden) or is lighter on average than
+// halfway between the glyphs' ink and t (a faint noise line, which the
+// threshold breaks into dashes that stop short of the reach).
+func extendTips(fine *image.Gray, region image.Rectangle, t uint8, mask, raw *image.Gray, labels []int32, fate []uint8, box image.Rectangle, rx, ry int) image.Rectangle {
+	const band = 3 // seeds and flood within this many pixels inside box's edges
+	r := image.Rect(box.Min.X-rx, box.Min.Y-ry, box.Max.X+rx, box.Max.Y+ry).Intersect(mask.Rect)
+	w, hh := r.Dx(), r.Dy()
+	if w < 3 || hh < 3 {
+		return box
+	}
+	mw, fw := mask.Rect.Dx(), fine.Stride
+	fo := region.Min.Sub(fine.Rect.Min)
+	// med9 is the 3×3 median of fine around mask pixel (x, y), borders
+	// replicated at r's edges like a median of the crop.
+	med9 := func(x, y int) uint8 {
+		var v [9]uint8
+		k := 0
+		for dy := -1; dy <= 1; dy++ {
+			yy := min(max(y+dy, r.Min.Y), r.Max.Y-1) + fo.Y
+			for dx := -1; dx <= 1; dx++ {
+				xx := min(max(x+dx, r.Min.X), r.Max.X-1) + fo.X
+				v[k] = fine.Pix[yy*fw+xx]
+				k++
+			}
+		}
+		lo0, mi0, hi0 := sort3(v[0], v[1], v[2])
+		lo1, mi1, hi1 := sort3(v[3], v[4], v[5])
+		lo2, mi2, hi2 := sort3(v[6], v[7], v[8])
+		return med3(max(lo0, lo1, lo2), med3(mi0, mi1, mi2), min(hi0, hi1, hi2))
+	}
+	core := box.Inset(band)
+	allowed := func(x, y int) bool { return !image.Pt(x, y).In(core) }
+	// state per pixel of r: 0 unknown, 1 not in the fine mask (or
+	// forbidden), 2 reached, 3 reached outside box, 4 in a piece.
+	state := make([]uint8, w*hh)
+	type seed struct{ x, y int }
+	var seeds []seed
+	inkSum := 0
+	for y := box.Min.Y; y < box.Max.Y; y++ {
+		for x := box.Min.X; x < box.Max.X; x++ {
+			if !allowed(x, y) {
+				x = core.Max.X - 1
+				continue
+			}
+			j := y*mw + x
+			if l := labels[j]; l > 0 && (fate[l-1] == fateCore || fate[l-1] == fateGrown) {
+				v := med9(x, y)
+				inkSum += int(v)
+				state[(y-r.Min.Y)*w+x-r.Min.X] = 2
+				seeds = append(seeds, seed{x, y})
+			}
+		}
+	}
+	if len(seeds) == 0 {
+		return box
+	}
+	ink := inkSum / len(seeds)
+	maxMean := ink + (int(t)-ink)/2
+	// Flood from all seeds at once, then split the reached pixels outside
+	// box into pieces connected outside it: a tip and a noise line
+	// touching the same glyph are judged apart.
+	queue := seeds
+	var outside []seed
+	for len(queue) > 0 {
+		p := queue[len(queue)-1]
+		queue = queue[:len(queue)-1]
+		for dy := -1; dy <= 1; dy++ {
+			for dx := -1; dx <= 1; dx++ {
+				x, y := p.x+dx, p.y+dy
+				if !image.Pt(x, y).In(r) || !allowed(x, y) {
+					continue
+				}
+				i := (y-r.Min.Y)*w + x - r.Min.X
+				if state[i] != 0 {
+					continue
+				}
+				state[i] = 1
+				j := y*mw + x
+				if raw != nil && raw.Pix[j] != 0 && mask.Pix[j] == 0 {
+					continue
+				}
+				if med9(x, y) > t {
+					continue
+				}
+				state[i] = 2
+				queue = append(queue, seed{x, y})
+				if !image.Pt(x, y).In(box) {
+					state[i] = 3
+					outside = append(outside, seed{x, y})
+				}
+			}
+		}
+	}
+	out := box
+	for _, s := range outside {
+		if state[(s.y-r.Min.Y)*w+s.x-r.Min.X] != 3 {
+			continue
+		}
+		state[(s.y-r.Min.Y)*w+s.x-r.Min.X] = 4
+		queue = append(queue[:0], s)
+		pb, sum, n, edge := image.Rectangle{}, 0, 0, false
+		for len(queue) > 0 {
+			p := queue[len(queue)-1]
+			queue = queue[:len(queue)-1]
+			pb = pb.Union(image.Rect(p.x, p.y, p.x+1, p.y+1))
+			sum += int(med9(p.x, p.y))
+			n++
+			if p.x == r.Min.X || p.y == r.Min.Y || p.x == r.Max.X-1 || p.y == r.Max.Y-1 {
+				edge = true
+			}
+			for dy := -1; dy <= 1; dy++ {
+				for dx := -1; dx <= 1; dx++ {
+					x, y := p.x+dx, p.y+dy
+					if !image.Pt(x, y).In(r) {
+						continue
+					}
+					if i := (y-r.Min.Y)*w + x - r.Min.X; state[i] == 3 {
+						state[i] = 4
+						queue = append(queue, seed{x, y})
+					}
+				}
+			}
+		}
+		if edge || sum > maxMean*n {
+			continue
+		}
+		// A stroke's tip or a bar's end continues the stroke: a piece
+		// far wider than tall (a slanted noise line running along the
+		// glyphs' foot) does not move the box's top or bottom, one far
+		// taller than wide does not move its ends.
+		if pb.Dx() > 2*pb.Dy()+2 {
+			pb.Min.Y, pb.Max.Y = max(pb.Min.Y, box.Min.Y), min(pb.Max.Y, box.Max.Y)
+		}
+		if pb.Dy() > 2*pb.Dx()+2 {
+			pb.Min.X, pb.Max.X = max(pb.Min.X, box.Min.X), min(pb.Max.X, box.Max.X)
+		}
+		if !pb.Empty() {
+			out = out.Union(pb)
+		}
+	}
+	return out
 }
 
 // trimShortEnds returns the box of the taken components (fate core or
@@ -468,31 +641,47 @@ func (e *Extractor) refine(g *image.Gray, core image.Rectangle, debug func(image
 // box is at least 0.3 times as high as the median group: h, the coarse box's
 // height, is too large where noise lines joined the coarse blob.
 func trimShortEnds(comps []Component, fate []uint8) image.Rectangle {
-	var groups []image.Rectangle
+	type group struct {
+		box  image.Rectangle
+		core bool
+	}
+	var groups []group
 	for i, c := range comps {
 		if fate[i] != fateCore && fate[i] != fateGrown {
 			continue
 		}
-		groups = append(groups, c.Box)
+		groups = append(groups, group{c.Box, fate[i] == fateCore})
 	}
-	sort.Slice(groups, func(i, j int) bool { return groups[i].Min.X < groups[j].Min.X })
+	sort.Slice(groups, func(i, j int) bool { return groups[i].box.Min.X < groups[j].box.Min.X })
 	merged := groups[:0]
 	for _, g := range groups {
-		if n := len(merged); n > 0 && g.Min.X < merged[n-1].Max.X {
-			merged[n-1] = merged[n-1].Union(g)
+		if n := len(merged); n > 0 && g.box.Min.X < merged[n-1].box.Max.X {
+			merged[n-1].box = merged[n-1].box.Union(g.box)
+			merged[n-1].core = merged[n-1].core || g.core
 			continue
 		}
 		merged = append(merged, g)
 	}
-	hs := make([]int, len(merged))
-	for i, g := range merged {
-		hs[i] = g.Dy()
+	// The median is over the groups that hold a component of the coarse
+	// box: a dashed noise line along the text adds many short grown
+	// groups, which would pull the median of all groups down to a dash's
+	// height and keep every dash.
+	var hs []int
+	for _, g := range merged {
+		if g.core {
+			hs = append(hs, g.box.Dy())
+		}
+	}
+	if len(hs) == 0 {
+		for _, g := range merged {
+			hs = append(hs, g.box.Dy())
+		}
 	}
 	sort.Ints(hs)
 	minTall := (3*hs[len(hs)/2] + 5) / 10
 	first, last := -1, -1
 	for i, g := range merged {
-		if g.Dy() >= minTall {
+		if g.box.Dy() >= minTall {
 			if first < 0 {
 				first = i
 			}
@@ -504,7 +693,7 @@ func trimShortEnds(comps []Component, fate []uint8) image.Rectangle {
 		return box
 	}
 	for _, g := range merged[first : last+1] {
-		box = box.Union(g)
+		box = box.Union(g.box)
 	}
 	return box
 }

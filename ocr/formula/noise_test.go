@@ -78,7 +78,7 @@ func TestRefineRejectsNoiseCrossing(t *testing.T) {
 			dark(p[0]+d%2, p[1]+d/2)
 		}
 	}
-	if box, _ := e.refine(g, image.Rect(120, 60, 280, 100), nil); !box.Empty() {
+	if box, _ := e.refine(g, nil, image.Rect(120, 60, 280, 100), nil); !box.Empty() {
 		t.Errorf("noise crossing kept as a line: %v", box)
 	}
 	// "不=5": two glyph-tall blocks and two bars.
@@ -89,7 +89,7 @@ func TestRefineRejectsNoiseCrossing(t *testing.T) {
 			}
 		}
 	}
-	box, n := e.refine(g, image.Rect(16, 136, 116, 184), nil)
+	box, n := e.refine(g, nil, image.Rect(16, 136, 116, 184), nil)
 	if want := image.Rect(20, 140, 112, 180); box != want || n != 4 {
 		t.Errorf("short line: box %v with %d components, want %v with 4", box, n, want)
 	}
@@ -135,7 +135,7 @@ func TestRefineNoiseLineAndLostGlyph(t *testing.T) {
 	} {
 		e := NewExtractor()
 		e.GrowX, e.ThinLine = c.grow, c.thinL
-		if box, _ := e.refine(g, image.Rect(96, 76, 232, 124), nil); box != c.want {
+		if box, _ := e.refine(g, nil, image.Rect(96, 76, 232, 124), nil); box != c.want {
 			t.Errorf("%s: box %v, want %v", c.name, box, c.want)
 		}
 	}
@@ -143,11 +143,11 @@ func TestRefineNoiseLineAndLostGlyph(t *testing.T) {
 	// neither, it stretches the box up.
 	e := NewExtractor()
 	e.ThinLine = 0
-	if box, _ := e.refine(g, image.Rect(96, 76, 232, 124), nil); box != image.Rect(100, 80, 250, 120) {
+	if box, _ := e.refine(g, nil, image.Rect(96, 76, 232, 124), nil); box != image.Rect(100, 80, 250, 120) {
 		t.Errorf("ThinLine 0: box %v, want %v", box, image.Rect(100, 80, 250, 120))
 	}
 	e.StraightLine = 0
-	if box, _ := e.refine(g, image.Rect(96, 76, 232, 124), nil); box.Min.Y >= 80 {
+	if box, _ := e.refine(g, nil, image.Rect(96, 76, 232, 124), nil); box.Min.Y >= 80 {
 		t.Errorf("without ThinLine and StraightLine the noise line should stretch the box; got %v", box)
 	}
 }
@@ -187,7 +187,7 @@ func TestRefineGrowsByBridges(t *testing.T) {
 	} {
 		e := NewExtractor()
 		e.GrowX, e.GrowMax = c.growX, c.growMx
-		if box, _ := e.refine(g, core, nil); box != c.want {
+		if box, _ := e.refine(g, nil, core, nil); box != c.want {
 			t.Errorf("%s: box %v, want %v", c.name, box, c.want)
 		}
 	}

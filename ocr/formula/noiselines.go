@@ -23,7 +23,10 @@ import (
 // the thin runs on it, with gaps (glyph strokes it crosses, breaks in the
 // line) of at most maxGap, form chains, and a chain that holds a seed and is
 // at least minLen long (half that if it reaches the neighbourhood's
-// border) is a noise line whose thin runs are erased from mask. Runs where the line merges with a glyph's stroke are longer and
+// border) is a noise line whose thin runs are erased from mask; so are
+// then the line's other chains at least maxRun long, seeded or not (where
+// it runs on past a glyph wider than maxGap to its end point inside the
+// neighbourhood). Runs where the line merges with a glyph's stroke are longer and
 // stay, so the glyph keeps its shape and only the line's own pixels go.
 // It returns how many lines it erased.
 func eraseStraightLines(raw, mask *image.Gray, inner image.Rectangle, maxRun, maxGap int, minLen float64, minVotes int) int {
@@ -198,25 +201,41 @@ func followLines(raw, mask *image.Gray, pts []seedPoint, U, V, su, sv, maxRun, m
 		for _, i := range in {
 			seedU[pts[i].u] = true
 		}
-		// Walk the line: the thin run on it in every u.
+		// Walk the line: the thin run on it in every u, within 2 px of
+		// the fit (a faint line thresholded into 1–2 px dashes wanders).
 		type run struct{ u, lo, hi int }
 		var chain []run
 		hasSeed := false
-		flush := func() {
-			if len(chain) > 0 && hasSeed {
-				first, last := chain[0], chain[len(chain)-1]
-				span := float64(last.u-first.u+1) * math.Sqrt(1+b*b)
-				// A chain that runs into the neighbourhood's border
-				// needs only half the length: glyphs stay clear of it.
-				border := first.u == 0 || last.u == U-1 || first.lo == 0 || first.hi == V-1 || last.lo == 0 || last.hi == V-1
-				if span >= minLen || border && 2*span >= minLen {
-					for _, r := range chain {
-						for v := r.lo; v <= r.hi; v++ {
-							mask.Pix[r.u*su+v*sv] = 0
-						}
-					}
-					erased++
+		// Chains that fail the test are kept: once another chain on the
+		// same line passes, the line is a noise line, and its unseeded
+		// pieces at least maxRun long (where it runs on past the glyphs
+		// beyond a wide one it crosses, to its end point inside the
+		// neighbourhood) go too.
+		var rest [][]run
+		confirmed := false
+		erase := func(c []run) {
+			for _, r := range c {
+				for v := r.lo; v <= r.hi; v++ {
+					mask.Pix[r.u*su+v*sv] = 0
 				}
+			}
+		}
+		flush := func() {
+			if len(chain) == 0 {
+				return
+			}
+			first, last := chain[0], chain[len(chain)-1]
+			span := float64(last.u-first.u+1) * math.Sqrt(1+b*b)
+			// A chain that runs into the neighbourhood's border
+			// needs only half the length: glyphs stay clear of it.
+			border := first.u == 0 || last.u == U-1 || first.lo == 0 || first.hi == V-1 || last.lo == 0 || last.hi == V-1
+			switch {
+			case hasSeed && (span >= minLen || border && 2*span >= minLen):
+				erase(chain)
+				confirmed = true
+				erased++
+			case span >= float64(maxRun):
+				rest = append(rest, append([]run(nil), chain...))
 			}
 			chain, hasSeed = chain[:0], false
 		}
@@ -224,7 +243,7 @@ func followLines(raw, mask *image.Gray, pts []seedPoint, U, V, su, sv, maxRun, m
 			vc := a + b*float64(u-uc)
 			vi := int(math.Round(vc))
 			hit := -1
-			for _, d := range [...]int{0, -1, 1} {
+			for _, d := range [...]int{0, -1, 1, -2, 2} {
 				if v := vi + d; v >= 0 && v < V && isSet(u, v) {
 					hit = v
 					break
@@ -260,6 +279,11 @@ func followLines(raw, mask *image.Gray, pts []seedPoint, U, V, su, sv, maxRun, m
 			}
 		}
 		flush()
+		if confirmed {
+			for _, c := range rest {
+				erase(c)
+			}
+		}
 	}
 	return erased
 }

@@ -49,6 +49,17 @@ func TestEraseStraightLines(t *testing.T) {
 			kept: []image.Point{{45, 32}, {85, 32}, {125, 32}, {165, 32}},
 		},
 		{
+			// The line crosses a glyph wider than the largest break and
+			// ends inside the neighbourhood: the piece beyond the glyph
+			// has no seed but lies on a line already found.
+			name:      "line ending inside the rows beyond a wide glyph",
+			glyphs:    []image.Rectangle{image.Rect(110, 25, 170, 70)},
+			lines:     []seg{{0, 12, 330, 56, 5}},
+			wantLines: 1,
+			erased:    []image.Point{{50, 18}, {250, 45}, {320, 54}},
+			kept:      []image.Point{{140, 31}, {140, 60}},
+		},
+		{
 			name:  "a slash",
 			lines: []seg{{200, 70, 215, 30, 5}},
 			kept:  []image.Point{{207, 50}, {201, 68}, {214, 32}},
@@ -136,6 +147,18 @@ func TestTrimShortEnds(t *testing.T) {
 			want: image.Rect(0, 10, 60, 50),
 		},
 		{
+			// The dashes outnumber the glyphs: the median height comes
+			// from the groups of the coarse box only.
+			name: "a dashed noise line grown along both ends",
+			comps: []Component{
+				dash(0, 10, 20), dash(20, 30, 20), dash(40, 50, 20), dash(60, 70, 20),
+				tall(80, 110), tall(120, 150),
+				dash(160, 170, 22), dash(180, 190, 22), dash(200, 210, 22),
+			},
+			fate: []uint8{fateGrown, fateGrown, fateGrown, fateCore, fateCore, fateCore, fateGrown, fateGrown, fateGrown},
+			want: image.Rect(80, 10, 150, 50),
+		},
+		{
 			name:  "left out components do not count",
 			comps: []Component{tall(0, 30), tall(40, 70), tall(100, 130)},
 			fate:  []uint8{fateCore, fateCore, fateNoise},
@@ -145,5 +168,73 @@ func TestTrimShortEnds(t *testing.T) {
 		if got := trimShortEnds(c.comps, c.fate); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// TestExtendTips: the final box takes the pieces of the 3×3-median mask
+// connected to the glyphs (a 2-px bar that the 5×5 median wiped out), but
+// not faint pieces, pieces that run on beyond the reach (a noise line) or
+// pixels erased as noise lines.
+func TestExtendTips(t *testing.T) {
+	const w, h = 120, 80
+	const bg, ink, thr = 230, 40, 135
+	glyph := image.Rect(50, 20, 60, 60)
+	for _, c := range []struct {
+		name   string
+		extra  []image.Rectangle // dark pieces added to the fine image
+		faint  []image.Rectangle // light gray pieces, still below thr
+		erased []image.Rectangle // of extra: erased as noise lines
+		want   image.Rectangle
+	}{
+		{name: "nothing to add", want: glyph},
+		// The 3×3 median still takes a pixel off the bar's end.
+		{name: "thin bar at the foot", extra: []image.Rectangle{image.Rect(36, 56, 50, 58)}, want: image.Rect(37, 20, 60, 60)},
+		{name: "stroke tip above", extra: []image.Rectangle{image.Rect(53, 16, 56, 20)}, want: image.Rect(50, 16, 60, 60)},
+		// A piece far wider than tall (a noise line along the foot) may
+		// move the ends but not the bottom.
+		{name: "wide piece under the foot", extra: []image.Rectangle{image.Rect(45, 60, 65, 62)}, want: image.Rect(46, 20, 64, 60)},
+		{name: "faint stub", faint: []image.Rectangle{image.Rect(60, 30, 70, 32)}, want: glyph},
+		{name: "dark line beyond the reach", extra: []image.Rectangle{image.Rect(60, 40, 110, 42)}, want: glyph},
+		{
+			name:  "erased noise line",
+			extra: []image.Rectangle{image.Rect(60, 40, 70, 42)},
+			// with the pixels the 3×3 median adds where it joins the glyph
+			erased: []image.Rectangle{image.Rect(60, 39, 70, 43)},
+			want:   glyph,
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fine := newGray(w, h)
+			fill := func(m *image.Gray, r image.Rectangle, v uint8) {
+				for y := r.Min.Y; y < r.Max.Y; y++ {
+					for x := r.Min.X; x < r.Max.X; x++ {
+						m.Pix[y*w+x] = v
+					}
+				}
+			}
+			fill(fine, fine.Rect, bg)
+			fill(fine, glyph, ink)
+			for _, r := range c.extra {
+				fill(fine, r, ink)
+			}
+			for _, r := range c.faint {
+				fill(fine, r, 120)
+			}
+			mask, raw := newGray(w, h), newGray(w, h)
+			fill(mask, glyph, 255)
+			fill(raw, glyph, 255)
+			for _, r := range c.erased {
+				fill(raw, r, 255)
+			}
+			labels, comps := labelComponents(mask, true)
+			fate := make([]uint8, len(comps))
+			for i := range fate {
+				fate[i] = fateCore
+			}
+			got := extendTips(fine, fine.Rect, thr, mask, raw, labels, fate, glyph, 20, 5)
+			if got != c.want {
+				t.Errorf("box %v, want %v", got, c.want)
+			}
+		})
 	}
 }
