@@ -234,6 +234,11 @@ func plotRuns(c *cli.Context) error {
 			series[m.Name] = append(series[m.Name], plotter.XY{X: float64(m.Epoch), Y: m.Value})
 		}
 		col := plotutil.Color(i)
+		// A run has one colour; its curves in a panel differ by dash:
+		// solid, dashed, dotted, dash-dot.
+		dashes := [][]vg.Length{nil, {vg.Points(6), vg.Points(3)}, {vg.Points(1.5), vg.Points(2)},
+			{vg.Points(6), vg.Points(2), vg.Points(1.5), vg.Points(2)}}
+		perPanel := map[*plot.Plot]int{}
 		for _, name := range sortedKeys(series) {
 			var p *plot.Plot
 			switch {
@@ -253,12 +258,8 @@ func plotRuns(c *cli.Context) error {
 			}
 			l.Color = col
 			l.Width = vg.Points(1.5)
-			switch {
-			case strings.HasPrefix(name, "val_"):
-				l.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
-			case name != "loss" && name != "acc":
-				l.Dashes = []vg.Length{vg.Points(1.5), vg.Points(2)}
-			}
+			l.Dashes = dashes[perPanel[p]%len(dashes)]
+			perPanel[p]++
 			p.Add(l)
 			p.Legend.Add(fmt.Sprintf("job %d %s: %s", id, j.Name, name), l)
 			lines++
