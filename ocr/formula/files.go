@@ -200,14 +200,9 @@ func (e *Extractor) extractFile(path, name, outDir, debugDir string) error {
 	if fileExists(stripPath) && fileExists(partPath) {
 		return nil
 	}
-	f, err := os.Open(path)
+	img, err := decodeImageFile(path)
 	if err != nil {
-		return fmt.Errorf("open image: %w", err)
-	}
-	img, _, err := image.Decode(f)
-	f.Close()
-	if err != nil {
-		return fmt.Errorf("decode %s: %w", path, err)
+		return err
 	}
 	var debug Debug
 	var debugErr error

@@ -383,14 +383,9 @@ func extractSplit(ctx context.Context, env tasks.Env, p *JobParams, split, dir s
 // and returns how many lines were found (0 when none: the image still
 // counts as done, its prediction will be empty).
 func extractCrops(e *Extractor, path, out, name string, inner int) (int, error) {
-	f, err := os.Open(path)
+	img, err := decodeImageFile(path)
 	if err != nil {
 		return 0, err
-	}
-	img, _, err := image.Decode(f)
-	f.Close()
-	if err != nil {
-		return 0, fmt.Errorf("decode %s: %w", path, err)
 	}
 	crops, _, err := e.ExtractLines(img, nil)
 	if errors.Is(err, ErrNoLines) {

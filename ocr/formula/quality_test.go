@@ -139,13 +139,8 @@ func TestExtractDir(t *testing.T) {
 	start := time.Now()
 	imgs := make([]image.Image, len(names))
 	for i, n := range names {
-		f, err := os.Open(filepath.Join(dir, n))
-		if err != nil {
-			t.Fatal(err)
-		}
-		imgs[i], _, err = image.Decode(f)
-		f.Close()
-		if err != nil {
+		var err error
+		if imgs[i], err = decodeImageFile(filepath.Join(dir, n)); err != nil {
 			t.Fatal(err)
 		}
 	}
