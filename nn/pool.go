@@ -1,6 +1,8 @@
 package nn
 
 import (
+	"slices"
+
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
 	"github.com/gomlx/gomlx/support/exceptions"
@@ -17,32 +19,12 @@ import (
 // with continuous inputs ties do not occur, and the all-zero windows after a
 // ReLU get zero gradient from the ReLU anyway.
 func MaxPool2D(x *Node, size int) *Node {
-	return maxPool2D(x, size, !hasSelectAndScatter(x.Graph()))
+	return MaxPool2DIn(x, size, NHWC)
 }
 
 // MaxPool2DIn is MaxPool2D for x in layout (NHWC or CBHW [c, batch, h, w]).
 func MaxPool2DIn(x *Node, size int, layout Layout) *Node {
-	if layout == NHWC {
-		return MaxPool2D(x, size)
-	}
-	if x.Rank() != 4 {
-		exceptions.Panicf("nn.MaxPool2DIn: want x [c, batch, h, w], got %s", x.Shape())
-	}
-	if size < 1 {
-		exceptions.Panicf("nn.MaxPool2DIn: size must be >= 1, got %d", size)
-	}
-	d := x.Shape().Dimensions
-	oh, ow := d[2]/size, d[3]/size
-	if oh == 0 || ow == 0 {
-		exceptions.Panicf("nn.MaxPool2DIn: input %s smaller than window %d", x.Shape(), size)
-	}
-	if hasSelectAndScatter(x.Graph()) {
-		return ToLayout(MaxPool2D(ToLayout(x, CBHW, NHWC), size), NHWC, CBHW)
-	}
-	if oh*size != d[2] || ow*size != d[3] {
-		x = Slice(x, AxisRange(), AxisRange(), AxisRange(0, oh*size), AxisRange(0, ow*size))
-	}
-	return reduceMaxWindows(Reshape(x, d[0], d[1], oh, size, ow, size), 3, 5)
+	return maxPool2D(x, size, layout, !hasSelectAndScatter(x.Graph()))
 }
 
 func hasSelectAndScatter(g *Graph) bool {
@@ -50,26 +32,33 @@ func hasSelectAndScatter(g *Graph) bool {
 	return b != nil && b.Capabilities().Operations[compute.OpTypeSelectAndScatterMax]
 }
 
-func maxPool2D(x *Node, size int, reshape bool) *Node {
+func maxPool2D(x *Node, size int, layout Layout, reshape bool) *Node {
 	if x.Rank() != 4 {
-		exceptions.Panicf("nn.MaxPool2D: want x [batch, h, w, c], got %s", x.Shape())
+		exceptions.Panicf("nn.MaxPool2D: want a rank-4 %s image batch, got %s", layout, x.Shape())
 	}
 	if size < 1 {
 		exceptions.Panicf("nn.MaxPool2D: size must be >= 1, got %d", size)
 	}
+	h := 1 // the height axis; width follows it
+	if layout == CBHW {
+		h = 2
+	}
 	d := x.Shape().Dimensions
-	oh, ow := d[1]/size, d[2]/size
+	oh, ow := d[h]/size, d[h+1]/size
 	if oh == 0 || ow == 0 {
 		exceptions.Panicf("nn.MaxPool2D: input %s smaller than window %d", x.Shape(), size)
 	}
 	if !reshape {
-		return MaxPool(x).Window(size).Strides(size).NoPadding().Done()
+		nhwc := ToLayout(x, layout, NHWC)
+		return ToLayout(MaxPool(nhwc).Window(size).Strides(size).NoPadding().Done(), NHWC, layout)
 	}
-	if oh*size != d[1] || ow*size != d[2] {
-		x = Slice(x, AxisRange(), AxisRange(0, oh*size), AxisRange(0, ow*size), AxisRange())
+	if oh*size != d[h] || ow*size != d[h+1] {
+		axes := []SliceAxisSpec{AxisRange(), AxisRange(), AxisRange(), AxisRange()}
+		axes[h], axes[h+1] = AxisRange(0, oh*size), AxisRange(0, ow*size)
+		x = Slice(x, axes...)
 	}
-	x = Reshape(x, d[0], oh, size, ow, size, d[3])
-	return reduceMaxWindows(x, 2, 4)
+	dims := append(append(slices.Clone(d[:h]), oh, size, ow, size), d[h+2:]...)
+	return reduceMaxWindows(Reshape(x, dims...), h+1, h+3)
 }
 
 // GlobalAvgPool2D averages x [batch, h, w, c] over the spatial axes -> [batch, c].
