@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"image"
 	"image/png"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -97,5 +99,31 @@ func BenchmarkSample(b *testing.B) {
 		if _, err := g.Sample(i); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkExtractDir runs the pipeline over the decoded images of a
+// dataset folder (FORMULA_DIR, as TestExtractDir), one image per iteration,
+// for profiles and per-image cost on the images the OpenCV comparison uses.
+func BenchmarkExtractDir(b *testing.B) {
+	dir := os.Getenv("FORMULA_DIR")
+	if dir == "" {
+		b.Skip("set FORMULA_DIR to a dataset written by `dl4img gen formula`")
+	}
+	names, err := filepath.Glob(filepath.Join(dir, "*.png"))
+	if err != nil || len(names) == 0 {
+		b.Fatalf("no PNG files in %s: %v", dir, err)
+	}
+	sortNatural(names)
+	imgs := make([]image.Image, len(names))
+	for i, n := range names {
+		if imgs[i], err = decodeImageFile(n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	e := NewExtractor()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		e.Extract(imgs[i%len(imgs)], nil)
 	}
 }

@@ -44,46 +44,67 @@ func labelComponents(mask *image.Gray, keep bool) ([]int32, []Component) {
 		parent[ra] = rb
 		return rb
 	}
+	newLabel := func() int32 {
+		l := int32(len(parent))
+		parent = append(parent, l)
+		return l
+	}
 	for y := range h {
 		row := mask.Pix[y*w : (y+1)*w]
 		lrow := labels[y*w : (y+1)*w]
-		var up []int32
-		if y > 0 {
-			up = labels[(y-1)*w : y*w]
+		if y == 0 {
+			for x, v := range row {
+				switch {
+				case v == 0:
+				case x > 0 && lrow[x-1] != 0:
+					lrow[x] = lrow[x-1]
+				default:
+					lrow[x] = newLabel()
+				}
+			}
+			continue
 		}
+		up := labels[(y-1)*w : y*w]
 		for x, v := range row {
 			if v == 0 {
 				continue
 			}
-			l := int32(0)
-			link := func(n int32) {
-				if n == 0 {
-					return
+			// Decision tree of 8-connected raster labelling: the pixel
+			// above joins everything the others would (it touches the
+			// upper-left, upper-right and left neighbours' neighbours
+			// above), and a labelled left neighbour already joined the
+			// upper-left and upper pixels, leaving only the upper right.
+			var l int32
+			switch {
+			case up[x] != 0:
+				l = up[x]
+			case x > 0 && lrow[x-1] != 0:
+				l = lrow[x-1]
+				if x+1 < w && up[x+1] != 0 {
+					l = union(l, up[x+1])
+				}
+			default:
+				if x > 0 && up[x-1] != 0 {
+					l = up[x-1]
+				}
+				if x+1 < w && up[x+1] != 0 {
+					if l == 0 {
+						l = up[x+1]
+					} else {
+						l = union(l, up[x+1])
+					}
 				}
 				if l == 0 {
-					l = n
-				} else if n != l {
-					l = union(l, n)
+					l = newLabel()
 				}
-			}
-			if x > 0 {
-				link(lrow[x-1])
-			}
-			if up != nil {
-				if x > 0 {
-					link(up[x-1])
-				}
-				link(up[x])
-				if x+1 < w {
-					link(up[x+1])
-				}
-			}
-			if l == 0 {
-				l = int32(len(parent))
-				parent = append(parent, l)
 			}
 			lrow[x] = l
 		}
+	}
+	// Unions point a root at a smaller one, so parents precede children
+	// and one forward pass resolves every label to its root.
+	for i := range parent {
+		parent[i] = parent[parent[i]]
 	}
 	// Second pass: statistics per root, numbered in order of first pixel.
 	index := make([]int32, len(parent))
@@ -94,7 +115,7 @@ func labelComponents(mask *image.Gray, keep bool) ([]int32, []Component) {
 			if l == 0 {
 				continue
 			}
-			r := find(l)
+			r := parent[l]
 			i := index[r]
 			if i == 0 {
 				comps = append(comps, Component{Box: image.Rect(x, y, x+1, y+1)})

@@ -19,16 +19,49 @@ func Resize(g *image.Gray, w, h int) *image.Gray {
 	hw := resampleWeights(sw, w)
 	vw := resampleWeights(sh, h)
 	// Horizontal pass into 32-bit rows keeps full precision for the second.
+	// Every output takes the same number of taps (zero weights pad the
+	// shorter windows, shifted to stay inside the row), so the inner loop
+	// has a fixed length and no per-output slice.
+	taps := 0
+	for _, c := range hw {
+		taps = max(taps, len(c.w))
+	}
+	starts := make([]int, w)
+	wts := make([]int32, w*taps)
+	for x, c := range hw {
+		st := min(c.start, sw-taps)
+		starts[x] = st
+		copy(wts[x*taps+c.start-st:], c.w)
+	}
 	tmp := make([]int32, sh*w)
 	for y := range sh {
 		src := g.Pix[y*sw : (y+1)*sw]
 		dst := tmp[y*w : (y+1)*w]
-		for x, c := range hw {
-			s := int32(0)
-			for i, wt := range c.w {
-				s += int32(src[c.start+i]) * wt
+		switch taps {
+		case 2:
+			for x := range dst {
+				p, q := src[starts[x]:][:2], wts[2*x:][:2]
+				dst[x] = int32(p[0])*q[0] + int32(p[1])*q[1]
 			}
-			dst[x] = s
+		case 3:
+			for x := range dst {
+				p, q := src[starts[x]:][:3], wts[3*x:][:3]
+				dst[x] = int32(p[0])*q[0] + int32(p[1])*q[1] + int32(p[2])*q[2]
+			}
+		case 4:
+			for x := range dst {
+				p, q := src[starts[x]:][:4], wts[4*x:][:4]
+				dst[x] = int32(p[0])*q[0] + int32(p[1])*q[1] + int32(p[2])*q[2] + int32(p[3])*q[3]
+			}
+		default:
+			for x := range dst {
+				p, q := src[starts[x]:][:taps], wts[taps*x:][:taps]
+				s := int32(0)
+				for i, wt := range q {
+					s += int32(p[i]) * wt
+				}
+				dst[x] = s
+			}
 		}
 	}
 	out := newGray(w, h)
