@@ -11,16 +11,17 @@ import (
 	"os"
 	"sync"
 
-	"github.com/klauspost/compress/zlib"
+	"github.com/dl4img/dl4img/ocr/formula/internal/inflate"
 )
 
 // The extractor spends more time decoding its input PNGs than processing
 // them: image/png inflates with compress/flate, then converts every pixel
 // into an RGBA/NRGBA image that the pipeline immediately turns to gray.
 // decodePNGGray handles the PNGs the generator and common tools write
-// (8-bit, non-interlaced gray, gray+alpha, RGB, RGBA) by inflating with
-// klauspost/compress and unfiltering and converting each row straight to
-// gray. Anything else falls back to image/png, so the result is always
+// (8-bit, non-interlaced gray, gray+alpha, RGB, RGBA) by inflating all the
+// pixel data at once with internal/inflate (twice klauspost/compress's
+// speed on these literal-heavy streams) and unfiltering and converting each
+// row straight to gray. Anything else falls back to image/png, so the result is always
 // what toGrayInto(image.Decode(...)) gives, byte for byte.
 
 // errPNGFallback marks a valid-looking PNG the fast path does not handle.
@@ -65,13 +66,12 @@ const (
 	pngRGBA      = 6
 )
 
-// pngScratch is decodePNGGray's reusable state: the inflater alone
-// allocates tens of KiB of window and tables.
+// pngScratch is decodePNGGray's reusable state: the concatenated IDAT data
+// and the inflated rows (megabytes per image), and a zero row.
 type pngScratch struct {
 	idat []byte
-	rows []byte
-	br   bytes.Reader
-	zr   io.ReadCloser
+	raw  []byte
+	zero []byte // never written: the row above the first
 }
 
 var pngScratchPool = sync.Pool{New: func() any { return new(pngScratch) }}
@@ -85,11 +85,7 @@ func decodePNGGray(data []byte) (*image.Gray, error) {
 	}
 	rest := data[len(pngSignature):]
 	sc := pngScratchPool.Get().(*pngScratch)
-	defer func() {
-		sc.br.Reset(nil) // do not keep the caller's file alive
-		pngScratchPool.Put(sc)
-	}()
-	var err error
+	defer pngScratchPool.Put(sc)
 	var (
 		w, h, bpp  int
 		colorType  byte
@@ -183,64 +179,60 @@ func decodePNGGray(data []byte) (*image.Gray, error) {
 	if idatChunks == 0 {
 		return nil, errors.New("png: no IDAT chunk")
 	}
-	sc.br.Reset(idat)
-	if sc.zr == nil {
-		sc.zr, err = zlib.NewReader(&sc.br)
-	} else {
-		err = sc.zr.(zlib.Resetter).Reset(&sc.br, nil)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("png: IDAT zlib header: %w", err)
-	}
-	zr := sc.zr
-	g := image.NewGray(image.Rect(0, 0, w, h))
+	// Inflate everything at once: each row is a filter byte and the
+	// filtered pixels.
 	rowLen := w * bpp
-	// Each row is a filter byte and the filtered pixels; prev starts as the
-	// all-zero row above the image, as the spec requires.
-	if cap(sc.rows) < 2*(1+rowLen) {
-		sc.rows = make([]byte, 2*(1+rowLen))
+	stride := 1 + rowLen
+	size := h * stride
+	// Deflate expands at most 1032:1 (258-byte matches in 2 bits): a
+	// header that claims more pixels than the data can hold must not
+	// make us allocate them.
+	bufLen := min(size, 1032*len(idat)+258)
+	if cap(sc.raw) < bufLen {
+		sc.raw = make([]byte, bufLen)
 	}
-	cur, prev := sc.rows[:1+rowLen], sc.rows[1+rowLen:2*(1+rowLen)]
-	clear(prev)
+	raw := sc.raw[:bufLen]
+	n, err := inflate.Zlib(raw, idat)
+	switch {
+	case errors.Is(err, inflate.ErrTooMuchData) && bufLen == size:
+		return nil, errors.New("png: too much pixel data")
+	case errors.Is(err, inflate.ErrHeader):
+		return nil, fmt.Errorf("png: IDAT zlib header: %w", err)
+	case err != nil && n >= size:
+		// All pixels decoded, but the Adler-32 or the stream end is bad.
+		return nil, fmt.Errorf("png: IDAT stream end: %w", err)
+	case err != nil:
+		return nil, fmt.Errorf("png: row %d of %d: %w", n/stride, h, err)
+	case n < size:
+		return nil, fmt.Errorf("png: row %d of %d: %w", n/stride, h, io.ErrUnexpectedEOF)
+	}
+	if cap(sc.zero) < rowLen {
+		sc.zero = make([]byte, rowLen)
+	}
+	// Rows are unfiltered in place: the previous row in raw is the
+	// unfiltered one above; the first row's is all zeros, as the spec
+	// requires.
+	prev := sc.zero[:rowLen]
+	g := image.NewGray(image.Rect(0, 0, w, h))
 	for y := range h {
-		if _, err := io.ReadFull(zr, cur); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, fmt.Errorf("png: row %d of %d: %w", y, h, err)
-		}
+		row := raw[y*stride : (y+1)*stride]
+		filter, cur := row[0], row[1:]
 		out := g.Pix[y*w : (y+1)*w]
 		switch {
-		case colorType == pngRGB && cur[0] == 3:
+		case colorType == pngRGB && filter == 3:
 			// Noisy scans make the encoder pick Average for most rows.
-			unfilterAvgRGBToGray(out, cur[1:], prev[1:])
-		case colorType == pngRGB && cur[0] == 1:
-			unfilterSubRGBToGray(out, cur[1:])
-		case colorType == pngRGB && cur[0] == 4:
-			unfilterPaethRGBToGray(out, cur[1:], prev[1:])
+			unfilterAvgRGBToGray(out, cur, prev)
+		case colorType == pngRGB && filter == 1:
+			unfilterSubRGBToGray(out, cur)
+		case colorType == pngRGB && filter == 4:
+			unfilterPaethRGBToGray(out, cur, prev)
 		default:
-			if err := unfilterRow(cur[0], cur[1:], prev[1:], bpp); err != nil {
+			if err := unfilterRow(filter, cur, prev, bpp); err != nil {
 				return nil, fmt.Errorf("png: row %d: %w", y, err)
 			}
-			grayRow(out, cur[1:], colorType)
+			grayRow(out, cur, colorType)
 		}
-		cur, prev = prev, cur
-	}
-	// Reading past the pixels makes the zlib reader check its Adler-32
-	// trailer, and catches streams with extra data like image/png does.
-	var one [1]byte
-	n := 0
-	for i := 0; n == 0 && err == nil; i++ {
-		if i == 100 {
-			return nil, fmt.Errorf("png: IDAT stream end: %w", io.ErrNoProgress)
-		}
-		n, err = zr.Read(one[:])
-	}
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("png: IDAT stream end: %w", err)
-	}
-	if n != 0 {
-		return nil, errors.New("png: too much pixel data")
+		prev = cur
 	}
 	return g, nil
 }
