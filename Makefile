@@ -19,7 +19,7 @@ RACE_PKGS := ./store/... ./jobs/... ./tasks ./cmd/...
 # (pointer arithmetic it does on purpose); keep the race detector, drop that.
 NOCHECKPTR := -gcflags=all=-d=checkptr=0
 
-.PHONY: all deps build demo selftest test test-race test-models bench gpu-binary gpu-ref gpu-check-dry clean
+.PHONY: all deps build demo selftest test test-race test-models bench bench-formula gpu-binary gpu-ref gpu-check-dry clean
 
 all: build
 
@@ -57,6 +57,16 @@ test: deps
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./...
+
+# Line extraction against the same pipeline in OpenCV-Python on the same
+# 100 generated final-round images, one core each, CPU time per image
+# (the OpenCV half needs Debian's python3-opencv).
+FORMULA_BENCH_DIR ?= bin/formula-bench
+PYTHON ?= /usr/bin/python3
+bench-formula: build
+	@[ -f $(FORMULA_BENCH_DIR)/boxes.csv ] || ./$(BIN) -q gen formula --out $(FORMULA_BENCH_DIR) -n 100 --seed 7
+	FORMULA_DIR=$(FORMULA_BENCH_DIR) GOMAXPROCS=1 $(GO) test -count=1 -run '^TestExtractDir$$' -v ./ocr/formula | grep -e '^ *quality_test' -e FAIL
+	$(PYTHON) bench/formula_opencv.py $(FORMULA_BENCH_DIR)
 
 # For a GPU machine without Go or GDAL: every kind but segment, linked
 # against libc only; run scripts/gpu-check.sh there.

@@ -3,7 +3,7 @@
 parameters as formula.DefaultParams), to compare speed and box quality on
 the same generated images.
 
-    /usr/bin/python3 testdata/formula/opencv_ref.py DATASET_DIR [--out boxes.csv] [-n N]
+    /usr/bin/python3 bench/formula_opencv.py DATASET_DIR [--out boxes.csv] [-n N]
 
 DATASET_DIR is written by `dl4img gen formula` (N.png, boxes.csv). Prints
 images/s for decoding (cv2.imread) and for the pipeline alone, single
@@ -177,6 +177,10 @@ def main():
           f"pipeline {len(names)/t_ext:.1f} images/s ({1000*t_ext/len(names):.1f} ms/image), single thread")
     print(f"opencv: CPU seconds (user+sys): decode {c1-c0:.2f} s ({1000*(c1-c0)/len(names):.1f} ms/image), "
           f"pipeline {c2-c1:.2f} s ({1000*(c2-c1)/len(names):.1f} ms/image)")
+    per = (c2 - c0) / len(names)
+    cores = os.cpu_count()
+    print(f"opencv: whole pipeline (read + decode + extract) {1000*per:.1f} CPU-ms/image = {1/per:.1f} images/s per core; "
+          f"100k images on {cores} cores ≈ {1e5*per/cores/3600:.2f} h")
     print(f"lines {lines}: IoU>=0.5 {f50} ({100*f50/lines:.2f}%), IoU>=0.9 {f90} ({100*f90/lines:.2f}%), "
           f"images with wrong line count {wrong}")
     if a.out:

@@ -4,6 +4,7 @@ import (
 	"image"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
@@ -114,7 +115,7 @@ func TestExtractQuality(t *testing.T) {
 }
 
 // TestExtractDir measures the pipeline on a generated dataset folder, like
-// testdata/formula/opencv_ref.py does, single goroutine:
+// bench/formula_opencv.py does, single goroutine:
 //
 //	FORMULA_DIR=/tmp/fq GOEXPERIMENT=simd go test ./ocr/formula -run TestExtractDir -v
 func TestExtractDir(t *testing.T) {
@@ -179,6 +180,9 @@ func TestExtractDir(t *testing.T) {
 		len(names), n/tDec.Seconds(), n/tExt.Seconds(), 1000*tExt.Seconds()/n)
 	t.Logf("go: CPU seconds (user+sys, whole process): decode %.2f s (%.1f ms/image), pipeline %.2f s (%.1f ms/image)",
 		(cpu1 - cpu0).Seconds(), 1000*(cpu1-cpu0).Seconds()/n, (cpu2 - cpu1).Seconds(), 1000*(cpu2-cpu1).Seconds()/n)
+	perImage := (cpu2 - cpu0).Seconds() / n
+	t.Logf("go: whole pipeline (read + decode + extract) %.1f CPU-ms/image = %.1f images/s per core; 100k images on %d cores ≈ %.2f h",
+		1000*perImage, 1/perImage, runtime.NumCPU(), 1e5*perImage/float64(runtime.NumCPU())/3600)
 	t.Logf("lines %d: IoU>=0.5 %d (%.2f%%), IoU>=0.9 %d (%.2f%%), images with wrong line count %d",
 		lines, f50, 100*float64(f50)/float64(lines), f90, 100*float64(f90)/float64(lines), wrong)
 }
