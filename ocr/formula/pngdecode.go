@@ -21,8 +21,8 @@ import (
 // (8-bit, non-interlaced gray, gray+alpha, RGB, RGBA) by inflating all the
 // pixel data at once with internal/inflate (twice klauspost/compress's
 // speed on these literal-heavy streams) and unfiltering and converting each
-// row straight to gray. Anything else falls back to image/png, so the result is always
-// what toGrayInto(image.Decode(...)) gives, byte for byte.
+// row straight to gray. Anything else falls back to image/png, so the
+// result is always what toGrayInto(image.Decode(...)) gives, byte for byte.
 
 // errPNGFallback marks a valid-looking PNG the fast path does not handle.
 var errPNGFallback = errors.New("png: not handled by the fast path")
