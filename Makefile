@@ -4,6 +4,11 @@
 
 # 4–7x faster matmul on GoMLX's pure-Go backend (measured on AVX2).
 export GOEXPERIMENT := simd
+# With the simd experiment, math.Exp's FMA path runs 50-100x slower (dirty
+# upper vector state; see cmd/dl4img/fma_simd_amd64.go): the Go backend's
+# Logistic/Tanh/Exp use it. The binary re-executes itself with this; tests
+# get it here.
+export GODEBUG ?= cpu.fma=off
 # dl4img never lets GoMLX download PJRT plugins at run time.
 export GOMLX_NO_AUTO_INSTALL := 1
 # GDAL's block cache defaults to 5% of RAM: bound it.

@@ -59,6 +59,7 @@ func usagef(f string, a ...any) error    { return usageErr(fmt.Errorf(f, a...)) 
 func withCode(code int, err error) error { return exitError{code, err} }
 
 func main() {
+	avoidSlowExp()
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 

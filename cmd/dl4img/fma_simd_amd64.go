@@ -1,0 +1,44 @@
+//go:build goexperiment.simd
+
+package main
+
+import (
+	"os"
+	"strings"
+	"syscall"
+)
+
+// fmaSetting is the GODEBUG setting main re-executes itself with.
+const fmaSetting = "cpu.fma=off"
+
+// avoidSlowExp re-executes the program with GODEBUG=cpu.fma=off unless
+// GODEBUG already says something about cpu.fma.
+//
+// Built with GOEXPERIMENT=simd (Go 1.26, amd64), math.Exp's FMA path costs
+// 650–1400 ns a call instead of ~10 ns on the machines measured: the
+// process runs with the upper vector state dirty and archExp mixes SSE and
+// VEX instructions, paying a state transition each time. GoMLX's Go backend
+// computes Logistic, Tanh and Exp with math.Exp, so the formula reader
+// spent ~30% of a training step and ~60% of its validation there. Without
+// FMA, archExp stays on SSE (~18 ns); matmul speed is unchanged. CPU
+// feature switches are read once at process start, hence the re-exec.
+func avoidSlowExp() {
+	godebug := os.Getenv("GODEBUG")
+	if strings.Contains(godebug, "cpu.fma=") {
+		return
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return // keep running, only slower
+	}
+	if godebug != "" {
+		godebug += ","
+	}
+	env := []string{"GODEBUG=" + godebug + fmaSetting}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GODEBUG=") {
+			env = append(env, kv)
+		}
+	}
+	_ = syscall.Exec(exe, os.Args, env) // returns only on failure
+}
