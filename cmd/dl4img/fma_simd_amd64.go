@@ -22,6 +22,9 @@ const fmaSetting = "cpu.fma=off"
 // spent ~30% of a training step and ~60% of its validation there. Without
 // FMA, archExp stays on SSE (~18 ns); matmul speed is unchanged. CPU
 // feature switches are read once at process start, hence the re-exec.
+// Related upstream: golang/go#80835 (legacy SSE encodings next to archsimd
+// code pay AVX-SSE transitions; the same cause made ShiftAllRight slow in
+// ocr/formula).
 func avoidSlowExp() {
 	godebug := os.Getenv("GODEBUG")
 	if strings.Contains(godebug, "cpu.fma=") {
