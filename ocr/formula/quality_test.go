@@ -80,12 +80,13 @@ func measureQuality(t testing.TB, g *Generator, e *Extractor, from, n int) quali
 	return st
 }
 
-func TestExtractQuality(t *testing.T) {
-	// FORMULA_QUALITY_N=500 measures on more images (about 0.15 s each);
-	// FORMULA_QUALITY_OFFSET=300 starts at sample 300 and
-	// FORMULA_QUALITY_SEED=43 draws another set: the parameters were tuned
-	// on seed 42's samples 0–299, so held-out checks use the others.
-	n, from, seed := 20, 0, uint64(42)
+// qualitySet is the generated sample range the quality tests use:
+// FORMULA_QUALITY_N samples (default n) from FORMULA_QUALITY_OFFSET
+// (default 0) of seed FORMULA_QUALITY_SEED (default 42). It skips the test
+// when the fonts are missing.
+func qualitySet(t *testing.T, n int) (g *Generator, from, count int) {
+	t.Helper()
+	seed := uint64(42)
 	if v, err := strconv.Atoi(os.Getenv("FORMULA_QUALITY_N")); err == nil && v > 0 {
 		n = v
 	}
@@ -99,6 +100,15 @@ func TestExtractQuality(t *testing.T) {
 	if err != nil {
 		t.Skipf("formula fonts unavailable: %v", err)
 	}
+	return g, from, n
+}
+
+func TestExtractQuality(t *testing.T) {
+	// FORMULA_QUALITY_N=500 measures on more images (about 0.15 s each);
+	// FORMULA_QUALITY_OFFSET=300 starts at sample 300 and
+	// FORMULA_QUALITY_SEED=43 draws another set: the parameters were tuned
+	// on seed 42's samples 0–299, so held-out checks use the others.
+	g, from, n := qualitySet(t, 20)
 	e := NewExtractor()
 	st := measureQuality(t, g, e, from, n)
 	for _, w := range st.worst {

@@ -5,35 +5,23 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 )
 
 // TestExtractGolden guards speed work on the extractor, which must not
-// change its output: FORMULA_GOLDEN=FILE records, for the first
-// FORMULA_QUALITY_N generated samples (seed FORMULA_QUALITY_SEED, default
-// 42), every box and a hash of every strip into FILE when it does not exist,
-// and otherwise compares against it line by line.
+// change its output: FORMULA_GOLDEN=FILE records every box and a hash of
+// every strip of qualitySet's samples (default 50) into FILE when it does
+// not exist, and otherwise compares against it line by line.
 func TestExtractGolden(t *testing.T) {
 	path := os.Getenv("FORMULA_GOLDEN")
 	if path == "" {
 		t.Skip("set FORMULA_GOLDEN to a file to record or compare")
 	}
-	n, seed := 50, uint64(42)
-	if v, err := strconv.Atoi(os.Getenv("FORMULA_QUALITY_N")); err == nil && v > 0 {
-		n = v
-	}
-	if v, err := strconv.ParseUint(os.Getenv("FORMULA_QUALITY_SEED"), 10, 64); err == nil {
-		seed = v
-	}
-	g, err := NewGenerator(Config{Seed: seed})
-	if err != nil {
-		t.Skipf("formula fonts unavailable: %v", err)
-	}
+	g, from, n := qualitySet(t, 50)
 	e := NewExtractor()
 	var got []string
-	for i := range n {
+	for i := from; i < from+n; i++ {
 		s, err := g.Sample(i)
 		if err != nil {
 			t.Fatal(err)
