@@ -15,7 +15,7 @@ const fmaSetting = "cpu.fma=off"
 // GODEBUG already says something about cpu.fma.
 //
 // Built with GOEXPERIMENT=simd (Go 1.26, amd64), math.Exp's FMA path costs
-// 650–1400 ns a call instead of ~10 ns on the machines measured: the
+// 650–1400 ns a call instead of ~10 ns on the development VM: the
 // process runs with the upper vector state dirty and archExp mixes SSE and
 // VEX instructions, paying a state transition each time. GoMLX's Go backend
 // computes Logistic, Tanh and Exp with math.Exp, so the formula reader
