@@ -29,10 +29,14 @@ func stdInflate(z []byte) ([]byte, error) {
 	return io.ReadAll(r)
 }
 
-func stdDeflate(t testing.TB, raw []byte, level int) []byte {
+// zlibWriter is compress/zlib's or klauspost's NewWriterLevel: two
+// encoders that split blocks and pick codes differently.
+type zlibWriter[W io.WriteCloser] func(io.Writer, int) (W, error)
+
+func deflateWith[W io.WriteCloser](t testing.TB, newWriter zlibWriter[W], raw []byte, level int) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	w, err := stdzlib.NewWriterLevel(&b, level)
+	w, err := newWriter(&b, level)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,20 +49,12 @@ func stdDeflate(t testing.TB, raw []byte, level int) []byte {
 	return b.Bytes()
 }
 
+func stdDeflate(t testing.TB, raw []byte, level int) []byte {
+	return deflateWith(t, stdzlib.NewWriterLevel, raw, level)
+}
+
 func kpDeflate(t testing.TB, raw []byte, level int) []byte {
-	t.Helper()
-	var b bytes.Buffer
-	w, err := kpzlib.NewWriterLevel(&b, level)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(raw); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
+	return deflateWith(t, kpzlib.NewWriterLevel, raw, level)
 }
 
 // checkSame asserts that Zlib produces exactly compress/zlib's output when
