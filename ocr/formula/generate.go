@@ -36,6 +36,10 @@ type Config struct {
 	DigitFontDir string
 	// Workers for GenerateDataset; zero means GOMAXPROCS.
 	Workers int
+	// FastPNG writes the dataset's PNGs at png.BestSpeed: PNG encoding is
+	// ~80% of generating an image at the default level. The files differ
+	// (larger), the pixels do not.
+	FastPNG bool
 }
 
 func (c Config) withDefaults() Config {
@@ -340,7 +344,11 @@ func (g *Generator) writeSample(i int, dir string, labels []string, boxes [][]im
 		return err
 	}
 	var buf bytes.Buffer
-	if err := png.Encode(&buf, s.Image); err != nil {
+	enc := png.Encoder{}
+	if g.cfg.FastPNG {
+		enc.CompressionLevel = png.BestSpeed
+	}
+	if err := enc.Encode(&buf, s.Image); err != nil {
 		return fmt.Errorf("encode %d.png: %w", i, err)
 	}
 	if err := writeFileAtomic(filepath.Join(dir, fmt.Sprintf("%d.png", i)), buf.Bytes()); err != nil {

@@ -208,7 +208,8 @@ func dataTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 		if !given {
 			dir = filepath.Join(env.JobDir(), "images", split)
 			if !done["generated/"+split] {
-				cfg := Config{Seed: seed, MaxWidth: p.ImageMaxWidth, MaxHeight: p.ImageMaxHeight}
+				// Only this job reads these files: the fast encoder.
+				cfg := Config{Seed: seed, MaxWidth: p.ImageMaxWidth, MaxHeight: p.ImageMaxHeight, FastPNG: true}
 				if cfg.MaxWidth > 0 {
 					cfg.MinWidth = min(800, cfg.MaxWidth)
 				}
