@@ -141,3 +141,84 @@ func labelComponents(mask *image.Gray, keep bool) ([]int32, []Component) {
 	}
 	return labels, comps
 }
+
+// splitThinRows cuts each component at runs of at least minRun rows that
+// hold fewer than minInk of its pixels, and drops those runs: a blotch
+// streak or steep noise line that touches a text line (or joins two) is
+// thin in every row it has alone, while a line's rows are wide. Shorter
+// thin runs, such as a stem above the line, stay. labels are
+// labelComponents' (keep set) for a mask w pixels wide.
+func splitThinRows(labels []int32, w int, comps []Component, minInk, minRun int) []Component {
+	if minRun <= 0 {
+		return comps
+	}
+	var out []Component
+	for ci, c := range comps {
+		if c.Box.Dy() < minRun {
+			out = append(out, c)
+			continue
+		}
+		id := int32(ci + 1)
+		count := make([]int, c.Box.Dy())
+		for y := c.Box.Min.Y; y < c.Box.Max.Y; y++ {
+			for x := c.Box.Min.X; x < c.Box.Max.X; x++ {
+				if labels[y*w+x] == id {
+					count[y-c.Box.Min.Y]++
+				}
+			}
+		}
+		// A row is thin below minInk or an eighth of the widest row.
+		thin := minInk
+		for _, n := range count {
+			thin = max(thin, n/8)
+		}
+		// cut[i] marks rows inside a long thin run.
+		cut := make([]bool, len(count))
+		any := false
+		for i := 0; i < len(count); {
+			j := i
+			for j < len(count) && count[j] < thin {
+				j++
+			}
+			if j-i >= minRun {
+				any = true
+				for k := i; k < j; k++ {
+					cut[k] = true
+				}
+			}
+			i = max(j, i+1)
+		}
+		if !any {
+			out = append(out, c)
+			continue
+		}
+		for i := 0; i < len(count); {
+			if cut[i] {
+				i++
+				continue
+			}
+			j := i
+			// Not image.Rect, which would swap the empty x range.
+			band := Component{Box: image.Rectangle{
+				Min: image.Pt(c.Box.Max.X, c.Box.Min.Y+i),
+				Max: image.Pt(c.Box.Min.X, c.Box.Min.Y+i),
+			}}
+			for ; j < len(count) && !cut[j]; j++ {
+				y := c.Box.Min.Y + j
+				for x := c.Box.Min.X; x < c.Box.Max.X; x++ {
+					if labels[y*w+x] == id {
+						band.Area++
+						band.Box.Min.X = min(band.Box.Min.X, x)
+						band.Box.Max.X = max(band.Box.Max.X, x+1)
+					}
+				}
+			}
+			band.Box.Max.Y = c.Box.Min.Y + j
+			if band.Area > 0 {
+				out = append(out, band)
+			}
+			i = j
+		}
+	}
+	return out
+}

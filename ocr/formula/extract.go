@@ -38,6 +38,11 @@ type Params struct {
 	// MinContrast is ThresholdBackground's smallest distance below the
 	// background level.
 	MinContrast int
+	// BandGap and BandInk (coarse; BandGap 0 disables) cut a blob at
+	// every run of at least BandGap rows holding fewer than BandInk of its
+	// pixels: a blotch streak or steep noise line that touches a line, or
+	// joins two, is narrow where it is alone.
+	BandGap, BandInk int
 	// MinArea and MinHeight (coarse) drop blobs that are too small to be a
 	// line.
 	MinArea, MinHeight int
@@ -126,6 +131,8 @@ func DefaultParams() Params {
 		ThresholdMode:      ThresholdBackground,
 		Threshold:          215,
 		MinContrast:        24,
+		BandGap:            12,
+		BandInk:            10,
 		MinArea:            40,
 		MinHeight:          4,
 		MinAspect:          1.5,
@@ -311,7 +318,8 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 	// Components of the upscaled mask are those of the small mask scaled
 	// by f (nearest-neighbour upscaling by an integer factor), so label the
 	// small one.
-	comps := Components(mask)
+	labels, comps := labelComponents(mask, true)
+	comps = splitThinRows(labels, mask.Rect.Dx(), comps, p.BandInk, p.BandGap)
 	// Pieces of a line that the opening could not join (a wide gap, a
 	// light character) are merged before the size filter judges them.
 	var pieces []Component
@@ -321,7 +329,7 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 		}
 	}
 	var blobs []Component
-	for _, c := range mergeRows(pieces) {
+	for _, c := range mergeRows(pieces, p.MinAspect) {
 		if c.Area >= p.MinArea && c.Box.Dy() >= p.MinHeight && float64(c.Box.Dx()) >= p.MinAspect*float64(c.Box.Dy()) {
 			blobs = append(blobs, c)
 		}
@@ -347,7 +355,17 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 		if med == gray {
 			fine = nil
 		}
-		if box, n := e.refine(med, fine, core, ld); !box.Empty() && n >= 3 {
+		box, n := e.refine(med, fine, core, ld)
+		if box.Empty() || n < 3 {
+			// A noise line joined to the blob made it too tall, so the
+			// glyphs looked short next to it: try again on the blob's
+			// dense rows.
+			if rows := denseRows(mask, bl.Box); rows.Dy() < bl.Box.Dy() && rows.Dy() >= 2*p.MinHeight {
+				core = image.Rect(bl.Box.Min.X*f, rows.Min.Y*f, bl.Box.Max.X*f, rows.Max.Y*f).Intersect(gray.Rect)
+				box, n = e.refine(med, fine, core, ld)
+			}
+		}
+		if !box.Empty() && n >= 3 {
 			boxes = append(boxes, box)
 		}
 	}
@@ -835,10 +853,43 @@ func (e *Extractor) isNoiseLine(c Component, h int) bool {
 	return diag > e.NoiseLineLength*float64(h) && float64(c.Area)/diag < max(e.NoiseLineThickness*float64(h), e.NoiseLineMinPx)
 }
 
+// denseRows narrows box (of the coarse mask) to the rows holding at least a
+// third of its fullest row's pixels, widened by a quarter of their span
+// each way: a text line's rows, without a steep noise line hanging from it.
+func denseRows(mask *image.Gray, box image.Rectangle) image.Rectangle {
+	count := make([]int, box.Dy())
+	for y := box.Min.Y; y < box.Max.Y; y++ {
+		row := mask.Pix[y*mask.Stride+box.Min.X : y*mask.Stride+box.Max.X]
+		for _, v := range row {
+			if v != 0 {
+				count[y-box.Min.Y]++
+			}
+		}
+	}
+	full := 0
+	for _, n := range count {
+		full = max(full, n)
+	}
+	first, last := -1, -1
+	for i, n := range count {
+		if 3*n >= full {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	span := last - first + 1
+	r := box
+	r.Min.Y = max(box.Min.Y, box.Min.Y+first-span/4)
+	r.Max.Y = min(box.Max.Y, box.Min.Y+last+1+span/4)
+	return r
+}
+
 // mergeRows joins blobs that share most of the rows of the smaller one and
 // are at most twice the taller one's height apart: pieces of one line that
 // the opening kernel could not bridge (lines never share rows).
-func mergeRows(blobs []Component) []Component {
+func mergeRows(blobs []Component, minAspect float64) []Component {
 	for merged := true; merged; {
 		merged = false
 		for i := 0; i < len(blobs) && !merged; i++ {
@@ -846,7 +897,12 @@ func mergeRows(blobs []Component) []Component {
 				a, b := blobs[i].Box, blobs[j].Box
 				ov := min(a.Max.Y, b.Max.Y) - max(a.Min.Y, b.Min.Y)
 				gap := max(a.Min.X, b.Min.X) - min(a.Max.X, b.Max.X)
-				if 2*ov >= min(a.Dy(), b.Dy()) && gap <= 2*max(a.Dy(), b.Dy()) {
+				tall := a
+				if b.Dy() > a.Dy() {
+					tall = b
+				}
+				lineLike := tall.Dy() <= 3*min(a.Dy(), b.Dy()) || float64(tall.Dx()) >= minAspect*float64(tall.Dy())
+				if 2*ov >= min(a.Dy(), b.Dy()) && gap <= 2*tall.Dy() && lineLike {
 					blobs[i] = Component{Box: a.Union(b), Area: blobs[i].Area + blobs[j].Area}
 					blobs = append(blobs[:j], blobs[j+1:]...)
 					merged = true
