@@ -70,10 +70,11 @@ type Params struct {
 	// so short pieces at its ends are noise (dashes of a broken noise
 	// line, a stub), while a "-" inside it stays.
 	TrimShortEnds bool
-	// TrimInk (fraction of the line height, 0 disables) trims box edges
-	// whose column or row holds fewer mask pixels: a noise line touching
-	// the text.
-	TrimInk float64
+	// TrimInk and TrimRun (fractions of the line height; TrimRun 0
+	// disables) cut a run of at least TrimRun columns holding fewer than
+	// TrimInk mask pixels (at least 5) from each end of the box: a noise
+	// line stuck to the first or last glyph.
+	TrimInk, TrimRun float64
 	// ThinLine (fraction of the line height, 0 disables) is the side of
 	// the opening that tells thin strokes from thick ones in the local
 	// mask: thin pieces that leave the rows of the coarse box (or run
@@ -141,7 +142,8 @@ func DefaultParams() Params {
 		MinComponent:       0.12,
 		NoiseLineLength:    1.5,
 		NoiseLineThickness: 0.08,
-		TrimInk:            0,
+		TrimInk:            0.15,
+		TrimRun:            0.6,
 		TrimShortEnds:      true,
 		ThinLine:           0.06,
 		ThinLineMin:        3,
@@ -490,12 +492,12 @@ func (e *Extractor) refine(g, fine *image.Gray, core image.Rectangle, debug func
 		box = trimShortEnds(comps, fate)
 	}
 	box = box.Intersect(image.Rect(local.Min.X-slack-grow, local.Min.Y-slack, local.Max.X+slack+grow, local.Max.Y+slack))
+	if e.TrimRun > 0 && !box.Empty() {
+		box = trimThinEnds(mask, box, max(5, int(e.TrimInk*float64(h)+0.5)), int(e.TrimRun*float64(h)+0.5))
+	}
 	if tips && !box.Empty() {
 		box = extendTips(fine, region, t, mask, raw, labels, fate, box,
 			int(e.TipReach*float64(h)+0.5), int(e.TipReachY*float64(h)+0.5))
-	}
-	if e.TrimInk > 0 {
-		box = trimThinEdges(mask, box, max(2, int(e.TrimInk*float64(h)+0.5)))
 	}
 	final = box
 	return box.Add(region.Min), core0
@@ -801,41 +803,42 @@ func eraseThinLines(mask *image.Gray, k int, inner image.Rectangle) {
 	}
 }
 
-// trimThinEdges shrinks box from each side while the outermost column (or
-// row) holds fewer than minInk mask pixels: what a noise line that touches
-// the text adds to its box is a thin slanted stroke, a few pixels per
-// column, while the text's own edge columns and rows hold a glyph's stroke.
-func trimThinEdges(mask *image.Gray, box image.Rectangle, minInk int) image.Rectangle {
+// trimThinEnds cuts from each end of box a run of at least minRun columns
+// that each hold fewer than minInk mask pixels, unless all of its ink lies
+// in the bottom quarter of the box: a noise line stuck to the first or
+// last glyph adds a few pixels per column for a long way, while a glyph's
+// own thin ends are shorter (the bar of a "7") or lie on the baseline (the
+// foot of "上", the sweep of "之").
+func trimThinEnds(mask *image.Gray, box image.Rectangle, minInk, minRun int) image.Rectangle {
 	w := mask.Stride
-	col := func(x int) int {
-		n := 0
-		for y := box.Min.Y; y < box.Max.Y; y++ {
-			if mask.Pix[y*w+x] != 0 {
-				n++
+	base := box.Max.Y - box.Dy()/4
+	// run walks from column x by dx while the columns are thin and says
+	// where it stopped and whether most of the ink it saw lies above the
+	// baseline band.
+	run := func(x, dx int) (int, bool) {
+		ink, high := 0, 0
+		for ; x >= box.Min.X && x < box.Max.X; x += dx {
+			n := 0
+			for y := box.Min.Y; y < box.Max.Y && n < minInk; y++ {
+				if mask.Pix[y*w+x] != 0 {
+					n++
+					if y < base {
+						high++
+					}
+				}
 			}
-		}
-		return n
-	}
-	row := func(y int) int {
-		n := 0
-		for _, v := range mask.Pix[y*w+box.Min.X : y*w+box.Max.X] {
-			if v != 0 {
-				n++
+			if n >= minInk {
+				break
 			}
+			ink += n
 		}
-		return n
+		return x, 2*high > ink
 	}
-	for box.Dx() > 0 && col(box.Min.X) < minInk {
-		box.Min.X++
+	if x, high := run(box.Min.X, 1); high && x-box.Min.X >= minRun {
+		box.Min.X = x
 	}
-	for box.Dx() > 0 && col(box.Max.X-1) < minInk {
-		box.Max.X--
-	}
-	for box.Dy() > 0 && row(box.Min.Y) < minInk {
-		box.Min.Y++
-	}
-	for box.Dy() > 0 && row(box.Max.Y-1) < minInk {
-		box.Max.Y--
+	if x, high := run(box.Max.X-1, -1); high && box.Max.X-1-x >= minRun {
+		box.Max.X = x + 1
 	}
 	return box
 }

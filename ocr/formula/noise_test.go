@@ -36,21 +36,42 @@ func TestIsNoiseLine(t *testing.T) {
 	}
 }
 
-func TestTrimThinEdges(t *testing.T) {
-	m := newGray(100, 40)
-	fill := func(r image.Rectangle) {
-		for y := r.Min.Y; y < r.Max.Y; y++ {
-			for x := r.Min.X; x < r.Max.X; x++ {
-				m.Pix[y*m.Stride+x] = 255
+func TestTrimThinEnds(t *testing.T) {
+	text := image.Rect(30, 10, 70, 30) // glyphs, 20 px tall
+	box := image.Rect(5, 10, 95, 30)   // what the noise stretched it to
+	for _, tc := range []struct {
+		name  string
+		parts []image.Rectangle
+		want  image.Rectangle
+	}{
+		{"noise lines at both ends", []image.Rectangle{image.Rect(5, 18, 30, 21), image.Rect(70, 14, 95, 16)}, text},
+		// The bar of a "7", 10 px: shorter than the run.
+		{"short bar", []image.Rectangle{image.Rect(20, 10, 30, 13)}, image.Rect(20, 10, 70, 30)},
+		// The foot of "上" reaching 25 px left of its stem, on the baseline.
+		{"foot on the baseline", []image.Rectangle{image.Rect(5, 27, 30, 30)}, image.Rect(5, 10, 70, 30)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newGray(100, 40)
+			paint(m, text)
+			paint(m, tc.parts...)
+			if got := trimThinEnds(m, box.Intersect(boundsOf(m)), 5, 12); got != tc.want {
+				t.Errorf("trimmed to %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// boundsOf is the bounding box of m's ink.
+func boundsOf(m *image.Gray) image.Rectangle {
+	var r image.Rectangle
+	for y := range m.Rect.Dy() {
+		for x := range m.Rect.Dx() {
+			if m.Pix[y*m.Stride+x] != 0 {
+				r = r.Union(image.Rect(x, y, x+1, y+1))
 			}
 		}
 	}
-	fill(image.Rect(30, 10, 70, 30)) // text
-	fill(image.Rect(5, 20, 30, 22))  // a 2-pixel noise line touching it
-	got := trimThinEdges(m, image.Rect(5, 10, 70, 30), 3)
-	if want := image.Rect(30, 10, 70, 30); got != want {
-		t.Errorf("trimmed to %v, want %v", got, want)
-	}
+	return r
 }
 
 // TestRefineRejectsNoiseCrossing: two crossing noise lines and specks make
