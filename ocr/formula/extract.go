@@ -488,6 +488,14 @@ func (e *Extractor) refine(g, fine *image.Gray, core image.Rectangle, debug func
 			grown = true
 		}
 	}
+	// The dots of a small 氵 (海, 河, 池, 流, 深 start assignment lines)
+	// are specks left of the first glyph; taken, they stack into a
+	// glyph-tall group, while a lone speck is trimmed as a short end.
+	for i, c := range comps {
+		if fate[i] == fateSpeck && c.Box.In(image.Rect(box.Min.X-h/3, box.Min.Y, box.Min.X+h/4, box.Max.Y)) {
+			take(i, fateGrown)
+		}
+	}
 	if e.TrimShortEnds {
 		box = trimShortEnds(comps, fate)
 	}
