@@ -143,7 +143,8 @@ func labelComponents(mask *image.Gray, keep bool) ([]int32, []Component) {
 }
 
 // splitThinRows cuts each component at runs of at least minRun rows that
-// hold fewer than minInk of its pixels, and drops those runs: a blotch
+// hold fewer than minInk of its pixels (or an eighth of its widest row's),
+// and drops those runs: a blotch
 // streak or steep noise line that touches a text line (or joins two) is
 // thin in every row it has alone, while a line's rows are wide. Shorter
 // thin runs, such as a stem above the line, stay. labels are
@@ -174,21 +175,21 @@ func splitThinRows(labels []int32, w int, comps []Component, minInk, minRun int)
 		}
 		// cut[i] marks rows inside a long thin run.
 		cut := make([]bool, len(count))
-		any := false
+		split := false
 		for i := 0; i < len(count); {
 			j := i
 			for j < len(count) && count[j] < thin {
 				j++
 			}
 			if j-i >= minRun {
-				any = true
+				split = true
 				for k := i; k < j; k++ {
 					cut[k] = true
 				}
 			}
 			i = max(j, i+1)
 		}
-		if !any {
+		if !split {
 			out = append(out, c)
 			continue
 		}

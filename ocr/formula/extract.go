@@ -40,7 +40,7 @@ type Params struct {
 	MinContrast int
 	// BandGap and BandInk (coarse; BandGap 0 disables) cut a blob at
 	// every run of at least BandGap rows holding fewer than BandInk of its
-	// pixels: a blotch streak or steep noise line that touches a line, or
+	// pixels (or an eighth of its widest row's): a blotch streak or steep noise line that touches a line, or
 	// joins two, is narrow where it is alone.
 	BandGap, BandInk int
 	// MinArea and MinHeight (coarse) drop blobs that are too small to be a
@@ -812,8 +812,8 @@ func eraseThinLines(mask *image.Gray, k int, inner image.Rectangle) {
 }
 
 // trimThinEnds cuts from each end of box a run of at least minRun columns
-// that each hold fewer than minInk mask pixels, unless all of its ink lies
-// in the bottom quarter of the box: a noise line stuck to the first or
+// that each hold fewer than minInk mask pixels, unless most of its ink
+// lies in the bottom quarter of the box: a noise line stuck to the first or
 // last glyph adds a few pixels per column for a long way, while a glyph's
 // own thin ends are shorter (the bar of a "7") or lie on the baseline (the
 // foot of "上", the sweep of "之").
