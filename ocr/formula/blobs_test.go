@@ -6,17 +6,6 @@ import (
 	"testing"
 )
 
-// paint sets the mask pixels of r.
-func paint(m *image.Gray, rs ...image.Rectangle) {
-	for _, r := range rs {
-		for y := r.Min.Y; y < r.Max.Y; y++ {
-			for x := r.Min.X; x < r.Max.X; x++ {
-				m.Pix[y*m.Stride+x] = 255
-			}
-		}
-	}
-}
-
 func boxesOf(cs []Component) []image.Rectangle {
 	var out []image.Rectangle
 	for _, c := range cs {
@@ -45,7 +34,7 @@ func TestSplitThinRows(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newGray(120, 80)
-			paint(m, tc.parts...)
+			paint(m, 255, tc.parts...)
 			labels, comps := labelComponents(m, true)
 			p := DefaultParams()
 			got := boxesOf(splitThinRows(labels, m.Rect.Dx(), comps, p.BandInk, p.BandGap))
@@ -59,9 +48,9 @@ func TestSplitThinRows(t *testing.T) {
 func TestDenseRows(t *testing.T) {
 	m := newGray(120, 80)
 	// A line (rows 40–55) with a noise line running up from it.
-	paint(m, image.Rect(10, 40, 100, 56))
+	paint(m, 255, image.Rect(10, 40, 100, 56))
 	for y := 10; y < 40; y++ {
-		paint(m, image.Rect(60-y/2, y, 66-y/2, y+1))
+		paint(m, 255, image.Rect(60-y/2, y, 66-y/2, y+1))
 	}
 	box := image.Rect(10, 10, 100, 56)
 	// 16 dense rows, widened by 4 each way (clipped at the bottom).

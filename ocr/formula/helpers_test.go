@@ -2,6 +2,7 @@ package formula
 
 import (
 	"fmt"
+	"image"
 	"testing"
 )
 
@@ -14,4 +15,15 @@ func testGenerator(t testing.TB) *Generator {
 		t.Skipf("formula fonts unavailable: %v", err)
 	}
 	return g
+}
+
+// paint sets the pixels of the rectangles to v.
+func paint(m *image.Gray, v uint8, rs ...image.Rectangle) {
+	for _, r := range rs {
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			for x := r.Min.X; x < r.Max.X; x++ {
+				m.Pix[y*m.Stride+x] = v
+			}
+		}
+	}
 }

@@ -52,8 +52,8 @@ func TestTrimThinEnds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newGray(100, 40)
-			paint(m, text)
-			paint(m, tc.parts...)
+			paint(m, 255, text)
+			paint(m, 255, tc.parts...)
 			if got := trimThinEnds(m, box.Intersect(boundsOf(m)), 5, 12); got != tc.want {
 				t.Errorf("trimmed to %v, want %v", got, tc.want)
 			}
@@ -125,13 +125,7 @@ func TestRefineNoiseLineAndLostGlyph(t *testing.T) {
 	for i := range g.Pix {
 		g.Pix[i] = 220
 	}
-	fill := func(r image.Rectangle) {
-		for y := r.Min.Y; y < r.Max.Y; y++ {
-			for x := r.Min.X; x < r.Max.X; x++ {
-				g.Pix[y*500+x] = 40
-			}
-		}
-	}
+	fill := func(r image.Rectangle) { paint(g, 40, r) }
 	// Three glyph blocks 40 px tall with 8-px strokes, as boxes of ink.
 	for _, x := range []int{100, 150, 200} {
 		fill(image.Rect(x, 80, x+8, 120))
@@ -181,13 +175,7 @@ func TestRefineGrowsByBridges(t *testing.T) {
 	for i := range g.Pix {
 		g.Pix[i] = 220
 	}
-	fill := func(r image.Rectangle) {
-		for y := r.Min.Y; y < r.Max.Y; y++ {
-			for x := r.Min.X; x < r.Max.X; x++ {
-				g.Pix[y*700+x] = 40
-			}
-		}
-	}
+	fill := func(r image.Rectangle) { paint(g, 40, r) }
 	for _, x := range []int{100, 150, 200} { // glyphs, 40 px tall
 		fill(image.Rect(x, 80, x+8, 120))
 		fill(image.Rect(x, 80, x+30, 88))
