@@ -144,11 +144,10 @@ func labelComponents(mask *image.Gray, keep bool) ([]int32, []Component) {
 
 // splitThinRows cuts each component at runs of at least minRun rows that
 // hold fewer than minInk of its pixels (or an eighth of its widest row's),
-// and drops those runs: a blotch
-// streak or steep noise line that touches a text line (or joins two) is
-// thin in every row it has alone, while a line's rows are wide. Shorter
-// thin runs, such as a stem above the line, stay. labels are
-// labelComponents' (keep set) for a mask w pixels wide.
+// and drops those runs: a blotch streak or steep noise line that touches a
+// text line (or joins two) is thin in every row it has alone, while a
+// line's rows are wide. Shorter thin runs, such as a stem above the line,
+// stay. labels are labelComponents' (keep set) for a mask w pixels wide.
 func splitThinRows(labels []int32, w int, comps []Component, minInk, minRun int) []Component {
 	if minRun <= 0 {
 		return comps
@@ -159,26 +158,32 @@ func splitThinRows(labels []int32, w int, comps []Component, minInk, minRun int)
 			out = append(out, c)
 			continue
 		}
+		// Each row's pixel count and x extent, as a band of one row.
 		id := int32(ci + 1)
-		count := make([]int, c.Box.Dy())
-		for y := c.Box.Min.Y; y < c.Box.Max.Y; y++ {
+		rows := make([]Component, c.Box.Dy())
+		thin := minInk
+		for i := range rows {
+			y := c.Box.Min.Y + i
+			r := Component{Box: image.Rectangle{ // not image.Rect, which would swap the empty x range
+				Min: image.Pt(c.Box.Max.X, y),
+				Max: image.Pt(c.Box.Min.X, y+1),
+			}}
 			for x := c.Box.Min.X; x < c.Box.Max.X; x++ {
 				if labels[y*w+x] == id {
-					count[y-c.Box.Min.Y]++
+					r.Area++
+					r.Box.Min.X = min(r.Box.Min.X, x)
+					r.Box.Max.X = max(r.Box.Max.X, x+1)
 				}
 			}
-		}
-		// A row is thin below minInk or an eighth of the widest row.
-		thin := minInk
-		for _, n := range count {
-			thin = max(thin, n/8)
+			rows[i] = r
+			thin = max(thin, r.Area/8)
 		}
 		// cut[i] marks rows inside a long thin run.
-		cut := make([]bool, len(count))
+		cut := make([]bool, len(rows))
 		split := false
-		for i := 0; i < len(count); {
+		for i := 0; i < len(rows); {
 			j := i
-			for j < len(count) && count[j] < thin {
+			for j < len(rows) && rows[j].Area < thin {
 				j++
 			}
 			if j-i >= minRun {
@@ -193,32 +198,19 @@ func splitThinRows(labels []int32, w int, comps []Component, minInk, minRun int)
 			out = append(out, c)
 			continue
 		}
-		for i := 0; i < len(count); {
+		for i := 0; i < len(rows); {
 			if cut[i] {
 				i++
 				continue
 			}
-			j := i
-			// Not image.Rect, which would swap the empty x range.
-			band := Component{Box: image.Rectangle{
-				Min: image.Pt(c.Box.Max.X, c.Box.Min.Y+i),
-				Max: image.Pt(c.Box.Min.X, c.Box.Min.Y+i),
-			}}
-			for ; j < len(count) && !cut[j]; j++ {
-				y := c.Box.Min.Y + j
-				for x := c.Box.Min.X; x < c.Box.Max.X; x++ {
-					if labels[y*w+x] == id {
-						band.Area++
-						band.Box.Min.X = min(band.Box.Min.X, x)
-						band.Box.Max.X = max(band.Box.Max.X, x+1)
-					}
-				}
+			// A component has pixels in every row of its box, so the
+			// rows' boxes are not empty and their union is the band's.
+			band := rows[i]
+			for i++; i < len(rows) && !cut[i]; i++ {
+				band.Box = band.Box.Union(rows[i].Box)
+				band.Area += rows[i].Area
 			}
-			band.Box.Max.Y = c.Box.Min.Y + j
-			if band.Area > 0 {
-				out = append(out, band)
-			}
-			i = j
+			out = append(out, band)
 		}
 	}
 	return out

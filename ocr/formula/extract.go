@@ -40,8 +40,9 @@ type Params struct {
 	MinContrast int
 	// BandGap and BandInk (coarse; BandGap 0 disables) cut a blob at
 	// every run of at least BandGap rows holding fewer than BandInk of its
-	// pixels (or an eighth of its widest row's): a blotch streak or steep noise line that touches a line, or
-	// joins two, is narrow where it is alone.
+	// pixels (or an eighth of its widest row's): a blotch streak or steep
+	// noise line that touches a line, or joins two, is narrow where it is
+	// alone.
 	BandGap, BandInk int
 	// MinArea and MinHeight (coarse) drop blobs that are too small to be a
 	// line.
