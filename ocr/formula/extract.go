@@ -92,6 +92,14 @@ type Params struct {
 	// StraightVotes (fraction, at least 5) how many seeds must lie on it.
 	StraightLine, StraightRun, StraightGap, StraightVotes float64
 	StraightRunMin                                        int
+	// ReachY (fraction of the coarse box's height, 0 disables) is how far
+	// above or below the coarse box's rows a taken component that ends
+	// there still extends the line's box: the coarse opening wears away
+	// glyph parts narrower than its kernel (上's stroke, a thin 7's bar), so
+	// the coarse box can be a third shorter than the line. The
+	// neighbourhood is that much taller; where no line is found in it,
+	// refine looks again without.
+	ReachY float64
 	// TipReach (fraction of the line height, 0 disables) is how far
 	// beyond the box found on the median-filtered image the final box may
 	// still grow to take the thin strokes and stroke tips that the 5×5
@@ -151,6 +159,7 @@ func DefaultParams() Params {
 		GrowX:              0.5,
 		TipReach:           0.5,
 		TipReachY:          0.12,
+		ReachY:             0.3,
 		GrowMax:            1.5,
 		NoiseLineMinPx:     5,
 		StraightLine:       1.2,
@@ -359,7 +368,7 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 			fine = nil
 		}
 		box, n := e.refine(med, fine, core, ld)
-		if box.Empty() || n < 3 {
+		if n == 0 {
 			// A noise line joined to the blob made it too tall, so the
 			// glyphs looked short next to it: try again on the blob's
 			// dense rows.
@@ -368,7 +377,7 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 				box, n = e.refine(med, fine, core, ld)
 			}
 		}
-		if !box.Empty() && n >= 3 {
+		if n > 0 {
 			boxes = append(boxes, box)
 		}
 	}
@@ -401,6 +410,30 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 // from: the final box takes in the strokes that the filter wore away (see
 // extendTips).
 func (e *Extractor) refine(g, fine *image.Gray, core image.Rectangle, debug func(image.Image)) (image.Rectangle, int) {
+	box, n, dense := e.refineReach(g, fine, core, debug)
+	if n == 0 && dense.Dy() < core.Dy() && dense.Dy() >= 2*e.MinHeight*e.DownScale {
+		// A blotch or noise lines joined to the blob made it much taller
+		// than its text, whose glyphs looked like specks next to it: look
+		// again at the rows where the cleaned mask is dense.
+		box, n, _ = e.refineReach(g, fine, image.Rect(core.Min.X, dense.Min.Y, core.Max.X, dense.Max.Y), debug)
+	}
+	return box, n
+}
+
+// refineReach is refineAt with ReachY, then without where that finds no
+// line. It returns the line's box and component count (0 if none was
+// found) and, where the neighbourhood held fewer than two glyph-tall
+// components, the dense rows of its cleaned mask.
+func (e *Extractor) refineReach(g, fine *image.Gray, core image.Rectangle, debug func(image.Image)) (image.Rectangle, int, image.Rectangle) {
+	if e.ReachY > 0 {
+		if box, n, _ := e.refineAt(g, fine, core, e.ReachY, debug); n > 0 {
+			return box, n, image.Rectangle{}
+		}
+	}
+	return e.refineAt(g, fine, core, 0, debug)
+}
+
+func (e *Extractor) refineAt(g, fine *image.Gray, core image.Rectangle, reach float64, debug func(image.Image)) (image.Rectangle, int, image.Rectangle) {
 	h := core.Dy()
 	pad := max(int(e.Pad*float64(h)), 2*e.DownScale)
 	slack := 2 * e.DownScale
@@ -412,8 +445,14 @@ func (e *Extractor) refine(g, fine *image.Gray, core image.Rectangle, debug func
 	grow := max(step, int(e.GrowMax*float64(h)))
 	region := core.Inset(-pad).Intersect(g.Rect)
 	t := Otsu(Histogram(crop(g, region)))
-	if grow > 0 {
-		region = image.Rect(core.Min.X-pad-grow, core.Min.Y-pad, core.Max.X+pad+grow, core.Max.Y+pad).Intersect(g.Rect)
+	// The extra rows for reach go 2 px further, so that a component
+	// running on past the reach is seen to.
+	vr := 0
+	if reach > 0 {
+		vr = int(reach*float64(h)+0.5) + 2
+	}
+	if grow > 0 || vr > 0 {
+		region = image.Rect(core.Min.X-pad-grow, core.Min.Y-pad-vr, core.Max.X+pad+grow, core.Max.Y+pad+vr).Intersect(g.Rect)
 	}
 	sub := crop(g, region)
 	mask := ThresholdInv(sub, t)
@@ -472,7 +511,7 @@ func (e *Extractor) refine(g, fine *image.Gray, core image.Rectangle, debug func
 	// A line has at least two glyph-tall components ("不=5": 不 and 5);
 	// the crossing of two noise lines has one, plus specks.
 	if tall < 2 {
-		return image.Rectangle{}, 0
+		return image.Rectangle{}, 0, denseRows(mask, local).Add(region.Min)
 	}
 	// Grow along the line: components within its rows and at most grow
 	// from its ends. They do not count towards n, which tells a line from
@@ -500,7 +539,26 @@ func (e *Extractor) refine(g, fine *image.Gray, core image.Rectangle, debug func
 	if e.TrimShortEnds {
 		box = trimShortEnds(comps, fate)
 	}
-	box = box.Intersect(image.Rect(local.Min.X-slack-grow, local.Min.Y-slack, local.Max.X+slack+grow, local.Max.Y+slack))
+	clip := image.Rect(local.Min.X-slack-grow, local.Min.Y-slack, local.Max.X+slack+grow, local.Max.Y+slack)
+	box = box.Intersect(clip)
+	if reach > 0 && !box.Empty() {
+		// Taken components within the box's columns that end within
+		// reach of the clip extend it: a noise line stuck to a glyph runs
+		// on further and is still clipped.
+		r := int(reach*float64(h) + 0.5)
+		top, bottom := box.Min.Y, box.Max.Y
+		for i, c := range comps {
+			if (fate[i] == fateCore || fate[i] == fateGrown) && c.Box.Min.X >= box.Min.X && c.Box.Max.X <= box.Max.X {
+				if c.Box.Min.Y < top && c.Box.Min.Y >= clip.Min.Y-r {
+					top = c.Box.Min.Y
+				}
+				if c.Box.Max.Y > bottom && c.Box.Max.Y <= clip.Max.Y+r {
+					bottom = c.Box.Max.Y
+				}
+			}
+		}
+		box.Min.Y, box.Max.Y = top, bottom
+	}
 	if e.TrimRun > 0 && !box.Empty() {
 		box = trimThinEnds(mask, box, max(5, int(e.TrimInk*float64(h)+0.5)), int(e.TrimRun*float64(h)+0.5))
 	}
@@ -509,7 +567,10 @@ func (e *Extractor) refine(g, fine *image.Gray, core image.Rectangle, debug func
 			int(e.TipReach*float64(h)+0.5), int(e.TipReachY*float64(h)+0.5))
 	}
 	final = box
-	return box.Add(region.Min), core0
+	if box.Empty() || core0 < 3 {
+		return image.Rectangle{}, 0, image.Rectangle{}
+	}
+	return box.Add(region.Min), core0, image.Rectangle{}
 }
 
 // extendTips grows box (in mask's coordinates; mask is region of the

@@ -201,3 +201,56 @@ func TestRefineGrowsByBridges(t *testing.T) {
 		}
 	}
 }
+
+// lineImage is a light 240×200 image with dark rectangles.
+func lineImage(rs ...image.Rectangle) *image.Gray {
+	g := newGray(240, 200)
+	paint(g, 220, g.Rect)
+	paint(g, 40, rs...)
+	return g
+}
+
+// TestRefineReachY: the coarse stage loses a thin stem rising above the
+// line (上), so the coarse box starts below it; the line's box must still
+// take the stem, but not a bar stuck to a glyph that runs on far above.
+func TestRefineReachY(t *testing.T) {
+	glyphs := []image.Rectangle{
+		image.Rect(20, 100, 50, 140), image.Rect(32, 84, 38, 100), // a glyph and its stem
+		image.Rect(60, 112, 80, 116), image.Rect(60, 124, 80, 128), // =
+		image.Rect(90, 100, 112, 140), image.Rect(120, 100, 150, 140),
+	}
+	bar := image.Rect(130, 0, 142, 100) // 12 px: neither thin nor a straight noise line's run
+	core := image.Rect(16, 100, 200, 140)
+	for _, c := range []struct {
+		name   string
+		reach  float64
+		extra  []image.Rectangle
+		wantTo int // the box's top
+	}{
+		{"stem taken", 0.3, nil, 84},
+		{"stem taken, bar clipped", 0.3, []image.Rectangle{bar}, 84},
+		{"ReachY 0 clips the stem", 0, nil, 92},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := NewExtractor()
+			e.ReachY = c.reach
+			g := lineImage(append(glyphs, c.extra...)...)
+			box, n := e.refine(g, nil, core, nil)
+			if want := image.Rect(20, c.wantTo, 150, 140); box != want || n == 0 {
+				t.Errorf("box %v (%d components), want %v", box, n, want)
+			}
+		})
+	}
+}
+
+// TestRefineDenseRowsRetry: a coarse box four times taller than its text
+// (a blotch joined to the line) makes the glyphs look like specks; refine
+// must look again at the rows where its mask is dense and find the line.
+func TestRefineDenseRowsRetry(t *testing.T) {
+	g := lineImage(image.Rect(20, 105, 50, 135), image.Rect(60, 115, 80, 118), image.Rect(60, 123, 80, 126),
+		image.Rect(90, 105, 112, 135), image.Rect(120, 105, 150, 135))
+	box, n := NewExtractor().refine(g, nil, image.Rect(16, 20, 200, 140), nil)
+	if want := image.Rect(20, 105, 150, 135); box != want || n == 0 {
+		t.Errorf("box %v (%d components), want %v", box, n, want)
+	}
+}

@@ -38,11 +38,11 @@ func eraseStraightLines(raw, mask *image.Gray, inner image.Rectangle, maxRun, ma
 	n := 0
 	// Columns: u = x, v = y; a step in u is 1 byte, in v a row.
 	if len(colPts) >= minVotes {
-		n += followLines(raw, mask, colPts, w, h, 1, w, maxRun, maxGap, minLen, minVotes)
+		n += followLines(raw, mask, colPts, w, h, 1, w, maxRun, maxGap, minLen, minVotes, false)
 	}
 	// Rows: u = y, v = x.
 	if len(rowPts) >= minVotes {
-		n += followLines(raw, mask, rowPts, h, w, w, 1, maxRun, maxGap, minLen, minVotes)
+		n += followLines(raw, mask, rowPts, h, w, w, 1, maxRun, maxGap, minLen, minVotes, true)
 	}
 	return n
 }
@@ -108,7 +108,7 @@ func lineSeeds(raw, mask *image.Gray, inner image.Rectangle, maxRun int) (cols, 
 // in a U×V grid whose pixel (u, v) is at index u·su + v·sv of raw and mask,
 // and erases the thin runs of those that pass the chain test (see
 // eraseStraightLines). At most three lines are taken.
-func followLines(raw, mask *image.Gray, pts []seedPoint, U, V, su, sv, maxRun, maxGap int, minLen float64, minVotes int) int {
+func followLines(raw, mask *image.Gray, pts []seedPoint, U, V, su, sv, maxRun, maxGap int, minLen float64, minVotes int, rows bool) int {
 	const (
 		steps = 64 // slope resolution 1/steps
 		bin   = 3  // intercept bin width in pixels
@@ -229,8 +229,13 @@ func followLines(raw, mask *image.Gray, pts []seedPoint, U, V, su, sv, maxRun, m
 			// A chain that runs into the neighbourhood's border
 			// needs only half the length: glyphs stay clear of it.
 			border := first.u == 0 || last.u == U-1 || first.lo == 0 || first.hi == V-1 || last.lo == 0 || last.hi == V-1
+			// A chain within 6° of vertical that ends inside the
+			// neighbourhood at both ends is a glyph's stroke (上, 十,
+			// 1) taller than the coarse box: noise lines join random
+			// points of the image, so one that steep and short is rare.
+			stroke := rows && !border && math.Abs(b) < 0.1
 			switch {
-			case hasSeed && (span >= minLen || border && 2*span >= minLen):
+			case hasSeed && !stroke && (span >= minLen || border && 2*span >= minLen):
 				erase(chain)
 				confirmed = true
 				erased++

@@ -60,6 +60,19 @@ func TestEraseStraightLines(t *testing.T) {
 			kept:      []image.Point{{140, 31}, {140, 60}},
 		},
 		{
+			// The coarse box can miss the top of a tall stroke; it ends
+			// inside the neighbourhood, unlike a noise line.
+			name:   "a glyph's stem rising above the rows",
+			glyphs: []image.Rectangle{image.Rect(200, 2, 206, 70), image.Rect(180, 65, 230, 70)}, // 上
+			kept:   []image.Point{{203, 5}, {203, 20}, {203, 50}},
+		},
+		{
+			name:      "vertical line out to the border",
+			lines:     []seg{{300, 0, 302, 90, 4}},
+			wantLines: 1,
+			erased:    []image.Point{{300, 5}, {301, 50}, {302, 88}},
+		},
+		{
 			name:  "a slash",
 			lines: []seg{{200, 70, 215, 30, 5}},
 			kept:  []image.Point{{207, 50}, {201, 68}, {214, 32}},
