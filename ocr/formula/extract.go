@@ -542,13 +542,14 @@ func (e *Extractor) refineAt(g, fine *image.Gray, core image.Rectangle, reach fl
 	clip := image.Rect(local.Min.X-slack-grow, local.Min.Y-slack, local.Max.X+slack+grow, local.Max.Y+slack)
 	box = box.Intersect(clip)
 	if reach > 0 && !box.Empty() {
-		// Taken components within the box's columns that end within
-		// reach of the clip extend it: a noise line stuck to a glyph runs
-		// on further and is still clipped.
+		// Glyph-tall taken components within the box's columns that end
+		// within reach of the clip extend it: a noise line stuck to a
+		// glyph runs on further and is still clipped, and the short
+		// pieces that trimShortEnds dropped stay out.
 		r := int(reach*float64(h) + 0.5)
 		top, bottom := box.Min.Y, box.Max.Y
 		for i, c := range comps {
-			if (fate[i] == fateCore || fate[i] == fateGrown) && c.Box.Min.X >= box.Min.X && c.Box.Max.X <= box.Max.X {
+			if (fate[i] == fateCore || fate[i] == fateGrown) && 10*c.Box.Dy() >= 3*h && c.Box.Min.X >= box.Min.X && c.Box.Max.X <= box.Max.X {
 				if c.Box.Min.Y < top && c.Box.Min.Y >= clip.Min.Y-r {
 					top = c.Box.Min.Y
 				}
@@ -730,17 +731,23 @@ func extendTips(fine *image.Gray, region image.Rectangle, t uint8, mask, raw *im
 // pieces of a broken glyph, a "=" bar's two strokes); it is tall when its
 // box is at least 0.3 times as high as the median group: h, the coarse box's
 // height, is too large where noise lines joined the coarse blob.
+//
+// A short component (below that height) wholly below the tall ones is left
+// out too: no character has a separate piece under its baseline, while the
+// dashes of a broken noise line passing just under the text do. (Above,
+// separate short pieces are a glyph's top: 冖 of 深, the dot of 之.)
 func trimShortEnds(comps []Component, fate []uint8) image.Rectangle {
 	type group struct {
-		box  image.Rectangle
-		core bool
+		box     image.Rectangle
+		core    bool
+		members []int
 	}
 	var groups []group
 	for i, c := range comps {
 		if fate[i] != fateCore && fate[i] != fateGrown {
 			continue
 		}
-		groups = append(groups, group{c.Box, fate[i] == fateCore})
+		groups = append(groups, group{c.Box, fate[i] == fateCore, []int{i}})
 	}
 	sort.Slice(groups, func(i, j int) bool { return groups[i].box.Min.X < groups[j].box.Min.X })
 	merged := groups[:0]
@@ -748,6 +755,7 @@ func trimShortEnds(comps []Component, fate []uint8) image.Rectangle {
 		if n := len(merged); n > 0 && g.box.Min.X < merged[n-1].box.Max.X {
 			merged[n-1].box = merged[n-1].box.Union(g.box)
 			merged[n-1].core = merged[n-1].core || g.core
+			merged[n-1].members = append(merged[n-1].members, g.members...)
 			continue
 		}
 		merged = append(merged, g)
@@ -782,8 +790,20 @@ func trimShortEnds(comps []Component, fate []uint8) image.Rectangle {
 	if first < 0 {
 		return box
 	}
+	bottom := 0
 	for _, g := range merged[first : last+1] {
-		box = box.Union(g.box)
+		for _, i := range g.members {
+			if comps[i].Box.Dy() >= minTall {
+				bottom = max(bottom, comps[i].Box.Max.Y)
+			}
+		}
+	}
+	for _, g := range merged[first : last+1] {
+		for _, i := range g.members {
+			if b := comps[i].Box; b.Dy() >= minTall || b.Min.Y < bottom {
+				box = box.Union(b)
+			}
+		}
 	}
 	return box
 }

@@ -230,6 +230,7 @@ func TestRefineReachY(t *testing.T) {
 		{"stem taken", 0.3, nil, 84},
 		{"stem taken, bar clipped", 0.3, []image.Rectangle{bar}, 84},
 		{"ReachY 0 clips the stem", 0, nil, 92},
+		{"stem taken, a dash under the text left out", 0.3, []image.Rectangle{image.Rect(92, 143, 110, 146)}, 84},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := NewExtractor()

@@ -172,6 +172,13 @@ func TestTrimShortEnds(t *testing.T) {
 			want: image.Rect(80, 10, 150, 50),
 		},
 		{
+			// Stacked in the glyphs' columns, so in their groups.
+			name:  "a noise line's dashes under the text, a glyph's top above it",
+			comps: []Component{tall(0, 30), tall(40, 70), dash(10, 25, 52), dash(45, 60, 5)},
+			fate:  []uint8{fateCore, fateCore, fateGrown, fateCore},
+			want:  image.Rect(0, 5, 70, 50),
+		},
+		{
 			name:  "left out components do not count",
 			comps: []Component{tall(0, 30), tall(40, 70), tall(100, 130)},
 			fate:  []uint8{fateCore, fateCore, fateNoise},
