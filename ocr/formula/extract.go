@@ -100,6 +100,14 @@ type Params struct {
 	// neighbourhood is that much taller; where no line is found in it,
 	// refine looks again without.
 	ReachY float64
+	// RefineShorter (0 disables): where the line's box is shorter than
+	// RefineShorter times the coarse box, refine runs once more on the
+	// box's rows and keeps what it finds there: noise that stretched the
+	// coarse box (a blotch, noise lines joined to the blob) made every
+	// size refine derives from its height too large (padding, the
+	// glyph-tall and speck tests), and cost glyphs (a line's end crossed
+	// by a noise line, a first glyph taken for a speck).
+	RefineShorter float64
 	// TipReach (fraction of the line height, 0 disables) is how far
 	// beyond the box found on the median-filtered image the final box may
 	// still grow to take the thin strokes and stroke tips that the 5×5
@@ -160,6 +168,7 @@ func DefaultParams() Params {
 		TipReach:           0.5,
 		TipReachY:          0.12,
 		ReachY:             0.3,
+		RefineShorter:      0.9,
 		GrowMax:            1.5,
 		NoiseLineMinPx:     5,
 		StraightLine:       1.2,
@@ -400,8 +409,10 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 
 // refine re-thresholds the padded neighbourhood of a coarse line box with
 // Otsu and returns the tight box of the components that touch the coarse
-// box, clipped to it plus the coarse stage's quantization, and how many
-// components it holds.
+// box, clipped to its rows plus the coarse stage's quantization (and
+// ReachY for glyph-tall components), and how many components it holds (0:
+// no line). Where a pass finds no line, or one much shorter than the
+// coarse box, it looks again.
 //
 // debug, if not nil, receives the neighbourhood with every mask pixel
 // coloured by what became of it (see refineDebugImage).
@@ -416,6 +427,11 @@ func (e *Extractor) refine(g, fine *image.Gray, core image.Rectangle, debug func
 		// than its text, whose glyphs looked like specks next to it: look
 		// again at the rows where the cleaned mask is dense.
 		box, n, _ = e.refineReach(g, fine, image.Rect(core.Min.X, dense.Min.Y, core.Max.X, dense.Max.Y), debug)
+	}
+	if n > 0 && float64(box.Dy()) < e.RefineShorter*float64(core.Dy()) {
+		if b, m, _ := e.refineReach(g, fine, image.Rect(core.Min.X, box.Min.Y, core.Max.X, box.Max.Y), debug); m > 0 {
+			box, n = b, m
+		}
 	}
 	return box, n
 }
@@ -433,6 +449,9 @@ func (e *Extractor) refineReach(g, fine *image.Gray, core image.Rectangle, debug
 	return e.refineAt(g, fine, core, 0, debug)
 }
 
+// refineAt is one pass of refine with the given ReachY. Where it finds
+// fewer than two glyph-tall components, it returns the dense rows of its
+// cleaned mask with n = 0.
 func (e *Extractor) refineAt(g, fine *image.Gray, core image.Rectangle, reach float64, debug func(image.Image)) (image.Rectangle, int, image.Rectangle) {
 	h := core.Dy()
 	pad := max(int(e.Pad*float64(h)), 2*e.DownScale)

@@ -255,3 +255,26 @@ func TestRefineDenseRowsRetry(t *testing.T) {
 		t.Errorf("box %v (%d components), want %v", box, n, want)
 	}
 }
+
+// TestRefineShorter: noise stretched the coarse box to twice the text's
+// height, so the thin "1" starting the line is smaller than the speck area
+// that height implies; the second pass, sized by the line found, takes it.
+func TestRefineShorter(t *testing.T) {
+	g := lineImage(image.Rect(8, 106, 11, 136), // 1
+		image.Rect(40, 100, 70, 136), image.Rect(80, 112, 100, 115), image.Rect(80, 122, 100, 125),
+		image.Rect(110, 100, 140, 136), image.Rect(150, 100, 180, 136))
+	core := image.Rect(4, 70, 200, 150)
+	for _, c := range []struct {
+		shorter float64
+		want    image.Rectangle
+	}{
+		{0.9, image.Rect(8, 100, 180, 136)},
+		{0, image.Rect(40, 100, 180, 136)},
+	} {
+		e := NewExtractor()
+		e.RefineShorter = c.shorter
+		if box, n := e.refine(g, nil, core, nil); box != c.want || n == 0 {
+			t.Errorf("RefineShorter %v: box %v (%d components), want %v", c.shorter, box, n, c.want)
+		}
+	}
+}
