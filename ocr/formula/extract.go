@@ -93,8 +93,8 @@ type Params struct {
 	StraightLine, StraightRun, StraightGap, StraightVotes float64
 	StraightRunMin                                        int
 	// ReachY (fraction of the coarse box's height, 0 disables) is how far
-	// above or below the coarse box's rows a taken component that ends
-	// there still extends the line's box: the coarse opening wears away
+	// above or below the coarse box's rows a taken glyph-tall component
+	// that ends there still extends the line's box: the coarse opening wears away
 	// glyph parts narrower than its kernel (上's stroke, a thin 7's bar), so
 	// the coarse box can be a third shorter than the line. The
 	// neighbourhood is that much taller; where no line is found in it,

@@ -27,7 +27,9 @@ import (
 // then the line's other chains at least maxRun long, seeded or not (where
 // it runs on past a glyph wider than maxGap to its end point inside the
 // neighbourhood). Runs where the line merges with a glyph's stroke are longer and
-// stay, so the glyph keeps its shape and only the line's own pixels go.
+// stay, so the glyph keeps its shape and only the line's own pixels go. A
+// chain within 6° of vertical that ends inside the neighbourhood at both
+// ends is kept: a glyph's stem rising above the coarse box's rows.
 // It returns how many lines it erased.
 func eraseStraightLines(raw, mask *image.Gray, inner image.Rectangle, maxRun, maxGap int, minLen float64, minVotes int) int {
 	w, h := raw.Rect.Dx(), raw.Rect.Dy()
@@ -107,7 +109,8 @@ func lineSeeds(raw, mask *image.Gray, inner image.Rectangle, maxRun int) (cols, 
 // followLines finds lines v = a + b·(u - uc), |b| ≤ 1, through the seeds pts
 // in a U×V grid whose pixel (u, v) is at index u·su + v·sv of raw and mask,
 // and erases the thin runs of those that pass the chain test (see
-// eraseStraightLines). At most three lines are taken.
+// eraseStraightLines). At most three lines are taken. rows says that u
+// runs down the rows, so a chain can be a glyph's vertical stem.
 func followLines(raw, mask *image.Gray, pts []seedPoint, U, V, su, sv, maxRun, maxGap int, minLen float64, minVotes int, rows bool) int {
 	const (
 		steps = 64 // slope resolution 1/steps
