@@ -94,10 +94,10 @@ type Params struct {
 	StraightRunMin                                        int
 	// ReachY (fraction of the coarse box's height, 0 disables) is how far
 	// above or below the coarse box's rows a taken glyph-tall component
-	// that ends there still extends the line's box: the coarse opening wears away
-	// glyph parts narrower than its kernel (上's stroke, a thin 7's bar), so
-	// the coarse box can be a third shorter than the line. The
-	// neighbourhood is that much taller; where no line is found in it,
+	// that ends there still extends the line's box: the coarse opening
+	// wears away glyph parts narrower than its kernel (上's stroke, a thin
+	// 7's bar), so the coarse box can be a third shorter than the line.
+	// The neighbourhood is that much taller; where no line is found in it,
 	// refine looks again without.
 	ReachY float64
 	// RefineShorter (0 disables): where the line's box is shorter than
@@ -502,12 +502,13 @@ func (e *Extractor) refineAt(g, fine *image.Gray, core image.Rectangle, reach fl
 	tips := fine != nil && e.TipReach > 0
 	labels, comps := labelComponents(mask, debug != nil || tips)
 	fate := make([]uint8, len(comps))
+	glyphTall := func(c Component) bool { return 10*c.Box.Dy() >= 3*h }
 	take := func(i int, how uint8) {
 		c := comps[i]
 		fate[i] = how
 		box = box.Union(c.Box)
 		n++
-		if 10*c.Box.Dy() >= 3*h {
+		if glyphTall(c) {
 			tall++
 		}
 	}
@@ -558,21 +559,20 @@ func (e *Extractor) refineAt(g, fine *image.Gray, core image.Rectangle, reach fl
 	if e.TrimShortEnds {
 		box = trimShortEnds(comps, fate)
 	}
-	clip := image.Rect(local.Min.X-slack-grow, local.Min.Y-slack, local.Max.X+slack+grow, local.Max.Y+slack)
-	box = box.Intersect(clip)
+	box = box.Intersect(inner)
 	if reach > 0 && !box.Empty() {
 		// Glyph-tall taken components within the box's columns that end
-		// within reach of the clip extend it: a noise line stuck to a
+		// within reach of inner's rows extend it: a noise line stuck to a
 		// glyph runs on further and is still clipped, and the short
 		// pieces that trimShortEnds dropped stay out.
 		r := int(reach*float64(h) + 0.5)
 		top, bottom := box.Min.Y, box.Max.Y
 		for i, c := range comps {
-			if (fate[i] == fateCore || fate[i] == fateGrown) && 10*c.Box.Dy() >= 3*h && c.Box.Min.X >= box.Min.X && c.Box.Max.X <= box.Max.X {
-				if c.Box.Min.Y < top && c.Box.Min.Y >= clip.Min.Y-r {
+			if (fate[i] == fateCore || fate[i] == fateGrown) && glyphTall(c) && c.Box.Min.X >= box.Min.X && c.Box.Max.X <= box.Max.X {
+				if c.Box.Min.Y < top && c.Box.Min.Y >= inner.Min.Y-r {
 					top = c.Box.Min.Y
 				}
-				if c.Box.Max.Y > bottom && c.Box.Max.Y <= clip.Max.Y+r {
+				if c.Box.Max.Y > bottom && c.Box.Max.Y <= inner.Max.Y+r {
 					bottom = c.Box.Max.Y
 				}
 			}
