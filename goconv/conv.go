@@ -256,31 +256,61 @@ func shiftedRowLength(length int, shifts []int, least, unit int) int {
 }
 
 // taps is the forward form: one shifted copy of every frame per kernel tap.
+//
+// Batch-major (the default) needs no transposes for NCHW, but its matmul is
+// batched over images, so the kernel is repeated and packed once per image.
+// Where that costs more than moving the data, as in the late, small-image
+// layers of a backbone with 2k x 4.6k kernels, the convolution runs
+// channel-major instead: x becomes [c, n, h, w], the images' frames lie one
+// after another on one flat axis, and the convolution is one unbatched
+// matmul [o, c*taps] x [c*taps, n*frame], transposed back afterwards.
 func (p *convPlan) taps(e *emitter, x, k compute.Value) compute.Value {
 	ty := stepTaps(p.y.k, p.y.d, p.y.s)
 	tx := stepTaps(p.x.k, p.x.d, p.x.s)
 	// A phase frame has room for every output plus the largest shift.
 	fh, fw := p.y.out+ty[len(ty)-1].shift, p.x.out+tx[len(tx)-1].shift
-	frames := phaseFrames(e, x, p.y.s, p.x.s, fh, fw, ty, tx)
 	n, c, g := p.n, p.c, p.groups
 	cg, og := c/g, p.o/g
+	taps := len(ty) * len(tx)
 	length := fh * fw
+	xd := e.dims(x)
+	kernelSize := p.o * cg * taps
+	dataSize := xd[0]*xd[1]*xd[2]*xd[3] + n*p.o*p.y.out*p.x.out
+	channelMajor := g == 1 && n > 1 && n*kernelSize > dataSize
+	if channelMajor {
+		x = e.transpose(x, 1, 0, 2, 3)
+	}
+	frames := phaseFrames(e, x, p.y.s, p.x.s, fh, fw, ty, tx)
 	var rows []compute.Value
 	var shifts []int
 	for _, a := range ty {
 		for _, b := range tx {
-			rows = append(rows, e.reshape(frames[a.phase*p.x.s+b.phase], n, c, length))
+			f := frames[a.phase*p.x.s+b.phase]
+			if channelMajor {
+				f = e.reshape(f, c, n*length)
+			} else {
+				f = e.reshape(f, n, c, length)
+			}
+			rows = append(rows, f)
 			shifts = append(shifts, a.shift*fw+b.shift)
 		}
 	}
-	taps := len(rows)
+	if channelMajor {
+		// Rows hold whole frames so that the crop is a 4-D Slice.
+		r := shiftedRowLength(n*length, shifts, n*length, length)
+		patches := e.reshape(shiftedRows(e, rows, shifts, r), c*taps, r)
+		y := e.dot(e.reshape(k, p.o, c*taps), []int{1}, nil, patches, []int{0}, nil) // [o, r]
+		y = e.reshape(y, p.o, r/length, fh, fw)
+		y = e.slice(y, []int{0, 0, 0, 0}, []int{p.o, n, p.y.out, p.x.out}, nil)
+		return e.transpose(y, 1, 0, 2, 3)
+	}
 	var patches compute.Value // [n*g, cg*taps, r]
 	var r int
 	if taps == 1 && shifts[0] == 0 {
 		r = length
 		patches = e.reshape(rows[0], n*g, cg, r)
 	} else {
-		// Rows hold whole frame lines so the output crop is a 4-D Slice.
+		// Rows hold whole frame lines so that the crop is a 4-D Slice.
 		r = shiftedRowLength(length, shifts, p.y.out*fw, fw)
 		patches = e.reshape(shiftedRows(e, rows, shifts, r), n*g, cg*taps, r)
 	}

@@ -71,6 +71,8 @@ var convCases = []convCase{
 	{name: "depthwise", x: []int{2, 5, 7, 7}, k: []int{5, 1, 3, 3}, axes: nchw, groups: 5, pads: [][2]int{{1, 1}, {1, 1}}},
 	{name: "depthwise stride 2 nhwc", x: []int{2, 8, 8, 4}, k: []int{3, 3, 1, 8}, axes: nhwc, groups: 4, strides: []int{2, 2}, pads: [][2]int{{0, 1}, {0, 1}}},
 	{name: "kernel larger than input", x: []int{1, 2, 3, 3}, k: []int{3, 2, 7, 7}, axes: nchw, pads: [][2]int{{3, 3}, {3, 3}}},
+	{name: "channel-major (small image, big kernel)", x: []int{3, 8, 4, 3}, k: []int{16, 8, 3, 3}, axes: nchw, pads: [][2]int{{1, 1}, {1, 1}}},
+	{name: "channel-major stride 2", x: []int{2, 8, 5, 5}, k: []int{16, 8, 3, 3}, axes: nchw, strides: []int{2, 2}, pads: [][2]int{{1, 1}, {1, 1}}},
 	{name: "batch 1", x: []int{1, 3, 6, 6}, k: []int{2, 3, 3, 3}, axes: nchw},
 	{name: "input dilation", x: []int{2, 3, 5, 4}, k: []int{4, 3, 3, 3}, axes: nchw, inDil: []int{2, 2}, pads: [][2]int{{2, 2}, {1, 2}},
 		skipGradients: true}, // GoMLX defines none: only a gradient has input dilation
@@ -123,7 +125,7 @@ func TestConvGeneralMatchesNative(t *testing.T) {
 	fast := Wrap(inner)
 	for _, c := range convCases {
 		t.Run(c.name, func(t *testing.T) {
-			inner.convs = 0
+			inner.native = 0
 			// Tensors are bound to the backend that first uses them.
 			want := convResults(t, native, c, randomTensor(c.x, 1), randomTensor(c.k, 2))
 			got := convResults(t, fast, c, randomTensor(c.x, 1), randomTensor(c.k, 2))
@@ -132,8 +134,8 @@ func TestConvGeneralMatchesNative(t *testing.T) {
 					t.Errorf("%s: %v", name, err)
 				}
 			}
-			if inner.convs > 0 {
-				t.Errorf("%d ConvGeneral ops reached the inner backend", inner.convs)
+			if inner.native > 0 {
+				t.Errorf("%d ConvGeneral ops reached the inner backend", inner.native)
 			}
 		})
 	}
@@ -170,11 +172,11 @@ func TestWrapOnlyGo(t *testing.T) {
 	}
 }
 
-// spyBackend counts the ConvGeneral ops that reach it, so the tests know the
-// lowering ran rather than a fallback.
+// spyBackend counts the ConvGeneral and ReduceWindow ops that reach it, so
+// the tests know the lowering ran rather than a fallback.
 type spyBackend struct {
 	compute.Backend
-	convs int
+	native int
 }
 
 func (b *spyBackend) Builder(name string) compute.Builder {
@@ -197,6 +199,12 @@ type spyFunction struct {
 
 func (f *spyFunction) ConvGeneral(input, kernel compute.Value, axes compute.ConvolveAxesConfig,
 	strides []int, paddings [][2]int, inputDilations, kernelDilations []int, groups, batchGroups int) (compute.Value, error) {
-	f.spy.convs++
+	f.spy.native++
 	return f.Function.ConvGeneral(input, kernel, axes, strides, paddings, inputDilations, kernelDilations, groups, batchGroups)
+}
+
+func (f *spyFunction) ReduceWindow(x compute.Value, op compute.ReduceOpType,
+	window, strides, inputDilations, windowDilations []int, paddings [][2]int) (compute.Value, error) {
+	f.spy.native++
+	return f.Function.ReduceWindow(x, op, window, strides, inputDilations, windowDilations, paddings)
 }

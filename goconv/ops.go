@@ -95,26 +95,39 @@ func (e *emitter) slice(x compute.Value, starts, limits, strides []int) compute.
 
 func (e *emitter) zeroScalar() compute.Value {
 	if e.zero == nil {
-		var flat any
-		switch e.dtype {
-		case dtypes.Float32:
-			flat = []float32{0}
-		case dtypes.Float64:
-			flat = []float64{0}
-		default:
-			panic(opError{fmt.Errorf("goconv: no zero for %s", e.dtype)})
-		}
-		e.zero = e.must(e.f.Constant(flat))
+		e.zero = e.scalar(0)
 	}
 	return e.zero
 }
 
+// scalar is a constant of the emitter's dtype (float32 or float64).
+func (e *emitter) scalar(v float64) compute.Value {
+	var flat any
+	switch e.dtype {
+	case dtypes.Float32:
+		flat = []float32{float32(v)}
+	case dtypes.Float64:
+		flat = []float64{v}
+	default:
+		panic(opError{fmt.Errorf("goconv: unsupported dtype %s", e.dtype)})
+	}
+	return e.must(e.f.Constant(flat))
+}
+
 // pad zero-pads x; axes beyond len(cfg) are left alone.
 func (e *emitter) pad(x compute.Value, cfg ...compute.PadAxis) compute.Value {
+	return e.padWith(x, nil, cfg...)
+}
+
+// padWith pads x with the scalar fill (nil: zero).
+func (e *emitter) padWith(x, fill compute.Value, cfg ...compute.PadAxis) compute.Value {
 	if !slices.ContainsFunc(cfg, func(p compute.PadAxis) bool { return p != compute.PadAxis{} }) {
 		return x
 	}
-	return e.must(e.f.Pad(x, e.zeroScalar(), cfg...))
+	if fill == nil {
+		fill = e.zeroScalar()
+	}
+	return e.must(e.f.Pad(x, fill, cfg...))
 }
 
 // zeros is a zero block of the given dimensions, filled at run time (a

@@ -11,6 +11,8 @@ import (
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend" // registers "go"
 	"github.com/gomlx/go-xla/compute/xla"
+
+	"github.com/dl4img/dl4img/goconv"
 )
 
 func init() {
@@ -26,7 +28,9 @@ var ErrNoCUDA = errors.New("no XLA CUDA PJRT plugin found (set PJRT_PLUGIN_LIBRA
 const BackendSpec = "auto|go|xla:cuda|xla:/abs/path/plugin.so"
 
 // NewBackend creates the backend named by spec and returns it with the
-// configuration string actually used (recorded on each task).
+// configuration string actually used (recorded on each task). The pure-Go
+// backend comes wrapped by goconv, so every convolution on it (nn's, an
+// ONNX model's, autodiff's) runs as a matmul.
 func NewBackend(spec string) (compute.Backend, string, error) {
 	config, err := ResolveBackend(spec)
 	if err != nil {
@@ -36,7 +40,7 @@ func NewBackend(spec string) (compute.Backend, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("backend %s: %w", config, err)
 	}
-	return b, config, nil
+	return goconv.Wrap(b), config, nil
 }
 
 // newWithConfig turns compute's panics (unknown backend) into errors.

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/dl4img/dl4img/nn/netbench"
 	"github.com/dl4img/dl4img/tasks"
+	"github.com/dl4img/dl4img/transfer"
 )
 
 func init() {
@@ -17,6 +19,7 @@ func init() {
 		Name:      "bench",
 		Usage:     "time training steps of a benchmark network: median step, GFLOP/s, peak memory",
 		ArgsUsage: "NET (" + strings.Join(netbench.Nets(), "|") + ")",
+		Subcommands: []*cli.Command{benchONNXCommand()},
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "batch", Usage: "batch size (default: the book's, 32; fcn 8)"},
 			&cli.IntFlag{Name: "steps", Value: 5, Usage: "timed steps after one warm-up (compilation) step"},
@@ -55,4 +58,43 @@ func init() {
 			return nil
 		},
 	})
+}
+
+func benchONNXCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "onnx",
+		Usage:     "time forward passes of an ONNX backbone on random images: images/s, median batch, peak memory",
+		ArgsUsage: "FILE.onnx",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "batch", Value: 16, Usage: "images per forward pass"},
+			&cli.IntFlag{Name: "size", Usage: "image size (default: the model's static input size)"},
+			&cli.IntFlag{Name: "steps", Value: 5, Usage: "timed batches after one warm-up (compilation) batch"},
+			&cli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"DL4IMG_BACKEND"}, Usage: tasks.BackendSpec},
+			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return usagef("want one ONNX file")
+			}
+			if c.Int("batch") < 1 || c.Int("steps") < 1 || c.Int("size") < 0 {
+				return usagef("--batch and --steps must be >= 1, --size >= 0")
+			}
+			backend, name, err := tasks.NewBackend(c.String("backend"))
+			if err != nil {
+				return usageErr(err)
+			}
+			res, err := transfer.BenchONNX(c.Context, backend, c.Args().First(), c.Int("batch"), c.Int("size"), c.Int("steps"))
+			if err != nil {
+				return usageErr(err)
+			}
+			res.Backend = name
+			if c.Bool("json") {
+				return json.NewEncoder(c.App.Writer).Encode(res)
+			}
+			fmt.Fprintf(c.App.Writer, "%s batch %d at %d² on %s: %.2f images/s, median batch %s, first batch (compile) %s, peak RSS %d MiB\n",
+				res.Model, res.Batch, res.Size, name, res.ImagesPerS, time.Duration(res.MedianBatchNS).Round(time.Millisecond),
+				time.Duration(res.FirstBatchNS).Round(time.Millisecond), res.PeakRSSBytes>>20)
+			return nil
+		},
+	}
 }

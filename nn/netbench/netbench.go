@@ -112,14 +112,15 @@ func Run(ctx context.Context, backend compute.Backend, net string, batch, steps 
 			cpuTimes = append(cpuTimes, ProcessCPU()-startCPU)
 		}
 	}
-	res.MedianStep = median(times)
-	res.MedianStepCPU = median(cpuTimes)
+	res.MedianStep = Median(times)
+	res.MedianStepCPU = Median(cpuTimes)
 	res.GFLOPs = res.FLOPsPerStep / res.MedianStep.Seconds() / 1e9
-	res.PeakRSSBytes = peakRSS()
+	res.PeakRSSBytes = PeakRSS()
 	return res, nil
 }
 
-func median(v []time.Duration) time.Duration {
+// Median of v (sorted in place).
+func Median(v []time.Duration) time.Duration {
 	slices.Sort(v)
 	m := v[len(v)/2]
 	if len(v)%2 == 0 {
@@ -138,7 +139,8 @@ func ProcessCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func peakRSS() int64 {
+// PeakRSS is the process's peak resident set size so far.
+func PeakRSS() int64 {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
