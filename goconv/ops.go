@@ -119,7 +119,9 @@ func (e *emitter) pad(x compute.Value, cfg ...compute.PadAxis) compute.Value {
 	return e.padWith(x, nil, cfg...)
 }
 
-// padWith pads x with the scalar fill (nil: zero).
+// padWith pads x with the scalar fill (nil: zero). The backend's Pad copies
+// element by element when the last axis is padded, so that axis is padded
+// with a Concatenate of fill blocks instead (one memmove per row).
 func (e *emitter) padWith(x, fill compute.Value, cfg ...compute.PadAxis) compute.Value {
 	if !slices.ContainsFunc(cfg, func(p compute.PadAxis) bool { return p != compute.PadAxis{} }) {
 		return x
@@ -127,13 +129,40 @@ func (e *emitter) padWith(x, fill compute.Value, cfg ...compute.PadAxis) compute
 	if fill == nil {
 		fill = e.zeroScalar()
 	}
+	d := e.dims(x)
+	last := len(d) - 1
+	if len(cfg) == len(d) && cfg[last].Interior == 0 && (cfg[last].Start != 0 || cfg[last].End != 0) {
+		rest := slices.Clone(cfg)
+		rest[last] = compute.PadAxis{}
+		x = e.padWith(x, fill, rest...)
+		d = e.dims(x)
+		block := func(n int) compute.Value {
+			bd := slices.Clone(d)
+			bd[last] = n
+			return e.fill(fill, bd...)
+		}
+		var parts []compute.Value
+		if cfg[last].Start > 0 {
+			parts = append(parts, block(cfg[last].Start))
+		}
+		parts = append(parts, x)
+		if cfg[last].End > 0 {
+			parts = append(parts, block(cfg[last].End))
+		}
+		return e.concat(last, parts...)
+	}
 	return e.must(e.f.Pad(x, fill, cfg...))
 }
 
 // zeros is a zero block of the given dimensions, filled at run time (a
 // broadcast scalar is a memset; a constant would sit in memory).
 func (e *emitter) zeros(dims ...int) compute.Value {
-	return e.must(e.f.BroadcastInDim(e.zeroScalar(), shapes.Make(e.dtype, dims...), nil))
+	return e.fill(e.zeroScalar(), dims...)
+}
+
+// fill is a block of the scalar v.
+func (e *emitter) fill(v compute.Value, dims ...int) compute.Value {
+	return e.must(e.f.BroadcastInDim(v, shapes.Make(e.dtype, dims...), nil))
 }
 
 func (e *emitter) concat(axis int, parts ...compute.Value) compute.Value {
