@@ -10,6 +10,9 @@ import (
 	_ "github.com/gomlx/compute/gobackend"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
 	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/train"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
 )
 
 func goBackend(tb testing.TB) compute.Backend {
@@ -207,4 +210,35 @@ func (f *spyFunction) ReduceWindow(x compute.Value, op compute.ReduceOpType,
 	window, strides, inputDilations, windowDilations []int, paddings [][2]int) (compute.Value, error) {
 	f.spy.native++
 	return f.Function.ReduceWindow(x, op, window, strides, inputDilations, windowDilations, paddings)
+}
+
+// TestTrainingRoundTrip runs training steps on the wrapped backend: the
+// updated variables are outputs of one execution fed to the next, which
+// GoMLX only allows for buffers of the same backend.
+func TestTrainingRoundTrip(t *testing.T) {
+	backend := Wrap(goBackend(t))
+	store := model.NewStore()
+	modelFn := func(scope *model.Scope, x *Node) *Node {
+		k := scope.VariableWithValue("kernel", randomTensor([]int{3, 3, 2, 4}, 5))
+		y := Convolve(x, k.NodeValue(x.Graph())).PadSame().Done()
+		return ReduceSum(y, 1, 2)
+	}
+	lossFn := func(labels, out []*Node) *Node { return ReduceAllMean(Square(Sub(out[0], labels[0]))) }
+	trainer := train.NewTrainer(backend, store, modelFn, lossFn, optimizer.Adam().LearningRate(0.01).Done(), nil, nil)
+	var first, last float32
+	for i := range 5 {
+		m, err := trainer.TrainStep(train.Batch{
+			Inputs: []*tensors.Tensor{randomTensor([]int{2, 6, 6, 2}, 6)},
+			Labels: []*tensors.Tensor{randomTensor([]int{2, 4}, 7)}})
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		last = m[0].Value().(float32)
+		if i == 0 {
+			first = last
+		}
+	}
+	if !(last < first) {
+		t.Errorf("loss %g -> %g: training on the wrapped backend does not learn", first, last)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
 )
 
 // Wrap returns b with fast convolutions if b is the pure-Go backend, and b
@@ -37,38 +38,110 @@ func IsGo(b compute.Backend) bool {
 	return strings.HasPrefix(strings.ToLower(b.Name()), "go")
 }
 
+// backend wraps the builders it makes, and the buffers it hands out:
+// GoMLX binds each tensor to the backend its buffer reports
+// (Buffer.Backend()) and refuses to feed it to an executable of another
+// one, so buffers must report the wrapper, not the inner backend, or
+// training (whose updated variables are outputs fed back in) would fail.
 type backend struct{ compute.Backend }
 
 func (b *backend) Builder(name string) compute.Builder {
-	return &builder{Builder: b.Backend.Builder(name)}
+	return &builder{Builder: b.Backend.Builder(name), backend: b}
 }
 
-type builder struct{ compute.Builder }
+func (b *backend) BufferFromFlatData(deviceNum compute.DeviceNum, flat any, shape shapes.Shape) (compute.Buffer, error) {
+	buf, err := b.Backend.BufferFromFlatData(deviceNum, flat, shape)
+	return b.wrapBuffer(buf), err
+}
 
-func (b *builder) Main() compute.Function { return wrapFunction(b.Builder.Main()) }
+func (b *backend) NewSharedBuffer(deviceNum compute.DeviceNum, shape shapes.Shape) (compute.Buffer, any, error) {
+	buf, flat, err := b.Backend.NewSharedBuffer(deviceNum, shape)
+	return b.wrapBuffer(buf), flat, err
+}
+
+func (b *backend) wrapBuffer(buf compute.Buffer) compute.Buffer {
+	if buf == nil {
+		return nil
+	}
+	return &buffer{Buffer: buf, backend: b}
+}
+
+func unwrapBuffer(buf compute.Buffer) compute.Buffer {
+	if w, ok := buf.(*buffer); ok {
+		return w.Buffer
+	}
+	return buf
+}
+
+type buffer struct {
+	compute.Buffer
+	backend *backend
+}
+
+func (b *buffer) Backend() compute.Backend { return b.backend }
+
+func (b *buffer) CopyToDevice(deviceNum compute.DeviceNum) (compute.Buffer, error) {
+	c, err := b.Buffer.CopyToDevice(deviceNum)
+	return b.backend.wrapBuffer(c), err
+}
+
+type executable struct {
+	compute.Executable
+	backend *backend
+}
+
+func (e *executable) Execute(inputs []compute.Buffer, donate []bool, device compute.DeviceNum) ([]compute.Buffer, error) {
+	in := make([]compute.Buffer, len(inputs))
+	for i, b := range inputs {
+		in[i] = unwrapBuffer(b)
+	}
+	out, err := e.Executable.Execute(in, donate, device)
+	for i, b := range out {
+		out[i] = e.backend.wrapBuffer(b)
+	}
+	return out, err
+}
+
+type builder struct {
+	compute.Builder
+	backend *backend
+}
+
+func (b *builder) Compile() (compute.Executable, error) {
+	e, err := b.Builder.Compile()
+	if err != nil {
+		return nil, err
+	}
+	return &executable{Executable: e, backend: b.backend}, nil
+}
+
+func (b *builder) Main() compute.Function { return b.wrapFunction(b.Builder.Main()) }
 
 func (b *builder) NewFunction(name string) (compute.Function, error) {
 	f, err := b.Builder.NewFunction(name)
 	if err != nil {
 		return nil, err
 	}
-	return wrapFunction(f), nil
+	return b.wrapFunction(f), nil
 }
 
 // function overrides ConvGeneral (conv.go) and ReduceWindow (pool.go).
 // The methods that hand functions back and forth wrap and unwrap them, so
 // closures (While, If, Sort bodies) get fast convolutions too and the inner
 // backend only ever sees its own functions.
-type function struct{ compute.Function }
+type function struct {
+	compute.Function
+	builder *builder
+}
 
-func wrapFunction(f compute.Function) compute.Function {
+func (b *builder) wrapFunction(f compute.Function) compute.Function {
 	if f == nil {
 		return nil
 	}
 	if _, ok := f.(*function); ok {
 		return f
 	}
-	return &function{Function: f}
+	return &function{Function: f, builder: b}
 }
 
 func unwrap(f compute.Function) compute.Function {
@@ -78,16 +151,16 @@ func unwrap(f compute.Function) compute.Function {
 	return f
 }
 
-func (f *function) Builder() compute.Builder { return &builder{Builder: f.Function.Builder()} }
+func (f *function) Builder() compute.Builder { return f.builder }
 
-func (f *function) Parent() compute.Function { return wrapFunction(f.Function.Parent()) }
+func (f *function) Parent() compute.Function { return f.builder.wrapFunction(f.Function.Parent()) }
 
 func (f *function) Closure() (compute.Function, error) {
 	c, err := f.Function.Closure()
 	if err != nil {
 		return nil, err
 	}
-	return wrapFunction(c), nil
+	return f.builder.wrapFunction(c), nil
 }
 
 func (f *function) Call(g compute.Function, inputs ...compute.Value) ([]compute.Value, error) {

@@ -15,7 +15,7 @@ func TestProfileONNX(t *testing.T) {
 	if path == "" {
 		t.Skip("set ONNX_PROFILE=model.onnx")
 	}
-	r, err := BenchONNX(context.Background(), goconv.Wrap(goBackend(t)), path, 16, 0, 3)
+	r, err := BenchONNX(context.Background(), goconv.Wrap(goBackend(t)), path, 16, 0, 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

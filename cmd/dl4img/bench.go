@@ -69,6 +69,7 @@ func benchONNXCommand() *cli.Command {
 			&cli.IntFlag{Name: "batch", Value: 16, Usage: "images per forward pass"},
 			&cli.IntFlag{Name: "size", Usage: "image size (default: the model's static input size)"},
 			&cli.IntFlag{Name: "steps", Value: 5, Usage: "timed batches after one warm-up (compilation) batch"},
+			&cli.IntFlag{Name: "finetune", Usage: "time training steps of the last N weighted layers and a dense head instead (as finetune_layers=N)"},
 			&cli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"DL4IMG_BACKEND"}, Usage: tasks.BackendSpec},
 			&cli.BoolFlag{Name: "json", Usage: "print one JSON object"},
 		},
@@ -76,14 +77,14 @@ func benchONNXCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return usagef("want one ONNX file")
 			}
-			if c.Int("batch") < 1 || c.Int("steps") < 1 || c.Int("size") < 0 {
-				return usagef("--batch and --steps must be >= 1, --size >= 0")
+			if c.Int("batch") < 1 || c.Int("steps") < 1 || c.Int("size") < 0 || c.Int("finetune") < 0 {
+				return usagef("--batch and --steps must be >= 1, --size and --finetune >= 0")
 			}
 			backend, name, err := tasks.NewBackend(c.String("backend"))
 			if err != nil {
 				return usageErr(err)
 			}
-			res, err := transfer.BenchONNX(c.Context, backend, c.Args().First(), c.Int("batch"), c.Int("size"), c.Int("steps"))
+			res, err := transfer.BenchONNX(c.Context, backend, c.Args().First(), c.Int("batch"), c.Int("size"), c.Int("steps"), c.Int("finetune"))
 			if err != nil {
 				return usageErr(err)
 			}
@@ -91,8 +92,12 @@ func benchONNXCommand() *cli.Command {
 			if c.Bool("json") {
 				return json.NewEncoder(c.App.Writer).Encode(res)
 			}
-			fmt.Fprintf(c.App.Writer, "%s batch %d at %d² on %s: %.2f images/s, median batch %s, first batch (compile) %s, peak RSS %d MiB\n",
-				res.Model, res.Batch, res.Size, name, res.ImagesPerS, time.Duration(res.MedianBatchNS).Round(time.Millisecond),
+			what := "forward"
+			if res.FinetuneLayers > 0 {
+				what = fmt.Sprintf("fine-tune %d layers", res.FinetuneLayers)
+			}
+			fmt.Fprintf(c.App.Writer, "%s %s batch %d at %d² on %s: %.2f images/s, median batch %s, first batch (compile) %s, peak RSS %d MiB\n",
+				res.Model, what, res.Batch, res.Size, name, res.ImagesPerS, time.Duration(res.MedianBatchNS).Round(time.Millisecond),
 				time.Duration(res.FirstBatchNS).Round(time.Millisecond), res.PeakRSSBytes>>20)
 			return nil
 		},
