@@ -16,9 +16,9 @@ import (
 
 func init() {
 	extraCommands = append(extraCommands, &cli.Command{
-		Name:      "bench",
-		Usage:     "time training steps of a benchmark network: median step, GFLOP/s, peak memory",
-		ArgsUsage: "NET (" + strings.Join(netbench.Nets(), "|") + ")",
+		Name:        "bench",
+		Usage:       "time training steps of a benchmark network: median step, GFLOP/s, peak memory",
+		ArgsUsage:   "NET (" + strings.Join(netbench.Nets(), "|") + ")",
 		Subcommands: []*cli.Command{benchONNXCommand()},
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "batch", Usage: "batch size (default: the book's, 32; fcn 8)"},
