@@ -71,10 +71,10 @@ func (f *function) ConvGeneral(input, kernel compute.Value, axes compute.Convolv
 }
 
 // axisPlan is one spatial axis of a convolution in canonical form: an input
-// (after dilation and padding) read by a kernel of k taps d apart, with
-// stride s, giving out outputs.
+// of in pixels (after dilation and padding) read by a kernel of k taps d
+// apart, with stride s, giving out outputs.
 type axisPlan struct {
-	k, s, d, out int
+	in, k, s, d, out int
 	pad          [2]int // may be negative (a crop)
 	inDilation   int
 }
@@ -85,8 +85,9 @@ type axisPlan struct {
 type convPlan struct {
 	n, c, o, groups int
 	y, x            axisPlan
-	// Permutations to the canonical forms and from the canonical output.
-	inPerm, kernelPerm, outPerm []int
+	// Permutations to the canonical forms, and the caller's output axes of
+	// batch, channels and spatial.
+	inPerm, kernelPerm, outAxes []int
 	oneD                        bool
 	inDims, kernelDims          []int // canonical, before the 1-D reshape
 	outDims                     []int // the caller's output shape
@@ -98,7 +99,7 @@ func newConvPlan(xd, kd, od []int, axes compute.ConvolveAxesConfig, strides []in
 	p := &convPlan{groups: max(groups, 1), oneD: spatial == 1, outDims: od}
 	p.inPerm = append([]int{axes.InputBatch, axes.InputChannels}, axes.InputSpatial...)
 	p.kernelPerm = append([]int{axes.KernelOutputChannels, axes.KernelInputChannels}, axes.KernelSpatial...)
-	p.outPerm = inverse(append([]int{axes.OutputBatch, axes.OutputChannels}, axes.OutputSpatial...))
+	p.outAxes = append([]int{axes.OutputBatch, axes.OutputChannels}, axes.OutputSpatial...)
 	p.inDims = permute(xd, p.inPerm)
 	p.kernelDims = permute(kd, p.kernelPerm)
 	p.n, p.c, p.o = p.inDims[0], p.inDims[1], p.kernelDims[0]
@@ -117,10 +118,11 @@ func newConvPlan(xd, kd, od []int, axes compute.ConvolveAxesConfig, strides []in
 		if len(paddings) > i {
 			a.pad = paddings[i]
 		}
+		a.in = (p.inDims[2+i]-1)*a.inDilation + 1 + a.pad[0] + a.pad[1]
 		plans = append(plans, a)
 	}
 	if p.oneD {
-		p.y = axisPlan{k: 1, s: 1, d: 1, out: 1, inDilation: 1}
+		p.y = axisPlan{in: 1, k: 1, s: 1, d: 1, out: 1, inDilation: 1}
 		p.x = plans[0]
 	} else {
 		p.y, p.x = plans[0], plans[1]
@@ -136,24 +138,65 @@ func permute(d, perm []int) []int {
 	return out
 }
 
+// form is how a convolution is lowered.
+type form int
+
+const (
+	batchMajor   form = iota // taps, x as [n, c, h, w]
+	channelMajor             // taps, x as [c, n, h, w]
+	columnsForm              // columns, x as [n, c, h, w]
+)
+
+// form picks the lowering. Columns where there are more taps than outputs
+// (the kernel gradient). Otherwise batch-major needs no transposes for
+// NCHW, but its matmul is batched over images, so the kernel is repeated
+// and packed once per image; where that costs more than moving the data,
+// as in the late, small-image layers of a backbone with 2k x 4.6k kernels,
+// the convolution runs channel-major: the images' frames lie one after
+// another on one flat axis and the convolution is one unbatched matmul.
+func (p *convPlan) form() form {
+	taps := p.y.k * p.x.k
+	if taps > p.y.out*p.x.out && p.groups == 1 {
+		return columnsForm
+	}
+	kernelSize := p.o * p.c / p.groups * taps
+	dataSize := p.n * (p.c*p.y.in*p.x.in + p.o*p.y.out*p.x.out)
+	if p.groups == 1 && p.n > 1 && p.n*kernelSize > dataSize {
+		return channelMajor
+	}
+	return batchMajor
+}
+
 func (p *convPlan) emit(e *emitter, input, kernel compute.Value) compute.Value {
-	x := e.transpose(input, p.inPerm...)
+	f := p.form()
+	// The canonical order of x and of the result: batch first, or channels
+	// first for channel-major (then an input already in that order, like
+	// nn's CBHW, needs no transpose at all).
+	inPerm, outOrder := p.inPerm, []int{p.outAxes[0], p.outAxes[1]}
+	if f == channelMajor {
+		inPerm = append([]int{inPerm[1], inPerm[0]}, inPerm[2:]...)
+		outOrder = []int{outOrder[1], outOrder[0]}
+	}
+	x := e.transpose(input, inPerm...)
 	k := e.transpose(kernel, p.kernelPerm...)
 	if p.oneD {
-		x = e.reshape(x, p.n, p.c, 1, p.inDims[2])
+		d := e.dims(x)
+		x = e.reshape(x, d[0], d[1], 1, d[2])
 		k = e.reshape(k, p.o, p.c/p.groups, 1, p.kernelDims[2])
 	}
 	x = p.padInput(e, x)
-	var y compute.Value // [n, o, oh, ow]
-	if p.y.k*p.x.k > p.y.out*p.x.out && p.groups == 1 {
+	var y compute.Value // in the canonical order
+	switch f {
+	case columnsForm:
 		y = p.columns(e, x, k)
-	} else {
-		y = p.taps(e, x, k)
+	default:
+		y = p.taps(e, x, k, f == channelMajor)
 	}
 	if p.oneD {
-		y = e.reshape(y, p.n, p.o, p.x.out)
+		d := e.dims(y)
+		y = e.reshape(y, d[0], d[1], p.x.out)
 	}
-	return e.transpose(y, p.outPerm...)
+	return e.transpose(y, inverse(append(outOrder, p.outAxes[2:]...))...)
 }
 
 // padInput applies input dilation and padding: Pad for the positive parts
@@ -256,15 +299,9 @@ func shiftedRowLength(length int, shifts []int, least, unit int) int {
 }
 
 // taps is the forward form: one shifted copy of every frame per kernel tap.
-//
-// Batch-major (the default) needs no transposes for NCHW, but its matmul is
-// batched over images, so the kernel is repeated and packed once per image.
-// Where that costs more than moving the data, as in the late, small-image
-// layers of a backbone with 2k x 4.6k kernels, the convolution runs
-// channel-major instead: x becomes [c, n, h, w], the images' frames lie one
-// after another on one flat axis, and the convolution is one unbatched
-// matmul [o, c*taps] x [c*taps, n*frame], transposed back afterwards.
-func (p *convPlan) taps(e *emitter, x, k compute.Value) compute.Value {
+// x is [n, c, h, w], or [c, n, h, w] channel-major (see form); the result
+// is [n, o, oh, ow], or [o, n, oh, ow].
+func (p *convPlan) taps(e *emitter, x, k compute.Value, channelMajor bool) compute.Value {
 	ty := stepTaps(p.y.k, p.y.d, p.y.s)
 	tx := stepTaps(p.x.k, p.x.d, p.x.s)
 	// A phase frame has room for every output plus the largest shift.
@@ -273,13 +310,6 @@ func (p *convPlan) taps(e *emitter, x, k compute.Value) compute.Value {
 	cg, og := c/g, p.o/g
 	taps := len(ty) * len(tx)
 	length := fh * fw
-	xd := e.dims(x)
-	kernelSize := p.o * cg * taps
-	dataSize := xd[0]*xd[1]*xd[2]*xd[3] + n*p.o*p.y.out*p.x.out
-	channelMajor := g == 1 && n > 1 && n*kernelSize > dataSize
-	if channelMajor {
-		x = e.transpose(x, 1, 0, 2, 3)
-	}
 	frames := phaseFrames(e, x, p.y.s, p.x.s, fh, fw, ty, tx)
 	var rows []compute.Value
 	var shifts []int
@@ -301,8 +331,7 @@ func (p *convPlan) taps(e *emitter, x, k compute.Value) compute.Value {
 		patches := e.reshape(shiftedRows(e, rows, shifts, r), c*taps, r)
 		y := e.dot(e.reshape(k, p.o, c*taps), []int{1}, nil, patches, []int{0}, nil) // [o, r]
 		y = e.reshape(y, p.o, r/length, fh, fw)
-		y = e.slice(y, []int{0, 0, 0, 0}, []int{p.o, n, p.y.out, p.x.out}, nil)
-		return e.transpose(y, 1, 0, 2, 3)
+		return e.slice(y, []int{0, 0, 0, 0}, []int{p.o, n, p.y.out, p.x.out}, nil)
 	}
 	var patches compute.Value // [n*g, cg*taps, r]
 	var r int

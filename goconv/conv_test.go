@@ -48,6 +48,10 @@ var (
 	mixed = ConvolveAxesConfig{InputBatch: 0, InputChannels: 1, InputSpatial: []int{2, 3},
 		KernelInputChannels: 2, KernelOutputChannels: 3, KernelSpatial: []int{0, 1},
 		OutputBatch: 0, OutputChannels: 3, OutputSpatial: []int{1, 2}}
+	// nn's channels-major layout [c, batch, h, w], HWIO kernels.
+	cbhw = ConvolveAxesConfig{InputBatch: 1, InputChannels: 0, InputSpatial: []int{2, 3},
+		KernelInputChannels: 2, KernelOutputChannels: 3, KernelSpatial: []int{0, 1},
+		OutputBatch: 1, OutputChannels: 0, OutputSpatial: []int{2, 3}}
 	ncw = ConvolveAxesConfig{InputBatch: 0, InputChannels: 1, InputSpatial: []int{2},
 		KernelOutputChannels: 0, KernelInputChannels: 1, KernelSpatial: []int{2},
 		OutputBatch: 0, OutputChannels: 1, OutputSpatial: []int{2}}
@@ -76,6 +80,8 @@ var convCases = []convCase{
 	{name: "kernel larger than input", x: []int{1, 2, 3, 3}, k: []int{3, 2, 7, 7}, axes: nchw, pads: [][2]int{{3, 3}, {3, 3}}},
 	{name: "channel-major (small image, big kernel)", x: []int{3, 8, 4, 3}, k: []int{16, 8, 3, 3}, axes: nchw, pads: [][2]int{{1, 1}, {1, 1}}},
 	{name: "channel-major stride 2", x: []int{2, 8, 5, 5}, k: []int{16, 8, 3, 3}, axes: nchw, strides: []int{2, 2}, pads: [][2]int{{1, 1}, {1, 1}}},
+	{name: "cbhw channel-major", x: []int{8, 3, 4, 5}, k: []int{3, 3, 8, 16}, axes: cbhw, pads: [][2]int{{1, 1}, {1, 1}}},
+	{name: "cbhw batch-major", x: []int{3, 2, 9, 9}, k: []int{3, 3, 3, 4}, axes: cbhw, pads: [][2]int{{1, 1}, {1, 1}}},
 	{name: "batch 1", x: []int{1, 3, 6, 6}, k: []int{2, 3, 3, 3}, axes: nchw},
 	{name: "input dilation", x: []int{2, 3, 5, 4}, k: []int{4, 3, 3, 3}, axes: nchw, inDil: []int{2, 2}, pads: [][2]int{{2, 2}, {1, 2}},
 		skipGradients: true}, // GoMLX defines none: only a gradient has input dilation
