@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 )
@@ -21,11 +20,10 @@ const (
 
 // NewJob describes a job to insert with its planned task DAG.
 type NewJob struct {
-	Kind    string
-	Name    string
-	Params  string // JSON
-	WorkDir string // base directory; the job gets WorkDir/job-<id>
-	Tasks   []NewTask
+	Kind   string
+	Name   string
+	Params string // JSON
+	Tasks  []NewTask
 }
 
 // NewTask is one node of a job's DAG. Deps name earlier tasks of the same job.
@@ -39,12 +37,16 @@ type NewTask struct {
 
 // Job is a row of the jobs table.
 type Job struct {
-	ID         int64
-	Kind       string
-	Name       string
-	Params     string
-	State      string
-	Cancel     bool
+	ID     int64
+	Kind   string
+	Name   string
+	Params string
+	State  string
+	Cancel bool
+	// WorkDir is the job's directory relative to the workdir root
+	// ("job-7"), so that workers mounting the shared folder at different
+	// places all find it. Histories from before that record an absolute
+	// path, which is used as it is.
 	WorkDir    string
 	CreatedAt  string
 	FinishedAt string
@@ -69,70 +71,68 @@ type Task struct {
 	ProgressLabel  string
 	ProgressDone   int
 	ProgressTotal  int
-	Deps           []int64
+	// Workers lists the workers (host:pid/slot) that claimed the task,
+	// space-separated, oldest first.
+	Workers string
+	Deps    []int64
 }
+
+// JobDirName is where a job's files go, relative to the workdir root.
+func JobDirName(id int64) string { return fmt.Sprintf("job-%d", id) }
 
 // CreateJob inserts a job and its tasks in one transaction.
 func (db *DB) CreateJob(ctx context.Context, j NewJob) (int64, error) {
 	var id int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(t tx) error {
 		now := stamp(time.Now())
-		res, err := tx.Exec(`INSERT INTO jobs(kind, name, params, state, workdir, created_at) VALUES (?,?,?,?,?,?)`,
-			j.Kind, j.Name, j.Params, Queued, "", now)
-		if err != nil {
+		if err := t.row(`INSERT INTO jobs(kind, name, params, state, workdir, created_at) VALUES (?,?,?,?,?,?) RETURNING id`,
+			j.Kind, j.Name, j.Params, Queued, "", now).Scan(&id); err != nil {
 			return err
 		}
-		if id, err = res.LastInsertId(); err != nil {
-			return err
-		}
-		wd := filepath.Join(j.WorkDir, fmt.Sprintf("job-%d", id))
-		if _, err := tx.Exec(`UPDATE jobs SET workdir=? WHERE id=?`, wd, id); err != nil {
+		if _, err := t.exec(`UPDATE jobs SET workdir=? WHERE id=?`, JobDirName(id), id); err != nil {
 			return err
 		}
 		ids := map[string]int64{}
-		for _, t := range j.Tasks {
-			if _, dup := ids[t.Name]; dup {
-				return fmt.Errorf("task %q planned twice", t.Name)
+		for _, nt := range j.Tasks {
+			if _, dup := ids[nt.Name]; dup {
+				return fmt.Errorf("task %q planned twice", nt.Name)
 			}
-			maxA := t.MaxAttempts
+			maxA := nt.MaxAttempts
 			if maxA <= 0 {
 				maxA = 3
 			}
-			res, err := tx.Exec(`INSERT INTO tasks(job_id, name, kind, params, state, max_attempts) VALUES (?,?,?,?,?,?)`,
-				id, t.Name, t.Kind, t.Params, Queued, maxA)
-			if err != nil {
+			var tid int64
+			if err := t.row(`INSERT INTO tasks(job_id, name, kind, params, state, max_attempts) VALUES (?,?,?,?,?,?) RETURNING id`,
+				id, nt.Name, nt.Kind, nt.Params, Queued, maxA).Scan(&tid); err != nil {
 				return err
 			}
-			tid, err := res.LastInsertId()
-			if err != nil {
-				return err
-			}
-			for _, d := range t.Deps {
+			for _, d := range nt.Deps {
 				did, ok := ids[d]
 				if !ok {
-					return fmt.Errorf("task %q depends on %q, which is not planned before it", t.Name, d)
+					return fmt.Errorf("task %q depends on %q, which is not planned before it", nt.Name, d)
 				}
-				if _, err := tx.Exec(`INSERT INTO task_deps(task_id, depends_on) VALUES (?,?)`, tid, did); err != nil {
+				if _, err := t.exec(`INSERT INTO task_deps(task_id, depends_on) VALUES (?,?)`, tid, did); err != nil {
 					return err
 				}
 			}
-			ids[t.Name] = tid
+			ids[nt.Name] = tid
 		}
-		return nil
+		return db.d.notifyReady(ctx, t.Tx)
 	})
 	return id, err
 }
 
 const taskCols = `id, job_id, name, kind, params, state, attempt, max_attempts, COALESCE(lease_owner,''),
 	COALESCE(lease_expires_at,''), COALESCE(started_at,''), COALESCE(finished_at,''), COALESCE(error,''),
-	COALESCE(backend,''), COALESCE(progress_label,''), progress_done, progress_total`
+	COALESCE(backend,''), COALESCE(progress_label,''), progress_done, progress_total, workers`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanTask(r scanner) (*Task, error) {
 	var t Task
 	err := r.Scan(&t.ID, &t.JobID, &t.Name, &t.Kind, &t.Params, &t.State, &t.Attempt, &t.MaxAttempts, &t.LeaseOwner,
-		&t.LeaseExpiresAt, &t.StartedAt, &t.FinishedAt, &t.Error, &t.Backend, &t.ProgressLabel, &t.ProgressDone, &t.ProgressTotal)
+		&t.LeaseExpiresAt, &t.StartedAt, &t.FinishedAt, &t.Error, &t.Backend, &t.ProgressLabel, &t.ProgressDone, &t.ProgressTotal,
+		&t.Workers)
 	return &t, err
 }
 
@@ -141,24 +141,23 @@ func scanTask(r scanner) (*Task, error) {
 // leases it until now+lease. Before claiming it rescues tasks whose lease
 // expired: back to queued, or failed once max_attempts is used up.
 // It returns nil, nil when nothing is runnable.
+//
+// The claim is one transaction: SELECT … FOR UPDATE SKIP LOCKED on
+// PostgreSQL, so concurrent claimers take different tasks without waiting
+// for each other; on SQLite the transaction holds the file's write lock.
 func (db *DB) Claim(ctx context.Context, owner string, jobID int64, lease time.Duration) (*Task, error) {
+	if err := db.rescue(ctx, time.Now()); err != nil {
+		return nil, fmt.Errorf("rescue expired leases: %w", err)
+	}
 	var t *Task
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(x tx) error {
 		now := time.Now()
-		if err := rescue(tx, now); err != nil {
-			return fmt.Errorf("rescue expired leases: %w", err)
-		}
-		row := tx.QueryRow(`UPDATE tasks SET state='running', attempt=attempt+1, lease_owner=?, lease_expires_at=?,
-			heartbeat_at=?, started_at=COALESCE(started_at, ?), error=NULL
-			WHERE id = (SELECT t.id FROM tasks t JOIN jobs j ON j.id=t.job_id
-				WHERE t.state='queued' AND j.cancel=0 AND (?=0 OR t.job_id=?)
-				AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks p ON p.id=d.depends_on
-					WHERE d.task_id=t.id AND p.state<>'succeeded')
-				ORDER BY t.job_id, t.id LIMIT 1)
-			RETURNING `+taskCols,
-			owner, stamp(now.Add(lease)), stamp(now), stamp(now), jobID, jobID)
-		var err error
-		t, err = scanTask(row)
+		var id int64
+		err := x.row(`SELECT t.id FROM tasks t JOIN jobs j ON j.id=t.job_id
+			WHERE t.state='queued' AND j.cancel=0 AND (?=0 OR t.job_id=?)
+			AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks p ON p.id=d.depends_on
+				WHERE d.task_id=t.id AND p.state<>'succeeded')
+			ORDER BY t.job_id, t.id LIMIT 1`+db.d.skipLocked("t"), jobID, jobID).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			t = nil
 			return nil
@@ -166,7 +165,14 @@ func (db *DB) Claim(ctx context.Context, owner string, jobID int64, lease time.D
 		if err != nil {
 			return err
 		}
-		return updateJobState(tx, t.JobID)
+		t, err = scanTask(x.row(`UPDATE tasks SET state='running', attempt=attempt+1, lease_owner=?, lease_expires_at=?,
+			heartbeat_at=?, started_at=COALESCE(started_at, ?), error=NULL, workers=TRIM(workers || ' ' || ?)
+			WHERE id=? RETURNING `+taskCols,
+			owner, stamp(now.Add(lease)), stamp(now), stamp(now), owner, id))
+		if err != nil {
+			return err
+		}
+		return db.updateJobState(x, t.JobID)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim task: %w", err)
@@ -174,53 +180,75 @@ func (db *DB) Claim(ctx context.Context, owner string, jobID int64, lease time.D
 	return t, nil
 }
 
-// rescue requeues (or fails) running tasks whose lease has expired.
-func rescue(tx *sql.Tx, now time.Time) error {
-	rows, err := tx.Query(`SELECT id, job_id, attempt, max_attempts, COALESCE(lease_owner,'') FROM tasks
-		WHERE state='running' AND lease_expires_at < ?`, stamp(now))
-	if err != nil {
+// rescue requeues (or fails) running tasks whose lease has expired. It
+// looks first without a transaction: almost always there is nothing to do.
+// It is its own transaction, apart from the claim, so that job rows are
+// locked in one order (task rows first, then their jobs by id).
+func (db *DB) rescue(ctx context.Context, now time.Time) error {
+	var n int
+	if err := db.row(ctx, `SELECT count(*) FROM tasks WHERE state='running' AND lease_expires_at < ?`, stamp(now)).Scan(&n); err != nil || n == 0 {
 		return err
 	}
-	type exp struct {
-		id, job      int64
-		attempt, max int
-		owner        string
-	}
-	var list []exp
-	for rows.Next() {
-		var e exp
-		if err := rows.Scan(&e.id, &e.job, &e.attempt, &e.max, &e.owner); err != nil {
-			rows.Close()
+	return db.tx(ctx, func(x tx) error {
+		rows, err := x.query(`SELECT id, job_id, attempt, max_attempts, COALESCE(lease_owner,'') FROM tasks
+			WHERE state='running' AND lease_expires_at < ? ORDER BY job_id, id`+db.d.skipLocked("tasks"), stamp(now))
+		if err != nil {
 			return err
 		}
-		list = append(list, e)
-	}
-	rows.Close()
-	for _, e := range list {
-		msg := fmt.Sprintf("lease of worker %s expired in attempt %d (worker died?)", e.owner, e.attempt)
-		if e.attempt >= e.max {
-			if err := finish(tx, e.id, Failed, msg+"; max attempts reached", now); err != nil {
-				return err
-			}
-		} else {
-			if _, err := tx.Exec(`UPDATE tasks SET state='queued', lease_owner=NULL, lease_expires_at=NULL, error=? WHERE id=?`,
-				msg, e.id); err != nil {
-				return err
-			}
+		type exp struct {
+			id, job      int64
+			attempt, max int
+			owner        string
 		}
-		if err := updateJobState(tx, e.job); err != nil {
+		var list []exp
+		for rows.Next() {
+			var e exp
+			if err := rows.Scan(&e.id, &e.job, &e.attempt, &e.max, &e.owner); err != nil {
+				rows.Close()
+				return err
+			}
+			list = append(list, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return err
 		}
-	}
-	return nil
+		jobs := map[int64]bool{}
+		for _, e := range list {
+			msg := fmt.Sprintf("lease of worker %s expired in attempt %d (worker died?)", e.owner, e.attempt)
+			if e.attempt >= e.max {
+				if err := finish(x, e.id, Failed, msg+"; max attempts reached", now); err != nil {
+					return err
+				}
+			} else {
+				if _, err := x.exec(`UPDATE tasks SET state='queued', lease_owner=NULL, lease_expires_at=NULL, error=? WHERE id=?`,
+					msg, e.id); err != nil {
+					return err
+				}
+			}
+			jobs[e.job] = true
+		}
+		for _, e := range list { // in job id order
+			if jobs[e.job] {
+				delete(jobs, e.job)
+				if err := db.updateJobState(x, e.job); err != nil {
+					return err
+				}
+			}
+		}
+		if len(list) == 0 {
+			return nil
+		}
+		return db.d.notifyReady(ctx, x.Tx)
+	})
 }
 
 // Heartbeat extends owner's lease on a task. It reports whether the job was
 // cancelled, and ErrLeaseLost when the task is no longer owner's.
 func (db *DB) Heartbeat(ctx context.Context, taskID int64, owner string, lease time.Duration) (cancelled bool, err error) {
-	err = db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(x tx) error {
 		now := time.Now()
-		res, err := tx.Exec(`UPDATE tasks SET lease_expires_at=?, heartbeat_at=? WHERE id=? AND state='running' AND lease_owner=?`,
+		res, err := x.exec(`UPDATE tasks SET lease_expires_at=?, heartbeat_at=? WHERE id=? AND state='running' AND lease_owner=?`,
 			stamp(now.Add(lease)), stamp(now), taskID, owner)
 		if err != nil {
 			return err
@@ -228,7 +256,7 @@ func (db *DB) Heartbeat(ctx context.Context, taskID int64, owner string, lease t
 		if n, _ := res.RowsAffected(); n == 0 {
 			return ErrLeaseLost
 		}
-		return tx.QueryRow(`SELECT j.cancel FROM jobs j JOIN tasks t ON t.job_id=j.id WHERE t.id=?`, taskID).Scan(&cancelled)
+		return x.row(`SELECT j.cancel FROM jobs j JOIN tasks t ON t.job_id=j.id WHERE t.id=?`, taskID).Scan(&cancelled)
 	})
 	if err != nil {
 		return false, fmt.Errorf("heartbeat task %d: %w", taskID, err)
@@ -239,19 +267,26 @@ func (db *DB) Heartbeat(ctx context.Context, taskID int64, owner string, lease t
 // Finish records the outcome of a task run by owner: Succeeded, Failed or
 // Cancelled. A failure cancels the tasks that depend on it.
 func (db *DB) Finish(ctx context.Context, taskID int64, owner, state, errText string) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.tx(ctx, func(x tx) error {
 		var job int64
-		err := tx.QueryRow(`SELECT job_id FROM tasks WHERE id=? AND state='running' AND lease_owner=?`, taskID, owner).Scan(&job)
+		err := x.row(`SELECT job_id FROM tasks WHERE id=? AND state='running' AND lease_owner=?`+db.d.forUpdate(),
+			taskID, owner).Scan(&job)
 		if errors.Is(err, sql.ErrNoRows) {
 			return ErrLeaseLost
 		}
 		if err != nil {
 			return err
 		}
-		if err := finish(tx, taskID, state, errText, time.Now()); err != nil {
+		if err := finish(x, taskID, state, errText, time.Now()); err != nil {
 			return err
 		}
-		return updateJobState(tx, job)
+		if err := db.updateJobState(x, job); err != nil {
+			return err
+		}
+		if state == Succeeded { // its dependents may be runnable now
+			return db.d.notifyReady(ctx, x.Tx)
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("finish task %d: %w", taskID, err)
@@ -259,12 +294,12 @@ func (db *DB) Finish(ctx context.Context, taskID int64, owner, state, errText st
 	return nil
 }
 
-func finish(tx *sql.Tx, taskID int64, state, errText string, now time.Time) error {
+func finish(x tx, taskID int64, state, errText string, now time.Time) error {
 	var e any
 	if errText != "" {
 		e = errText
 	}
-	if _, err := tx.Exec(`UPDATE tasks SET state=?, error=?, finished_at=?, lease_owner=NULL, lease_expires_at=NULL WHERE id=?`,
+	if _, err := x.exec(`UPDATE tasks SET state=?, error=?, finished_at=?, lease_owner=NULL, lease_expires_at=NULL WHERE id=?`,
 		state, e, stamp(now), taskID); err != nil {
 		return err
 	}
@@ -273,13 +308,13 @@ func finish(tx *sql.Tx, taskID int64, state, errText string, now time.Time) erro
 	}
 	// Everything downstream can no longer run.
 	var name string
-	if err := tx.QueryRow(`SELECT name FROM tasks WHERE id=?`, taskID).Scan(&name); err != nil {
+	if err := x.row(`SELECT name FROM tasks WHERE id=?`, taskID).Scan(&name); err != nil {
 		return err
 	}
-	_, err := tx.Exec(`WITH RECURSIVE down(id) AS (
+	_, err := x.exec(`WITH RECURSIVE down(id) AS (
 			SELECT task_id FROM task_deps WHERE depends_on=?
 			UNION SELECT d.task_id FROM task_deps d JOIN down ON d.depends_on=down.id)
-		UPDATE tasks SET state='cancelled', finished_at=?, error=? WHERE id IN down AND state='queued'`,
+		UPDATE tasks SET state='cancelled', finished_at=?, error=? WHERE id IN (SELECT id FROM down) AND state='queued'`,
 		taskID, stamp(now), fmt.Sprintf("upstream task %s %s", name, state))
 	return err
 }
@@ -287,16 +322,20 @@ func finish(tx *sql.Tx, taskID int64, state, errText string, now time.Time) erro
 // Requeue puts an interrupted task back in the queue without using up an
 // attempt: it will resume from its last checkpoint.
 func (db *DB) Requeue(ctx context.Context, taskID int64, owner, reason string) error {
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`UPDATE tasks SET state='queued', attempt=attempt-1, lease_owner=NULL, lease_expires_at=NULL, error=?
-			WHERE id=? AND state='running' AND lease_owner=?`, reason, taskID, owner)
+	err := db.tx(ctx, func(x tx) error {
+		var job int64
+		err := x.row(`UPDATE tasks SET state='queued', attempt=attempt-1, lease_owner=NULL, lease_expires_at=NULL, error=?
+			WHERE id=? AND state='running' AND lease_owner=? RETURNING job_id`, reason, taskID, owner).Scan(&job)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrLeaseLost
+		}
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return ErrLeaseLost
+		if err := db.updateJobState(x, job); err != nil {
+			return err
 		}
-		return updateJobStateOf(tx, taskID)
+		return db.d.notifyReady(ctx, x.Tx)
 	})
 	if err != nil {
 		return fmt.Errorf("requeue task %d: %w", taskID, err)
@@ -304,18 +343,16 @@ func (db *DB) Requeue(ctx context.Context, taskID int64, owner, reason string) e
 	return nil
 }
 
-func updateJobStateOf(tx *sql.Tx, taskID int64) error {
-	var job int64
-	if err := tx.QueryRow(`SELECT job_id FROM tasks WHERE id=?`, taskID).Scan(&job); err != nil {
+// updateJobState derives a job's state from its tasks. On PostgreSQL it
+// first locks the job's row: two transactions that finish the job's last
+// two tasks would otherwise each count the other's task as still running.
+func (db *DB) updateJobState(x tx, job int64) error {
+	var locked int64
+	if err := x.row(`SELECT id FROM jobs WHERE id=?`+db.d.forUpdate(), job).Scan(&locked); err != nil {
 		return err
 	}
-	return updateJobState(tx, job)
-}
-
-// updateJobState derives a job's state from its tasks.
-func updateJobState(tx *sql.Tx, job int64) error {
 	n := map[string]int{}
-	rows, err := tx.Query(`SELECT state, count(*) FROM tasks WHERE job_id=? GROUP BY state`, job)
+	rows, err := x.query(`SELECT state, count(*) FROM tasks WHERE job_id=? GROUP BY state`, job)
 	if err != nil {
 		return err
 	}
@@ -329,6 +366,9 @@ func updateJobState(tx *sql.Tx, job int64) error {
 		n[s] = c
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
 	var state string
 	switch {
 	case n[Running] > 0:
@@ -344,31 +384,31 @@ func updateJobState(tx *sql.Tx, job int64) error {
 	default:
 		state = Succeeded
 	}
-	fin := any(nil)
 	if state == Succeeded || state == Failed || state == Cancelled {
-		fin = stamp(time.Now())
+		_, err = x.exec(`UPDATE jobs SET state=?, finished_at=COALESCE(finished_at, ?) WHERE id=?`, state, stamp(time.Now()), job)
+	} else {
+		_, err = x.exec(`UPDATE jobs SET state=?, finished_at=NULL WHERE id=?`, state, job)
 	}
-	_, err = tx.Exec(`UPDATE jobs SET state=?, finished_at=CASE WHEN ? IS NULL THEN NULL ELSE COALESCE(finished_at, ?) END WHERE id=?`,
-		state, fin, fin, job)
 	return err
 }
 
 // CancelJob asks a job to stop: queued tasks are cancelled now, running ones
-// see it at their next heartbeat.
+// see it at their next heartbeat. Task rows are written before the job's
+// row, the order every transaction follows.
 func (db *DB) CancelJob(ctx context.Context, jobID int64) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`UPDATE jobs SET cancel=1 WHERE id=?`, jobID)
+	return db.tx(ctx, func(x tx) error {
+		if _, err := x.exec(`UPDATE tasks SET state='cancelled', finished_at=?, error='job cancelled' WHERE job_id=? AND state='queued'`,
+			stamp(time.Now()), jobID); err != nil {
+			return err
+		}
+		res, err := x.exec(`UPDATE jobs SET cancel=1 WHERE id=?`, jobID)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("job %d: %w", jobID, ErrNotFound)
 		}
-		if _, err := tx.Exec(`UPDATE tasks SET state='cancelled', finished_at=?, error='job cancelled' WHERE job_id=? AND state='queued'`,
-			stamp(time.Now()), jobID); err != nil {
-			return err
-		}
-		return updateJobState(tx, jobID)
+		return db.updateJobState(x, jobID)
 	})
 }
 
@@ -376,34 +416,37 @@ func (db *DB) CancelJob(ctx context.Context, jobID int64) error {
 // fresh attempt budget. Succeeded tasks are kept.
 func (db *DB) RetryJob(ctx context.Context, jobID int64) (int, error) {
 	var n int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`UPDATE jobs SET cancel=0, finished_at=NULL WHERE id=?`, jobID)
+	err := db.tx(ctx, func(x tx) error {
+		res, err := x.exec(`UPDATE tasks SET state='queued', attempt=0, finished_at=NULL WHERE job_id=? AND state IN ('failed','cancelled')`, jobID)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		res, err = x.exec(`UPDATE jobs SET cancel=0, finished_at=NULL WHERE id=?`, jobID)
 		if err != nil {
 			return err
 		}
 		if k, _ := res.RowsAffected(); k == 0 {
 			return fmt.Errorf("job %d: %w", jobID, ErrNotFound)
 		}
-		res, err = tx.Exec(`UPDATE tasks SET state='queued', attempt=0, finished_at=NULL WHERE job_id=? AND state IN ('failed','cancelled')`, jobID)
-		if err != nil {
+		if err := db.updateJobState(x, jobID); err != nil {
 			return err
 		}
-		n, _ = res.RowsAffected()
-		return updateJobState(tx, jobID)
+		return db.d.notifyReady(ctx, x.Tx)
 	})
 	return int(n), err
 }
 
 // SetProgress records how far a running task is.
 func (db *DB) SetProgress(ctx context.Context, taskID int64, label string, done, total int) error {
-	_, err := db.sql.ExecContext(ctx, `UPDATE tasks SET progress_label=?, progress_done=?, progress_total=? WHERE id=?`,
+	_, err := db.exec(ctx, `UPDATE tasks SET progress_label=?, progress_done=?, progress_total=? WHERE id=?`,
 		label, done, total, taskID)
 	return err
 }
 
 // SetBackend records the GoMLX backend a task runs on.
 func (db *DB) SetBackend(ctx context.Context, taskID int64, backend string) error {
-	_, err := db.sql.ExecContext(ctx, `UPDATE tasks SET backend=? WHERE id=?`, backend, taskID)
+	_, err := db.exec(ctx, `UPDATE tasks SET backend=? WHERE id=?`, backend, taskID)
 	return err
 }
 
@@ -425,7 +468,7 @@ func (db *DB) Jobs(ctx context.Context) ([]Job, error) {
 }
 
 func (db *DB) jobs(ctx context.Context, where string, args ...any) ([]Job, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT id, kind, name, params, state, cancel, workdir, created_at,
+	rows, err := db.query(ctx, `SELECT id, kind, name, params, state, cancel, workdir, created_at,
 		COALESCE(finished_at,'') FROM jobs `+where, args...)
 	if err != nil {
 		return nil, err
@@ -444,44 +487,46 @@ func (db *DB) jobs(ctx context.Context, where string, args ...any) ([]Job, error
 
 // Tasks lists a job's tasks in plan order, with their dependencies.
 func (db *DB) Tasks(ctx context.Context, jobID int64) ([]Task, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE job_id=? ORDER BY id`, jobID)
+	rows, err := db.query(ctx, `SELECT `+taskCols+` FROM tasks WHERE job_id=? ORDER BY id`, jobID)
 	if err != nil {
 		return nil, err
 	}
 	var out []Task
+	index := map[int64]int{}
 	for rows.Next() {
 		t, err := scanTask(rows)
 		if err != nil {
 			rows.Close()
 			return nil, err
 		}
+		index[t.ID] = len(out)
 		out = append(out, *t)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	for i := range out {
-		deps, err := db.sql.QueryContext(ctx, `SELECT depends_on FROM task_deps WHERE task_id=? ORDER BY depends_on`, out[i].ID)
-		if err != nil {
+	deps, err := db.query(ctx, `SELECT d.task_id, d.depends_on FROM task_deps d JOIN tasks t ON t.id=d.task_id
+		WHERE t.job_id=? ORDER BY d.task_id, d.depends_on`, jobID)
+	if err != nil {
+		return nil, err
+	}
+	defer deps.Close()
+	for deps.Next() {
+		var id, d int64
+		if err := deps.Scan(&id, &d); err != nil {
 			return nil, err
 		}
-		for deps.Next() {
-			var d int64
-			if err := deps.Scan(&d); err != nil {
-				deps.Close()
-				return nil, err
-			}
+		if i, ok := index[id]; ok {
 			out[i].Deps = append(out[i].Deps, d)
 		}
-		deps.Close()
 	}
-	return out, nil
+	return out, deps.Err()
 }
 
 // Task returns one task.
 func (db *DB) Task(ctx context.Context, id int64) (*Task, error) {
-	t, err := scanTask(db.sql.QueryRowContext(ctx, `SELECT `+taskCols+` FROM tasks WHERE id=?`, id))
+	t, err := scanTask(db.row(ctx, `SELECT `+taskCols+` FROM tasks WHERE id=?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("task %d: %w", id, ErrNotFound)
 	}
@@ -490,7 +535,8 @@ func (db *DB) Task(ctx context.Context, id int64) (*Task, error) {
 
 // Active counts a scope's tasks that are queued or running (jobID 0 = all jobs).
 func (db *DB) Active(ctx context.Context, jobID int64) (queued, running int, err error) {
-	err = db.sql.QueryRowContext(ctx, `SELECT COALESCE(SUM(t.state='queued'),0), COALESCE(SUM(t.state='running'),0)
+	err = db.row(ctx, `SELECT COALESCE(SUM(CASE WHEN t.state='queued' THEN 1 ELSE 0 END),0),
+		COALESCE(SUM(CASE WHEN t.state='running' THEN 1 ELSE 0 END),0)
 		FROM tasks t JOIN jobs j ON j.id=t.job_id WHERE (?=0 OR t.job_id=?) AND j.cancel=0`, jobID, jobID).Scan(&queued, &running)
 	return
 }

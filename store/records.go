@@ -21,10 +21,10 @@ type Metric struct {
 
 // AddMetrics records values in one transaction.
 func (db *DB) AddMetrics(ctx context.Context, taskID int64, ms []Metric) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
+	return db.tx(ctx, func(x tx) error {
 		now := stamp(time.Now())
 		for _, m := range ms {
-			if _, err := tx.Exec(`INSERT INTO metrics(task_id, step, epoch, name, value, at) VALUES (?,?,?,?,?,?)`,
+			if _, err := x.exec(`INSERT INTO metrics(task_id, step, epoch, name, value, at) VALUES (?,?,?,?,?,?)`,
 				taskID, m.Step, m.Epoch, m.Name, m.Value, now); err != nil {
 				return fmt.Errorf("metric %s: %w", m.Name, err)
 			}
@@ -35,7 +35,7 @@ func (db *DB) AddMetrics(ctx context.Context, taskID int64, ms []Metric) error {
 
 // JobMetrics returns every metric of a job's tasks in step order.
 func (db *DB) JobMetrics(ctx context.Context, jobID int64) ([]Metric, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT m.task_id, t.name, m.step, m.epoch, m.name, m.value, m.at
+	rows, err := db.query(ctx, `SELECT m.task_id, t.name, m.step, m.epoch, m.name, m.value, m.at
 		FROM metrics m JOIN tasks t ON t.id=m.task_id WHERE t.job_id=? ORDER BY m.task_id, m.name, m.step, m.id`, jobID)
 	if err != nil {
 		return nil, err
@@ -64,7 +64,7 @@ type Artifact struct {
 
 // AddArtifact records (or, for the same task, role and path, updates) a file.
 func (db *DB) AddArtifact(ctx context.Context, a Artifact) error {
-	_, err := db.sql.ExecContext(ctx, `INSERT INTO artifacts(task_id, role, path, bytes, sha256, created_at) VALUES (?,?,?,?,?,?)
+	_, err := db.exec(ctx, `INSERT INTO artifacts(task_id, role, path, bytes, sha256, created_at) VALUES (?,?,?,?,?,?)
 		ON CONFLICT(task_id, role, path) DO UPDATE SET bytes=excluded.bytes, sha256=excluded.sha256, created_at=excluded.created_at`,
 		a.TaskID, a.Role, a.Path, a.Bytes, a.SHA256, stamp(time.Now()))
 	return err
@@ -72,7 +72,7 @@ func (db *DB) AddArtifact(ctx context.Context, a Artifact) error {
 
 // JobArtifacts lists a job's artifacts.
 func (db *DB) JobArtifacts(ctx context.Context, jobID int64) ([]Artifact, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT a.task_id, t.name, a.role, a.path, a.bytes, a.sha256
+	rows, err := db.query(ctx, `SELECT a.task_id, t.name, a.role, a.path, a.bytes, a.sha256
 		FROM artifacts a JOIN tasks t ON t.id=a.task_id WHERE t.job_id=? ORDER BY a.id`, jobID)
 	if err != nil {
 		return nil, err
@@ -98,14 +98,14 @@ type Checkpoint struct {
 
 // AddCheckpoint records a checkpoint that has been completely written.
 func (db *DB) AddCheckpoint(ctx context.Context, c Checkpoint) error {
-	_, err := db.sql.ExecContext(ctx, `INSERT INTO checkpoints(task_id, step, path, created_at) VALUES (?,?,?,?)`,
+	_, err := db.exec(ctx, `INSERT INTO checkpoints(task_id, step, path, created_at) VALUES (?,?,?,?)`,
 		c.TaskID, c.Step, c.Path, stamp(time.Now()))
 	return err
 }
 
 // LatestCheckpoint returns the newest checkpoint of a task, or ok=false.
 func (db *DB) LatestCheckpoint(ctx context.Context, taskID int64) (c Checkpoint, ok bool, err error) {
-	err = db.sql.QueryRowContext(ctx, `SELECT task_id, step, path FROM checkpoints WHERE task_id=? ORDER BY step DESC, id DESC LIMIT 1`,
+	err = db.row(ctx, `SELECT task_id, step, path FROM checkpoints WHERE task_id=? ORDER BY step DESC, id DESC LIMIT 1`,
 		taskID).Scan(&c.TaskID, &c.Step, &c.Path)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, false, nil
@@ -115,7 +115,7 @@ func (db *DB) LatestCheckpoint(ctx context.Context, taskID int64) (c Checkpoint,
 
 // Checkpoints lists a task's checkpoints, oldest first.
 func (db *DB) Checkpoints(ctx context.Context, taskID int64) ([]Checkpoint, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT task_id, step, path FROM checkpoints WHERE task_id=? ORDER BY step, id`, taskID)
+	rows, err := db.query(ctx, `SELECT task_id, step, path FROM checkpoints WHERE task_id=? ORDER BY step, id`, taskID)
 	if err != nil {
 		return nil, err
 	}
@@ -134,9 +134,9 @@ func (db *DB) Checkpoints(ctx context.Context, taskID int64) ([]Checkpoint, erro
 // MarkItemsDone records items (images, tiles) a task has finished, so a
 // restarted task can skip them.
 func (db *DB) MarkItemsDone(ctx context.Context, taskID int64, keys ...string) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
+	return db.tx(ctx, func(x tx) error {
 		for _, k := range keys {
-			if _, err := tx.Exec(`INSERT OR IGNORE INTO task_items(task_id, key) VALUES (?,?)`, taskID, k); err != nil {
+			if _, err := x.exec(`INSERT INTO task_items(task_id, key) VALUES (?,?) ON CONFLICT DO NOTHING`, taskID, k); err != nil {
 				return err
 			}
 		}
@@ -147,9 +147,9 @@ func (db *DB) MarkItemsDone(ctx context.Context, taskID int64, keys ...string) e
 // PutItems records finished items with a value each (JSON by convention),
 // in one transaction; an item recorded again gets the new value.
 func (db *DB) PutItems(ctx context.Context, taskID int64, items map[string]string) error {
-	return db.tx(ctx, func(tx *sql.Tx) error {
+	return db.tx(ctx, func(x tx) error {
 		for k, v := range items {
-			if _, err := tx.Exec(`INSERT INTO task_items(task_id, key, value) VALUES (?,?,?)
+			if _, err := x.exec(`INSERT INTO task_items(task_id, key, value) VALUES (?,?,?)
 				ON CONFLICT(task_id, key) DO UPDATE SET value=excluded.value`, taskID, k, v); err != nil {
 				return err
 			}
@@ -160,7 +160,7 @@ func (db *DB) PutItems(ctx context.Context, taskID int64, items map[string]strin
 
 // Items returns a task's finished items with their values ("" for none).
 func (db *DB) Items(ctx context.Context, taskID int64) (map[string]string, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT key, COALESCE(value,'') FROM task_items WHERE task_id=?`, taskID)
+	rows, err := db.query(ctx, `SELECT key, COALESCE(value,'') FROM task_items WHERE task_id=?`, taskID)
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +178,7 @@ func (db *DB) Items(ctx context.Context, taskID int64) (map[string]string, error
 
 // ItemsDone returns the set of items a task has finished.
 func (db *DB) ItemsDone(ctx context.Context, taskID int64) (map[string]bool, error) {
-	rows, err := db.sql.QueryContext(ctx, `SELECT key FROM task_items WHERE task_id=?`, taskID)
+	rows, err := db.query(ctx, `SELECT key FROM task_items WHERE task_id=?`, taskID)
 	if err != nil {
 		return nil, err
 	}

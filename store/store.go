@@ -1,5 +1,6 @@
 // Package store keeps dl4img's history (jobs, tasks, metrics, artifacts,
-// checkpoints) in one SQLite file. It is the only package that speaks SQL.
+// checkpoints) in one SQLite file, or in a PostgreSQL database that workers
+// on many machines share. It is the only package that speaks SQL.
 package store
 
 import (
@@ -12,13 +13,19 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	_ "github.com/mattn/go-sqlite3"
 )
 
 // ErrNewerSchema is returned by Open for a database written by a newer dl4img.
 var ErrNewerSchema = errors.New("database schema is newer than this dl4img")
+
+// ErrNotDL4img is returned by Open for a database that holds other tables
+// and no dl4img schema: dl4img does not write into someone else's data.
+var ErrNotDL4img = errors.New("not a dl4img database")
 
 // ErrNotFound is returned when a job or task id does not exist.
 var ErrNotFound = errors.New("not found")
@@ -27,7 +34,7 @@ var ErrNotFound = errors.New("not found")
 // (its lease expired and another worker took the task over).
 var ErrLeaseLost = errors.New("task lease lost")
 
-// SchemaVersion is the schema this build writes (PRAGMA user_version).
+// SchemaVersion is the schema this build writes.
 var SchemaVersion = len(migrations)
 
 const timeLayout = "2006-01-02T15:04:05.000Z"
@@ -37,11 +44,27 @@ func stamp(t time.Time) string { return t.UTC().Format(timeLayout) }
 // DB is an open dl4img database.
 type DB struct {
 	sql  *sql.DB
-	path string
+	d    driver
+	name string // file path, or URL without password
+
+	pgConfig *pgx.ConnConfig // PostgreSQL only: for the LISTEN connection
+	wake     waker
 }
 
-// Open opens (creating if needed) the database at path and migrates it.
-func Open(ctx context.Context, path string) (*DB, error) {
+// Open opens the database named by dsn, creating and migrating it as
+// needed: a postgres:// URL (libpq's forms: password in the URL, PGPASSWORD
+// or ~/.pgpass; sslmode honoured), or else the path of a SQLite file.
+func Open(ctx context.Context, dsn string) (*DB, error) {
+	if IsURL(dsn) {
+		return openPostgres(ctx, dsn)
+	}
+	if scheme, _, ok := strings.Cut(dsn, "://"); ok && !strings.ContainsAny(scheme, "/.") {
+		return nil, fmt.Errorf("database %s: unsupported URL scheme %q (want postgres:// or a SQLite file path)", Redact(dsn), scheme)
+	}
+	return openSQLite(ctx, dsn)
+}
+
+func openSQLite(ctx context.Context, path string) (*DB, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("database %s: %w", path, err)
@@ -65,7 +88,11 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	// One connection per process: SQLite allows one writer anyway, and this
 	// keeps BEGIN IMMEDIATE from queueing behind our own idle connections.
 	sdb.SetMaxOpenConns(1)
-	db := &DB{sql: sdb, path: abs}
+	db := &DB{sql: sdb, d: sqliteDriver{}, name: abs}
+	if err := db.checkWAL(ctx); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("database %s: %w", path, err)
+	}
 	if err := db.init(ctx); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("database %s: %w", path, err)
@@ -115,7 +142,7 @@ func checkFile(path string) error {
 	return nil
 }
 
-func (db *DB) init(ctx context.Context) error {
+func (db *DB) checkWAL(ctx context.Context) error {
 	var mode string
 	if err := db.sql.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		return err
@@ -123,28 +150,45 @@ func (db *DB) init(ctx context.Context) error {
 	if mode != "wal" {
 		return fmt.Errorf("journal_mode is %q, want wal", mode)
 	}
-	var version int
-	if err := db.sql.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
+	return nil
+}
+
+// init migrates the schema to this build's version. It refuses a database
+// from a newer dl4img, and one that holds tables but no dl4img schema.
+func (db *DB) init(ctx context.Context) error {
+	version, err := db.d.version(ctx, db.sql)
+	if err != nil {
 		return err
 	}
 	if version > len(migrations) {
 		return fmt.Errorf("%w: it has schema version %d, this dl4img knows up to %d; upgrade dl4img", ErrNewerSchema, version, len(migrations))
 	}
 	for v := version; v < len(migrations); v++ {
-		err := db.tx(ctx, func(tx *sql.Tx) error {
-			// Re-read inside the write lock: another process may have migrated.
-			var cur int
-			if err := tx.QueryRow("PRAGMA user_version").Scan(&cur); err != nil {
+		err := db.tx(ctx, func(t tx) error {
+			if err := db.d.lockSchema(ctx, t.Tx); err != nil {
 				return err
 			}
-			if cur != v {
-				return nil
+			// Re-read under the lock: another process may have migrated.
+			cur, err := db.d.version(ctx, t.Tx)
+			if err != nil || cur != v {
+				return err
 			}
-			if _, err := tx.Exec(migrations[v]); err != nil {
+			if cur == 0 {
+				other, err := db.d.tables(ctx, t.Tx)
+				if err != nil {
+					return err
+				}
+				if len(other) > 0 {
+					if len(other) > 3 {
+						other = append(other[:3], "…")
+					}
+					return fmt.Errorf("%w: it has other tables (%s) and no dl4img schema", ErrNotDL4img, strings.Join(other, ", "))
+				}
+			}
+			if _, err := t.ExecContext(ctx, db.d.ddl(migrations[v])); err != nil {
 				return fmt.Errorf("migration %d: %w", v+1, err)
 			}
-			_, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1))
-			return err
+			return db.d.setVersion(ctx, t.Tx, v+1)
 		})
 		if err != nil {
 			return err
@@ -153,28 +197,45 @@ func (db *DB) init(ctx context.Context) error {
 	return nil
 }
 
-// Path is the absolute path of the database file.
-func (db *DB) Path() string { return db.path }
+// Path is the absolute path of a SQLite database file, or a PostgreSQL
+// URL without its password: what to show the user.
+func (db *DB) Path() string { return db.name }
 
 // Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+func (db *DB) Close() error {
+	if db.wake.cancel != nil {
+		db.wake.cancel()
+		<-db.wake.done
+	}
+	return db.sql.Close()
+}
 
 // Version reports the schema version of the open database.
 func (db *DB) Version(ctx context.Context) (int, error) {
-	var v int
-	err := db.sql.QueryRowContext(ctx, "PRAGMA user_version").Scan(&v)
-	return v, err
+	return db.d.version(ctx, db.sql)
 }
 
-// tx runs fn in one write transaction (BEGIN IMMEDIATE).
-func (db *DB) tx(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := db.sql.BeginTx(ctx, nil)
+// tx runs fn in one write transaction (BEGIN IMMEDIATE on SQLite). On
+// PostgreSQL a transaction that lost a deadlock or serialization race is
+// run again.
+func (db *DB) tx(ctx context.Context, fn func(t tx) error) error {
+	for try := 1; ; try++ {
+		err := db.tx1(ctx, fn)
+		if err == nil || try == 5 || !db.d.retryable(err) {
+			return err
+		}
+		time.Sleep(time.Duration(try*try) * 10 * time.Millisecond)
+	}
+}
+
+func (db *DB) tx1(ctx context.Context, fn func(t tx) error) error {
+	stx, err := db.sql.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
-		tx.Rollback()
+	if err := fn(tx{Tx: stx, ctx: ctx, d: db.d}); err != nil {
+		stx.Rollback()
 		return err
 	}
-	return tx.Commit()
+	return stx.Commit()
 }
