@@ -35,8 +35,8 @@ func (e *env) JobID() int64     { return e.task.JobID }
 func (e *env) TaskID() int64    { return e.task.ID }
 func (e *env) TaskName() string { return e.task.Name }
 func (e *env) Attempt() int     { return e.task.Attempt }
-func (e *env) JobDir() string   { return e.job.WorkDir }
-func (e *env) Dir() string      { return filepath.Join(e.job.WorkDir, e.task.Name) }
+func (e *env) JobDir() string   { return Resolve(e.w.Root, e.job.WorkDir) }
+func (e *env) Dir() string      { return filepath.Join(e.JobDir(), e.task.Name) }
 
 func (e *env) Backend() (compute.Backend, error) {
 	b, name, err := e.w.getBackend()
@@ -114,14 +114,16 @@ func (e *env) Artifact(role, path string) error {
 	if err != nil {
 		return fmt.Errorf("artifact %s: %w", role, err)
 	}
-	if err := e.w.DB.AddArtifact(e.ctx, store.Artifact{TaskID: e.task.ID, Role: role, Path: abs, Bytes: n, SHA256: sum}); err != nil {
+	rec := store.Artifact{TaskID: e.task.ID, Role: role, Path: relative(e.w.Root, abs), Bytes: n, SHA256: sum}
+	if err := e.w.DB.AddArtifact(e.ctx, rec); err != nil {
 		return fmt.Errorf("record artifact %s: %w", abs, err)
 	}
 	return nil
 }
 
 func (e *env) Checkpoint(step int, path string) error {
-	if err := e.w.DB.AddCheckpoint(e.ctx, store.Checkpoint{TaskID: e.task.ID, Step: step, Path: path}); err != nil {
+	rec := store.Checkpoint{TaskID: e.task.ID, Step: step, Path: relative(e.w.Root, path)}
+	if err := e.w.DB.AddCheckpoint(e.ctx, rec); err != nil {
 		return fmt.Errorf("record checkpoint: %w", err)
 	}
 	return nil
@@ -129,7 +131,7 @@ func (e *env) Checkpoint(step int, path string) error {
 
 func (e *env) LatestCheckpoint() (int, string, bool, error) {
 	c, ok, err := e.w.DB.LatestCheckpoint(e.ctx, e.task.ID)
-	return c.Step, c.Path, ok, err
+	return c.Step, Resolve(e.w.Root, c.Path), ok, err
 }
 
 func (e *env) MarkDone(keys ...string) error {

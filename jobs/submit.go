@@ -25,11 +25,10 @@ func badf(f string, a ...any) error { return bad(fmt.Errorf(f, a...)) }
 
 // Request is a job submission.
 type Request struct {
-	Kind    string
-	Name    string
-	Config  []byte   // JSON object of params, may be empty
-	Sets    []string // key=value overrides
-	WorkDir string   // base working directory
+	Kind   string
+	Name   string
+	Config []byte   // JSON object of params, may be empty
+	Sets   []string // key=value overrides
 }
 
 // Submit validates a request against the registry, plans the job's tasks and
@@ -52,7 +51,7 @@ func Submit(ctx context.Context, db *store.DB, reg *tasks.Registry, req Request)
 	if err != nil {
 		return 0, err
 	}
-	job := store.NewJob{Kind: req.Kind, Name: req.Name, Params: string(raw), WorkDir: req.WorkDir}
+	job := store.NewJob{Kind: req.Kind, Name: req.Name, Params: string(raw)}
 	for _, s := range specs {
 		if _, ok := reg.Task(s.Kind); !ok {
 			return 0, fmt.Errorf("kind %s plans task %s of unregistered task kind %q", req.Kind, s.Name, s.Kind)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -24,10 +25,18 @@ var (
 	errJobCancelled = errors.New("job cancelled")
 )
 
+// ErrDBUnavailable is returned by Run when the database stayed unreachable
+// for longer than the worker's DBTimeout.
+var ErrDBUnavailable = errors.New("database unreachable")
+
 // Worker claims and runs tasks from a database.
 type Worker struct {
 	DB       *store.DB
 	Registry *tasks.Registry
+	// Root is the workdir root: job directories, checkpoints and artifacts
+	// are recorded relative to it, so workers on machines that mount the
+	// shared folder at different paths each pass their own.
+	Root string
 	// Backend is the --backend spec (auto, go, xla:cuda, xla:/path).
 	Backend string
 	// Workers is how many tasks run at once in this process (default 1).
@@ -35,8 +44,13 @@ type Worker struct {
 	// Lease is how long a claim lasts without a heartbeat (default 30s);
 	// a worker that dies loses its tasks to others after this long.
 	Lease time.Duration
-	// Poll is how often an idle worker looks for work (default 500ms).
+	// Poll is how often an idle worker looks for work (default 500ms); on
+	// PostgreSQL it also wakes when notified of new work.
 	Poll time.Duration
+	// DBTimeout is how long the worker retries an unreachable database,
+	// with backoff, before Run gives up with ErrDBUnavailable (default 2m).
+	// Running tasks stop at a safe point meanwhile only once it has passed.
+	DBTimeout time.Duration
 	// Drain makes Run return once nothing is left to run.
 	Drain bool
 	// JobID restricts the worker to one job (0: any job).
@@ -80,6 +94,12 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 	if w.Poll <= 0 {
 		w.Poll = 500 * time.Millisecond
 	}
+	if w.DBTimeout <= 0 {
+		w.DBTimeout = 2 * time.Minute
+	}
+	if w.Root == "" {
+		return Result{}, errors.New("worker: no workdir root")
+	}
 	if w.Log == nil {
 		w.Log = io.Discard
 	}
@@ -87,6 +107,10 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 		host, _ := os.Hostname()
 		w.Owner = fmt.Sprintf("%s:%d", host, os.Getpid())
 	}
+	// One slot's fatal error (the database gone for good) stops the others
+	// at their next safe point.
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	var (
 		mu    sync.Mutex
 		total Result
@@ -103,6 +127,7 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 			total.add(r)
 			if err != nil && first == nil {
 				first = err
+				stop()
 			}
 		}(i)
 	}
@@ -113,40 +138,112 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 func (w *Worker) loop(ctx context.Context, owner string) (Result, error) {
 	var res Result
 	bg := context.WithoutCancel(ctx)
+	var out outage
 	for ctx.Err() == nil {
+		// Taken before looking, so a notification in between still wakes us.
+		ready := w.DB.Ready()
 		t, err := w.DB.Claim(bg, owner, w.JobID, w.Lease)
+		idle := t == nil && err == nil
+		if idle && w.Drain {
+			var q, r int
+			if q, r, err = w.DB.Active(bg, w.JobID); err == nil && q == 0 && r == 0 {
+				return res, nil
+			}
+		}
+		if err != nil {
+			wait, ferr := w.retry(&out, err)
+			if ferr != nil {
+				return res, ferr
+			}
+			sleep(ctx, wait, nil)
+			continue
+		}
+		out.ok()
+		if idle {
+			sleep(ctx, w.Poll, ready)
+			continue
+		}
+		r, err := w.run(ctx, owner, t)
+		res.add(r)
 		if err != nil {
 			return res, err
 		}
-		if t == nil {
-			if w.Drain {
-				q, r, err := w.DB.Active(bg, w.JobID)
-				if err != nil {
-					return res, err
-				}
-				if q == 0 && r == 0 {
-					return res, nil
-				}
-			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(w.Poll):
-			}
-			continue
-		}
-		res.add(w.run(ctx, owner, t))
 	}
 	return res, nil
 }
 
-// run executes one claimed task and records its outcome.
-func (w *Worker) run(ctx context.Context, owner string, t *store.Task) Result {
+// sleep waits d, or less if ctx ends or wake fires.
+func sleep(ctx context.Context, d time.Duration, wake <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-wake:
+	}
+}
+
+// outage tracks how long the database has been unreachable.
+type outage struct {
+	since time.Time
+	next  time.Duration
+}
+
+func (o *outage) ok() { o.since = time.Time{} }
+
+// retry decides what to do after a database error: wait and try again
+// (backoff from 250ms doubling to 10s, with jitter) while the database has
+// been unreachable for less than DBTimeout; otherwise a fatal error.
+func (w *Worker) retry(o *outage, err error) (time.Duration, error) {
+	if !store.IsUnavailable(err) {
+		return 0, err
+	}
+	now := time.Now()
+	if o.since.IsZero() {
+		o.since, o.next = now, 250*time.Millisecond
+		w.logf("%s (%v); retrying for up to %s", ErrDBUnavailable, oneLine(err.Error()), w.DBTimeout)
+	}
+	if now.Sub(o.since) >= w.DBTimeout {
+		return 0, fmt.Errorf("%w for %s, giving up: %s", ErrDBUnavailable, w.DBTimeout, oneLine(err.Error()))
+	}
+	d := o.next/2 + time.Duration(rand.Int64N(int64(o.next)))
+	o.next = min(2*o.next, 10*time.Second)
+	return min(d, o.since.Add(w.DBTimeout).Sub(now)), nil
+}
+
+// record runs a write that must land (a task's outcome), retrying while the
+// database is unreachable, up to DBTimeout.
+func (w *Worker) record(ctx context.Context, fn func() error) error {
+	var out outage
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		wait, ferr := w.retry(&out, err)
+		if ferr != nil {
+			return ferr
+		}
+		sleep(ctx, wait, nil)
+	}
+}
+
+// run executes one claimed task and records its outcome. Its error is
+// fatal for the worker: the database has been unreachable too long.
+func (w *Worker) run(ctx context.Context, owner string, t *store.Task) (Result, error) {
 	bg := context.WithoutCancel(ctx)
 	start := time.Now()
-	job, err := w.DB.Job(bg, t.JobID)
+	var job *store.Job
+	err := w.record(bg, func() (err error) {
+		job, err = w.DB.Job(bg, t.JobID)
+		return err
+	})
 	if err != nil {
 		w.logf("task %d: %v", t.ID, err)
-		return Result{Ran: 1, Failed: 1}
+		if errors.Is(err, ErrDBUnavailable) {
+			return Result{}, err
+		}
+		return Result{Ran: 1, Failed: 1}, nil
 	}
 	label := fmt.Sprintf("job %d %s", t.JobID, t.Name)
 	resumed := ""
@@ -168,36 +265,60 @@ func (w *Worker) run(ctx context.Context, owner string, t *store.Task) Result {
 
 	cause := context.Cause(taskCtx)
 	took := time.Since(start).Round(time.Millisecond)
+	// requeue hands the task back to resume from its last checkpoint; if
+	// the database cannot take it, its lease runs out and another worker
+	// rescues it.
+	requeue := func(reason string) error {
+		err := w.record(bg, func() error { return w.DB.Requeue(bg, t.ID, owner, reason) })
+		if err != nil {
+			w.logf("%s: %v", label, err)
+		}
+		return err
+	}
+	finish := func(state, msg string) error {
+		err := w.record(bg, func() error { return w.DB.Finish(bg, t.ID, owner, state, msg) })
+		if err != nil {
+			w.logf("%s: %v", label, err)
+		}
+		return err
+	}
+	fatal := func(err error) error {
+		if errors.Is(err, ErrDBUnavailable) {
+			return err
+		}
+		return nil
+	}
 	switch {
+	case errors.Is(cause, ErrDBUnavailable):
+		w.logf("%s: stopped after %s: %v", label, took, cause)
+		return Result{Ran: 1, Interrupted: 1}, cause
 	case err == nil:
-		if ferr := w.DB.Finish(bg, t.ID, owner, store.Succeeded, ""); ferr != nil {
-			w.logf("%s: %v", label, ferr)
-			return Result{Ran: 1, Failed: 1}
+		if ferr := finish(store.Succeeded, ""); ferr != nil {
+			return Result{Ran: 1, Failed: 1}, fatal(ferr)
 		}
 		w.logf("%s: succeeded in %s", label, took)
-		return Result{Ran: 1, Succeeded: 1}
+		return Result{Ran: 1, Succeeded: 1}, nil
 	case errors.Is(cause, errLeaseLost):
 		w.logf("%s: stopped: %v", label, errLeaseLost)
-		return Result{Ran: 1, Failed: 1}
+		return Result{Ran: 1, Failed: 1}, nil
 	case errors.Is(cause, errJobCancelled):
-		if ferr := w.DB.Finish(bg, t.ID, owner, store.Cancelled, "job cancelled"); ferr != nil {
-			w.logf("%s: %v", label, ferr)
-		}
+		ferr := finish(store.Cancelled, "job cancelled")
 		w.logf("%s: cancelled after %s", label, took)
-		return Result{Ran: 1, Cancelled: 1}
+		return Result{Ran: 1, Cancelled: 1}, fatal(ferr)
 	case ctx.Err() != nil:
-		if rerr := w.DB.Requeue(bg, t.ID, owner, "interrupted; will resume"); rerr != nil {
-			w.logf("%s: %v", label, rerr)
-		}
+		rerr := requeue("interrupted; will resume")
 		w.logf("%s: interrupted after %s; queued to resume", label, took)
-		return Result{Ran: 1, Interrupted: 1}
+		return Result{Ran: 1, Interrupted: 1}, fatal(rerr)
+	case store.IsUnavailable(err):
+		// The task stopped because its records could not be written: not
+		// its fault. It resumes from its last recorded checkpoint.
+		w.logf("%s: stopped after %s: %s: %s", label, took, ErrDBUnavailable, oneLine(err.Error()))
+		return Result{Ran: 1, Interrupted: 1}, fatal(requeue("database unreachable; will resume"))
 	default:
 		msg := oneLine(err.Error())
-		if ferr := w.DB.Finish(bg, t.ID, owner, store.Failed, msg); ferr != nil {
-			w.logf("%s: %v", label, ferr)
-		}
+		ferr := finish(store.Failed, msg)
 		w.logf("%s: failed: %s", label, msg)
-		return Result{Ran: 1, Failed: 1}
+		return Result{Ran: 1, Failed: 1}, fatal(ferr)
 	}
 }
 
@@ -227,6 +348,7 @@ func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 	defer close(done)
 	tick := time.NewTicker(w.Lease / 3)
 	defer tick.Stop()
+	var out outage
 	for {
 		select {
 		case <-ctx.Done():
@@ -234,10 +356,21 @@ func (w *Worker) heartbeat(ctx context.Context, cancel context.CancelCauseFunc, 
 		case <-tick.C:
 		}
 		cancelled, err := w.DB.Heartbeat(context.WithoutCancel(ctx), id, owner, w.Lease)
+		if err == nil || !store.IsUnavailable(err) {
+			out.ok()
+		}
 		switch {
 		case errors.Is(err, store.ErrLeaseLost):
 			cancel(errLeaseLost)
 			return
+		case store.IsUnavailable(err):
+			// Training goes on (its checkpoints are files) until the
+			// database has been gone for DBTimeout; then it stops at a
+			// safe point.
+			if _, ferr := w.retry(&out, err); ferr != nil {
+				cancel(ferr)
+				return
+			}
 		case err != nil:
 			w.logf("task %d: heartbeat: %v", id, err)
 		case cancelled:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dl4img/dl4img/internal/pgtest"
 	"github.com/dl4img/dl4img/store"
 	"github.com/dl4img/dl4img/tasks"
 )
@@ -76,22 +78,23 @@ func testRegistry() *tasks.Registry {
 	return r
 }
 
-// TestMain doubles as a worker process for the multi-process test.
+// TestMain doubles as a worker process for the multi-process test (the
+// database's DSN comes by environment, as a password must).
 func TestMain(m *testing.M) {
 	if db := os.Getenv("DL4IMG_TEST_WORKER_DB"); db != "" {
-		os.Exit(helperWorker(db))
+		os.Exit(helperWorker(db, os.Getenv("DL4IMG_TEST_WORKER_ROOT")))
 	}
-	os.Exit(m.Run())
+	os.Exit(pgtest.Main(m))
 }
 
-func helperWorker(path string) int {
-	db, err := store.Open(context.Background(), path)
+func helperWorker(dsn, root string) int {
+	db, err := store.Open(context.Background(), dsn)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
 	defer db.Close()
-	w := &Worker{DB: db, Registry: testRegistry(), Backend: "go", Drain: true, Poll: 20 * time.Millisecond, Workers: 2}
+	w := &Worker{DB: db, Registry: testRegistry(), Root: root, Backend: "go", Drain: true, Poll: 20 * time.Millisecond, Workers: 2}
 	res, err := w.Run(context.Background())
 	if err != nil || res.Failed > 0 {
 		fmt.Fprintln(os.Stderr, res, err)
@@ -100,9 +103,25 @@ func helperWorker(path string) int {
 	return 0
 }
 
-func openDB(t *testing.T) *store.DB {
+// backends are the databases the runner's tests run on.
+var backends = []struct {
+	name   string
+	newDSN func(tb testing.TB) string
+}{
+	{"sqlite", func(tb testing.TB) string { return filepath.Join(tb.TempDir(), "t.db") }},
+	{"postgres", pgtest.NewDB},
+}
+
+// eachBackend runs fn once per database, with a fresh database's DSN.
+func eachBackend(t *testing.T, fn func(t *testing.T, dsn string)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { fn(t, b.newDSN(t)) })
+	}
+}
+
+func open(t *testing.T, dsn string) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "t.db"))
+	db, err := store.Open(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,13 +129,23 @@ func openDB(t *testing.T) *store.DB {
 	return db
 }
 
+func openDB(t *testing.T) *store.DB {
+	t.Helper()
+	return open(t, filepath.Join(t.TempDir(), "t.db"))
+}
+
 func submitFan(t *testing.T, db *store.DB, sets ...string) int64 {
 	t.Helper()
-	id, err := Submit(context.Background(), db, testRegistry(), Request{Kind: "fan", Sets: sets, WorkDir: t.TempDir()})
+	id, err := Submit(context.Background(), db, testRegistry(), Request{Kind: "fan", Sets: sets})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// worker returns a worker on db with a fresh workdir root.
+func worker(t *testing.T, db *store.DB) *Worker {
+	return &Worker{DB: db, Registry: testRegistry(), Root: t.TempDir(), Backend: "go", Poll: 10 * time.Millisecond}
 }
 
 func TestSubmitRejectsBadInput(t *testing.T) {
@@ -137,10 +166,15 @@ func TestSubmitRejectsBadInput(t *testing.T) {
 }
 
 // Four worker processes on one database and 50 quick tasks: every task runs
-// exactly once.
+// exactly once, on SQLite and on PostgreSQL.
 func TestWorkerProcessesRunEachTaskOnce(t *testing.T) {
-	db := openDB(t)
-	job := submitFan(t, db, "n=50", "sleep_ms=10")
+	eachBackend(t, testWorkerProcesses)
+}
+
+func testWorkerProcesses(t *testing.T, dsn string) {
+	db := open(t, dsn)
+	root := t.TempDir()
+	job := submitFan(t, db, "n=49", "sleep_ms=10") // 49 + "after" = 50 tasks
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -153,7 +187,7 @@ func TestWorkerProcessesRunEachTaskOnce(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			cmd := exec.Command(exe, "-test.run=^$")
-			cmd.Env = append(os.Environ(), "DL4IMG_TEST_WORKER_DB="+db.Path())
+			cmd.Env = append(os.Environ(), "DL4IMG_TEST_WORKER_DB="+dsn, "DL4IMG_TEST_WORKER_ROOT="+root)
 			outs[i], errs[i] = cmd.CombinedOutput()
 		}(i)
 	}
@@ -164,7 +198,7 @@ func TestWorkerProcessesRunEachTaskOnce(t *testing.T) {
 		}
 	}
 	j, _ := db.Job(context.Background(), job)
-	f, err := os.Open(filepath.Join(j.WorkDir, "ran.log"))
+	f, err := os.Open(filepath.Join(Resolve(root, j.WorkDir), "ran.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,8 +211,8 @@ func TestWorkerProcessesRunEachTaskOnce(t *testing.T) {
 		runs[name]++
 		pids[pid] = true
 	}
-	if len(runs) != 51 {
-		t.Fatalf("%d distinct tasks ran, want 51", len(runs))
+	if len(runs) != 50 {
+		t.Fatalf("%d distinct tasks ran, want 50", len(runs))
 	}
 	for name, n := range runs {
 		if n != 1 {
@@ -191,8 +225,8 @@ func TestWorkerProcessesRunEachTaskOnce(t *testing.T) {
 	}
 	ts, _ := db.Tasks(context.Background(), job)
 	for _, task := range ts {
-		if task.State != store.Succeeded || task.Attempt != 1 {
-			t.Errorf("task %s: %s attempt %d", task.Name, task.State, task.Attempt)
+		if task.State != store.Succeeded || task.Attempt != 1 || strings.Count(task.Workers, ":") != 1 {
+			t.Errorf("task %s: %s attempt %d workers %q", task.Name, task.State, task.Attempt, task.Workers)
 		}
 	}
 }
@@ -219,10 +253,14 @@ func taskState(db *store.DB, job int64, name string) store.Task {
 }
 
 func TestInterruptRequeuesRunningTask(t *testing.T) {
-	db := openDB(t)
+	eachBackend(t, testInterrupt)
+}
+
+func testInterrupt(t *testing.T, dsn string) {
+	db := open(t, dsn)
 	job := submitFan(t, db, "n=1", "task_kind=slow")
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &Worker{DB: db, Registry: testRegistry(), Backend: "go", Poll: 10 * time.Millisecond}
+	w := worker(t, db)
 	done := make(chan Result)
 	go func() { r, _ := w.Run(ctx); done <- r }()
 	waitFor(t, "slow task running", func() bool { return taskState(db, job, "t000").State == store.Running })
@@ -241,9 +279,14 @@ func TestInterruptRequeuesRunningTask(t *testing.T) {
 }
 
 func TestCancelStopsRunningTask(t *testing.T) {
-	db := openDB(t)
+	eachBackend(t, testCancel)
+}
+
+func testCancel(t *testing.T, dsn string) {
+	db := open(t, dsn)
 	job := submitFan(t, db, "n=1", "task_kind=slow")
-	w := &Worker{DB: db, Registry: testRegistry(), Backend: "go", Poll: 10 * time.Millisecond, Lease: 300 * time.Millisecond, Drain: true}
+	w := worker(t, db)
+	w.Lease, w.Drain = 300*time.Millisecond, true
 	done := make(chan Result)
 	go func() { r, _ := w.Run(context.Background()); done <- r }()
 	waitFor(t, "slow task running", func() bool { return taskState(db, job, "t000").State == store.Running })
@@ -271,7 +314,8 @@ func TestFailuresAndPanicsAreOneLineErrors(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			db := openDB(t)
 			job := submitFan(t, db, "n=2", "task_kind="+kind)
-			w := &Worker{DB: db, Registry: testRegistry(), Backend: "go", Poll: 10 * time.Millisecond, Drain: true}
+			w := worker(t, db)
+			w.Drain = true
 			res, err := w.Run(context.Background())
 			if err != nil || res.Failed != 2 || res.Succeeded != 0 {
 				t.Fatalf("result %+v err %v", res, err)
@@ -293,7 +337,7 @@ func TestFailuresAndPanicsAreOneLineErrors(t *testing.T) {
 				if !strings.Contains(task.Error, "internal error") {
 					t.Fatalf("error %q", task.Error)
 				}
-				if b, err := os.ReadFile(filepath.Join(j.WorkDir, "t000", "panic.log")); err != nil || !strings.Contains(string(b), "goroutine") {
+				if b, err := os.ReadFile(filepath.Join(Resolve(w.Root, j.WorkDir), "t000", "panic.log")); err != nil || !strings.Contains(string(b), "goroutine") {
 					t.Fatalf("panic.log: %v", err)
 				}
 			}
@@ -304,7 +348,8 @@ func TestFailuresAndPanicsAreOneLineErrors(t *testing.T) {
 func TestDrainWaitsForRunningDependency(t *testing.T) {
 	db := openDB(t)
 	job := submitFan(t, db, "n=3", "sleep_ms=50")
-	w := &Worker{DB: db, Registry: testRegistry(), Backend: "go", Poll: 5 * time.Millisecond, Drain: true, Workers: 3}
+	w := worker(t, db)
+	w.Poll, w.Drain, w.Workers = 5*time.Millisecond, true, 3
 	res, err := w.Run(context.Background())
 	if err != nil || res.Succeeded != 4 {
 		t.Fatalf("%+v %v", res, err)
@@ -312,4 +357,77 @@ func TestDrainWaitsForRunningDependency(t *testing.T) {
 	if j, _ := db.Job(context.Background(), job); j.State != store.Succeeded {
 		t.Fatalf("job %s", j.State)
 	}
+}
+
+// An idle PostgreSQL worker wakes on NOTIFY: with a poll interval far
+// longer than the test, a task queued later still starts at once.
+func TestIdleWorkerWakesOnNotify(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	db := open(t, dsn)
+	w := worker(t, open(t, dsn))
+	w.Poll = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan Result)
+	go func() { r, _ := w.Run(ctx); done <- r }()
+	time.Sleep(300 * time.Millisecond) // idle, listening
+	job := submitFan(t, db, "n=1")
+	waitFor(t, "the queued job done", func() bool {
+		j, _ := db.Job(context.Background(), job)
+		return j.State == store.Succeeded
+	})
+	cancel()
+	if r := <-done; r.Succeeded != 2 {
+		t.Fatalf("result %+v", r)
+	}
+}
+
+// A worker whose database goes away retries for DBTimeout, then stops its
+// task and returns ErrDBUnavailable; it does not fail the task.
+func TestDatabaseGoneStopsWorker(t *testing.T) {
+	srv, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	dsn, err := srv.NewDB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := open(t, dsn)
+	job := submitFan(t, db, "n=1", "task_kind=slow")
+	w := worker(t, db)
+	w.Lease, w.DBTimeout = 600*time.Millisecond, 1500*time.Millisecond
+	var log strings.Builder
+	w.Log = &syncWriter{w: &log}
+	done := make(chan error)
+	go func() { _, err := w.Run(context.Background()); done <- err }()
+	waitFor(t, "slow task running", func() bool { return taskState(db, job, "t000").State == store.Running })
+	srv.Kill()
+	start := time.Now()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrDBUnavailable) || strings.Contains(err.Error(), "\n") {
+			t.Fatalf("Run: %v", err)
+		}
+		if took := time.Since(start); took < w.DBTimeout || took > w.DBTimeout+5*time.Second {
+			t.Fatalf("gave up after %s, DBTimeout %s", took, w.DBTimeout)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("worker did not give up")
+	}
+	if strings.Contains(log.String(), "t000: failed") {
+		t.Fatalf("a task was failed for the outage:\n%s", log.String())
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }
