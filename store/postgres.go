@@ -332,3 +332,6 @@ func (db *DB) listenOnce(ctx context.Context) error {
 		db.wake.fire()
 	}
 }
+
+// HasPassword reports whether a database URL holds a password.
+func HasPassword(dsn string) bool { return len(passwords(dsn)) > 0 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dl4img/dl4img/internal/pgtest"
 	"github.com/dl4img/dl4img/store"
 )
 
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build dl4img:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Main(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -2,5 +2,5 @@
 
 package main
 
-// avoidSlowExp is needed only in GOEXPERIMENT=simd builds on amd64.
-func avoidSlowExp() {}
+// withFMAOff: only GOEXPERIMENT=simd builds on amd64 need cpu.fma=off.
+func withFMAOff(godebug string) (string, bool) { return godebug, false }

@@ -2,16 +2,12 @@
 
 package main
 
-import (
-	"os"
-	"strings"
-	"syscall"
-)
+import "strings"
 
 // fmaSetting is the GODEBUG setting main re-executes itself with.
 const fmaSetting = "cpu.fma=off"
 
-// avoidSlowExp re-executes the program with GODEBUG=cpu.fma=off unless
+// withFMAOff returns the GODEBUG value to re-execute with, and false when
 // GODEBUG already says something about cpu.fma.
 //
 // Built with GOEXPERIMENT=simd (Go 1.26, amd64), math.Exp's FMA path costs
@@ -25,23 +21,12 @@ const fmaSetting = "cpu.fma=off"
 // Related upstream: golang/go#80835 (legacy SSE encodings next to archsimd
 // code pay AVX-SSE transitions; the same cause made ShiftAllRight slow in
 // ocr/formula).
-func avoidSlowExp() {
-	godebug := os.Getenv("GODEBUG")
+func withFMAOff(godebug string) (string, bool) {
 	if strings.Contains(godebug, "cpu.fma=") {
-		return
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		return // keep running, only slower
+		return godebug, false
 	}
 	if godebug != "" {
 		godebug += ","
 	}
-	env := []string{"GODEBUG=" + godebug + fmaSetting}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GODEBUG=") {
-			env = append(env, kv)
-		}
-	}
-	_ = syscall.Exec(exe, os.Args, env) // returns only on failure
+	return godebug + fmaSetting, true
 }

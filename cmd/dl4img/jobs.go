@@ -13,6 +13,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dl4img/dl4img/jobs"
 	"github.com/dl4img/dl4img/store"
 )
 
@@ -217,26 +218,33 @@ func showJob(c *cli.Context) error {
 			enc.SetIndent("", "  ")
 			return enc.Encode(v)
 		}
-		printJob(c.App.Writer, v)
+		root, err := workRoot(c)
+		if err != nil {
+			return err
+		}
+		printJob(c.App.Writer, v, root)
 		return nil
 	})
 }
 
-func printJob(w io.Writer, v *jobView) {
+// printJob prints a job for people; root resolves its directory (which the
+// store records relative to the workdir root).
+func printJob(w io.Writer, v *jobView, root string) {
 	j := v.Job
 	fmt.Fprintf(w, "job %d  kind %s  name %s  state %s\n", j.ID, j.Kind, j.Name, j.State)
-	fmt.Fprintf(w, "created %s  finished %s  workdir %s\n", j.CreatedAt, dash(j.FinishedAt), j.WorkDir)
+	fmt.Fprintf(w, "created %s  finished %s  workdir %s\n", j.CreatedAt, dash(j.FinishedAt), jobs.Resolve(root, j.WorkDir))
 	fmt.Fprintf(w, "params %s\n\n", j.Params)
 	names := store.TaskNames(v.Tasks)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TASK\tKIND\tSTATE\tATTEMPT\tAFTER\tBACKEND\tPROGRESS\tSTARTED\tFINISHED\tERROR")
+	fmt.Fprintln(tw, "TASK\tKIND\tSTATE\tATTEMPT\tAFTER\tBACKEND\tWORKERS\tPROGRESS\tSTARTED\tFINISHED\tERROR")
 	for _, t := range v.Tasks {
 		prog := "-"
 		if t.ProgressTotal > 0 {
 			prog = fmt.Sprintf("%s %d/%d", t.ProgressLabel, t.ProgressDone, t.ProgressTotal)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Kind, t.State, t.Attempt, t.MaxAttempts,
-			dash(store.DepNames(t, names)), dash(t.Backend), prog, dash(t.StartedAt), dash(t.FinishedAt), dash(t.Error))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.Name, t.Kind, t.State, t.Attempt, t.MaxAttempts,
+			dash(store.DepNames(t, names)), dash(t.Backend), dash(strings.ReplaceAll(t.Workers, " ", ",")), prog,
+			dash(t.StartedAt), dash(t.FinishedAt), dash(t.Error))
 	}
 	tw.Flush()
 	if len(v.Metrics) > 0 {

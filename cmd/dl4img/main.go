@@ -1,5 +1,6 @@
 // Command dl4img queues and runs image deep-learning jobs, tracking
-// everything in one SQLite file.
+// everything in one SQLite file or in a PostgreSQL database that workers
+// on many machines share.
 package main
 
 import (
@@ -59,7 +60,7 @@ func usagef(f string, a ...any) error    { return usageErr(fmt.Errorf(f, a...)) 
 func withCode(code int, err error) error { return exitError{code, err} }
 
 func main() {
-	avoidSlowExp()
+	reexec()
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
@@ -89,7 +90,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		code = exitUsage
 	}
 	if msg := strings.TrimSpace(err.Error()); msg != "" {
-		fmt.Fprintf(stderr, "dl4img: %s\n", firstLine(msg))
+		// The store already leaves passwords out of its errors; this is
+		// the last line of defence for any other message.
+		dsns := append(args, os.Getenv("DL4IMG_DB"), os.Getenv("DL4IMG_COPY_FROM"), os.Getenv("DL4IMG_COPY_TO"))
+		fmt.Fprintf(stderr, "dl4img: %s\n", store.Scrub(firstLine(msg), dsns...))
 	}
 	return code
 }
@@ -115,14 +119,14 @@ func firstLine(s string) string {
 func newApp(stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:  "dl4img",
-		Usage: "queue and run image deep-learning jobs; everything is tracked in one SQLite file",
+		Usage: "queue and run image deep-learning jobs; everything is tracked in one SQLite file or PostgreSQL database",
 		Description: "Typical use: `dl4img run selftest` (submit a job and run it to its submission file).\n" +
 			"Runs resume where they stopped after a crash or Ctrl-C; `dl4img runs compare` and `runs plot` compare them.",
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "db", Value: "dl4img.db", EnvVars: []string{"DL4IMG_DB"}, Usage: "SQLite database `PATH`"},
-			&cli.StringFlag{Name: "workdir", Value: "dl4img-runs", EnvVars: []string{"DL4IMG_WORKDIR"}, Usage: "`DIR` for job files (checkpoints, data, outputs)"},
+			&cli.StringFlag{Name: "db", Value: "dl4img.db", EnvVars: []string{"DL4IMG_DB"}, Usage: "SQLite database `PATH`, or postgres://user@host:5432/dbname URL shared by workers on many machines"},
+			&cli.StringFlag{Name: "workdir", Value: "dl4img-runs", EnvVars: []string{"DL4IMG_WORKDIR"}, Usage: "`DIR` for job files (checkpoints, data, outputs); with PostgreSQL, the shared folder as this machine mounts it"},
 			&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bars or log lines"},
 		},
 		Commands: append([]*cli.Command{
@@ -132,6 +136,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			jobsCommand(),
 			runsCommand(),
 			kindsCommand(),
+			dbCommand(),
 			genCommand(),
 		}, extraCommands...),
 		HideHelpCommand: true,
@@ -151,11 +156,20 @@ func openDB(c *cli.Context) (*store.DB, error) {
 	return db, nil
 }
 
-// workDir makes sure --workdir exists and can be written.
-func workDir(c *cli.Context) (string, error) {
+// workRoot is --workdir as an absolute path, for reading what jobs wrote.
+func workRoot(c *cli.Context) (string, error) {
 	dir, err := filepath.Abs(c.String("workdir"))
 	if err != nil {
 		return "", usageErr(err)
+	}
+	return dir, nil
+}
+
+// workDir makes sure --workdir exists and can be written.
+func workDir(c *cli.Context) (string, error) {
+	dir, err := workRoot(c)
+	if err != nil {
+		return "", err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", usagef("workdir %s: %v", dir, err)

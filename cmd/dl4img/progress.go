@@ -8,24 +8,29 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// imageBar is a progress bar over images on stderr, shown only when stderr
-// is a terminal and not --quiet; its zero value does nothing.
-type imageBar struct {
+// countBar is a progress bar over items (images, rows) on stderr, shown
+// only when stderr is a terminal and not --quiet; its zero value does
+// nothing.
+type countBar struct {
 	bar *progressbar.ProgressBar
 	w   io.Writer
 }
 
-func newImageBar(c *cli.Context, total int, label string) imageBar {
+func newImageBar(c *cli.Context, total int, label string) countBar {
+	return newCountBar(c, total, label, "images")
+}
+
+func newCountBar(c *cli.Context, total int, label, unit string) countBar {
 	w, bars := logWriter(c)
 	if !bars {
-		return imageBar{}
+		return countBar{}
 	}
-	return imageBar{w: w, bar: progressbar.NewOptions(total,
+	return countBar{w: w, bar: progressbar.NewOptions(total,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(label),
 		progressbar.OptionShowCount(),
 		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("images"),
+		progressbar.OptionSetItsString(unit),
 		progressbar.OptionSetWidth(30),
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionSetPredictTime(true),
@@ -33,13 +38,13 @@ func newImageBar(c *cli.Context, total int, label string) imageBar {
 }
 
 // update has the progress-callback signature the generators take.
-func (b imageBar) update(done, _ int) {
+func (b countBar) update(done, _ int) {
 	if b.bar != nil {
 		b.bar.Set(done)
 	}
 }
 
-func (b imageBar) finish() {
+func (b countBar) finish() {
 	if b.bar != nil {
 		b.bar.Finish()
 		io.WriteString(b.w, "\n")

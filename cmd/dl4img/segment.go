@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dl4img/dl4img/jobs"
 	"github.com/dl4img/dl4img/segment"
 	"github.com/dl4img/dl4img/segment/slide"
 	"github.com/dl4img/dl4img/tasks"
@@ -180,7 +181,11 @@ func segmentPredictCommand() *cli.Command {
 				if err != nil {
 					return usagef("--model %d: %v", id, err)
 				}
-				dir = j.WorkDir
+				root, err := workRoot(c)
+				if err != nil {
+					return err
+				}
+				dir = jobs.Resolve(root, j.WorkDir)
 			}
 			blend, err := slide.ParseBlend(c.String("blend"))
 			if err != nil {

@@ -28,6 +28,7 @@ func workerFlags() []cli.Flag {
 		&cli.IntFlag{Name: "workers", Value: 1, Usage: "tasks run at once in this process"},
 		&cli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"DL4IMG_BACKEND"}, Usage: tasks.BackendSpec},
 		&cli.DurationFlag{Name: "lease", Value: 30 * time.Second, Usage: "how long a task stays claimed without a heartbeat (a dead worker's tasks move on after this)"},
+		&cli.DurationFlag{Name: "db-timeout", Value: 2 * time.Minute, Usage: "how long to retry an unreachable database before exiting 1 (training goes on meanwhile)"},
 	}
 }
 
@@ -50,6 +51,8 @@ func submitCommand() *cli.Command {
 }
 
 func submit(c *cli.Context) (*store.DB, int64, error) {
+	// The workdir is checked here, though the job's files go wherever the
+	// workers' --workdir is: usually the same folder.
 	if c.NArg() != 1 {
 		return nil, 0, usagef("want exactly one job KIND (see dl4img kinds)")
 	}
@@ -61,8 +64,7 @@ func submit(c *cli.Context) (*store.DB, int64, error) {
 		}
 		config = b
 	}
-	wd, err := workDir(c)
-	if err != nil {
+	if _, err := workDir(c); err != nil {
 		return nil, 0, err
 	}
 	db, err := openDB(c)
@@ -70,7 +72,7 @@ func submit(c *cli.Context) (*store.DB, int64, error) {
 		return nil, 0, err
 	}
 	id, err := jobs.Submit(c.Context, db, registry(), jobs.Request{
-		Kind: c.Args().First(), Name: c.String("name"), Config: config, Sets: c.StringSlice("set"), WorkDir: wd,
+		Kind: c.Args().First(), Name: c.String("name"), Config: config, Sets: c.StringSlice("set"),
 	})
 	if err != nil {
 		db.Close()
@@ -116,9 +118,13 @@ func reportJob(c *cli.Context, db *store.DB, id int64) error {
 	if err != nil {
 		return err
 	}
+	root, err := workRoot(c)
+	if err != nil {
+		return err
+	}
 	for _, a := range arts {
 		if a.Role == "submission" {
-			fmt.Fprintf(c.App.Writer, "submission: %s\n", a.Path)
+			fmt.Fprintf(c.App.Writer, "submission: %s\n", jobs.Resolve(root, a.Path))
 		}
 	}
 	if j.State != store.Succeeded {
@@ -160,6 +166,10 @@ func work(c *cli.Context, db *store.DB, jobID int64, drain bool) (jobs.Result, e
 	if _, err := tasks.ResolveBackend(c.String("backend")); err != nil {
 		return jobs.Result{}, usageErr(err)
 	}
+	root, err := workDir(c)
+	if err != nil {
+		return jobs.Result{}, err
+	}
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
 	sigs := make(chan os.Signal, 2)
@@ -179,8 +189,8 @@ func work(c *cli.Context, db *store.DB, jobID int64, drain bool) (jobs.Result, e
 		}
 	}()
 	w := &jobs.Worker{
-		DB: db, Registry: registry(), Backend: c.String("backend"), Workers: c.Int("workers"),
-		Lease: c.Duration("lease"), Drain: drain, JobID: jobID, Log: log, Bars: bars,
+		DB: db, Registry: registry(), Root: root, Backend: c.String("backend"), Workers: c.Int("workers"),
+		Lease: c.Duration("lease"), DBTimeout: c.Duration("db-timeout"), Drain: drain, JobID: jobID, Log: log, Bars: bars,
 	}
 	res, err := w.Run(ctx)
 	if err != nil {
