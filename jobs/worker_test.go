@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +58,7 @@ func testRegistry() *tasks.Registry {
 		_, err = fmt.Fprintf(f, "%s %d\n", env.TaskName(), os.Getpid())
 		return err
 	})
+	r.RegisterTask("noop", func(ctx context.Context, env tasks.Env, raw json.RawMessage) error { return nil })
 	r.RegisterTask("slow", func(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 		for i := 0; ; i++ {
 			env.Progress("spin", i, 1000000)
@@ -94,7 +96,11 @@ func helperWorker(dsn, root string) int {
 		return 2
 	}
 	defer db.Close()
-	w := &Worker{DB: db, Registry: testRegistry(), Root: root, Backend: "go", Drain: true, Poll: 20 * time.Millisecond, Workers: 2}
+	slots, err := strconv.Atoi(os.Getenv("DL4IMG_TEST_WORKER_SLOTS"))
+	if err != nil {
+		slots = 2
+	}
+	w := &Worker{DB: db, Registry: testRegistry(), Root: root, Backend: "go", Drain: true, Poll: 20 * time.Millisecond, Workers: slots}
 	res, err := w.Run(context.Background())
 	if err != nil || res.Failed > 0 {
 		fmt.Fprintln(os.Stderr, res, err)
@@ -171,32 +177,40 @@ func TestWorkerProcessesRunEachTaskOnce(t *testing.T) {
 	eachBackend(t, testWorkerProcesses)
 }
 
-func testWorkerProcesses(t *testing.T, dsn string) {
-	db := open(t, dsn)
-	root := t.TempDir()
-	job := submitFan(t, db, "n=49", "sleep_ms=10") // 49 + "after" = 50 tasks
+// runWorkerProcesses runs n worker processes (this test binary, see
+// TestMain) with slots tasks at once each until the queue is drained.
+func runWorkerProcesses(tb testing.TB, dsn, root string, n, slots int) {
+	tb.Helper()
 	exe, err := os.Executable()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, 4)
-	outs := make([][]byte, 4)
+	errs := make([]error, n)
+	outs := make([][]byte, n)
 	for i := range errs {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			cmd := exec.Command(exe, "-test.run=^$")
-			cmd.Env = append(os.Environ(), "DL4IMG_TEST_WORKER_DB="+dsn, "DL4IMG_TEST_WORKER_ROOT="+root)
+			cmd := exec.Command(exe, "-test.run=^$", "-test.bench=^$")
+			cmd.Env = append(os.Environ(), "DL4IMG_TEST_WORKER_DB="+dsn, "DL4IMG_TEST_WORKER_ROOT="+root,
+				"DL4IMG_TEST_WORKER_SLOTS="+strconv.Itoa(slots))
 			outs[i], errs[i] = cmd.CombinedOutput()
 		}(i)
 	}
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
-			t.Fatalf("worker %d: %v\n%s", i, err, outs[i])
+			tb.Fatalf("worker %d: %v\n%s", i, err, outs[i])
 		}
 	}
+}
+
+func testWorkerProcesses(t *testing.T, dsn string) {
+	db := open(t, dsn)
+	root := t.TempDir()
+	job := submitFan(t, db, "n=49", "sleep_ms=10") // 49 + "after" = 50 tasks
+	runWorkerProcesses(t, dsn, root, 4, 2)
 	j, _ := db.Job(context.Background(), job)
 	f, err := os.Open(filepath.Join(Resolve(root, j.WorkDir), "ran.log"))
 	if err != nil {
@@ -430,4 +444,30 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.w.Write(p)
+}
+
+// BenchmarkClaimThroughput: four worker processes, one task at a time
+// each, drain 500 no-op tasks; tasks/s is the queue's claim-and-finish
+// rate (process start-up included, ~2% of a run).
+func BenchmarkClaimThroughput(b *testing.B) {
+	for _, be := range backends {
+		b.Run(be.name, func(b *testing.B) {
+			var took time.Duration
+			for range b.N {
+				dsn := be.newDSN(b)
+				db, err := store.Open(context.Background(), dsn)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := Submit(context.Background(), db, testRegistry(), Request{Kind: "fan", Sets: []string{"n=499", "task_kind=noop"}}); err != nil {
+					b.Fatal(err)
+				}
+				db.Close()
+				start := time.Now()
+				runWorkerProcesses(b, dsn, b.TempDir(), 4, 1)
+				took += time.Since(start)
+			}
+			b.ReportMetric(float64(500*b.N)/took.Seconds(), "tasks/s")
+		})
+	}
 }

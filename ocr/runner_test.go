@@ -25,14 +25,14 @@ func TestArithCTCThroughRunner(t *testing.T) {
 	}
 	defer db.Close()
 	out := filepath.Join(t.TempDir(), "submission")
-	id, err := jobs.Submit(ctx, db, tasks.Default, jobs.Request{Kind: KindArithCTC, WorkDir: t.TempDir(), Sets: []string{
+	id, err := jobs.Submit(ctx, db, tasks.Default, jobs.Request{Kind: KindArithCTC, Sets: []string{
 		"width=128", "height=32", "filters=4", "dense=8", "rnn_hidden=8", "train_size=32", "val_size=16", "test_size=12",
 		"batch_size=16", "epochs=2", "steps_per_epoch=2", "out=" + out}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	w := &jobs.Worker{DB: db, Registry: tasks.Default, Backend: "go", Drain: true, JobID: id}
+	w := &jobs.Worker{DB: db, Registry: tasks.Default, Root: t.TempDir(), Backend: "go", Drain: true, JobID: id}
 	res, err := w.Run(ctx)
 	if err != nil {
 		t.Fatal(err)

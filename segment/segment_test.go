@@ -60,12 +60,12 @@ func TestEndToEndRunner(t *testing.T) {
 	}
 	defer db.Close()
 	start := time.Now()
-	id, err := jobs.Submit(ctx, db, tasks.Default, jobs.Request{Kind: "segment", WorkDir: t.TempDir(), Sets: []string{
+	id, err := jobs.Submit(ctx, db, tasks.Default, jobs.Request{Kind: "segment", Sets: []string{
 		"preset=demo", "tile_size=32", "pred_overlap=8", "epochs=2", "steps_per_epoch=15", "max_val_tiles=16"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &jobs.Worker{DB: db, Registry: tasks.Default, Backend: "go", Drain: true, JobID: id}
+	w := &jobs.Worker{DB: db, Registry: tasks.Default, Root: t.TempDir(), Backend: "go", Drain: true, JobID: id}
 	res, err := w.Run(ctx)
 	if err != nil || res.Failed > 0 {
 		t.Fatalf("worker: %+v %v", res, err)
@@ -75,7 +75,8 @@ func TestEndToEndRunner(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("job %d: %s in %v", id, j.State, time.Since(start).Round(time.Second))
-	f, err := os.Open(filepath.Join(j.WorkDir, "submission.csv"))
+	jobDir := jobs.Resolve(w.Root, j.WorkDir)
+	f, err := os.Open(filepath.Join(jobDir, "submission.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,13 +97,13 @@ func TestEndToEndRunner(t *testing.T) {
 	if frac <= 0.01 || frac > 0.5 {
 		t.Fatalf("predicted tumour fraction %.3f is implausible", frac)
 	}
-	for _, p := range []string{recs[1][3], filepath.Join(j.WorkDir, "predict", "slide-02_overlay.png")} {
+	for _, p := range []string{recs[1][3], filepath.Join(jobDir, "predict", "slide-02_overlay.png")} {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if dst := os.Getenv("SEGMENT_OVERLAY_OUT"); dst != "" {
-		b, _ := os.ReadFile(filepath.Join(j.WorkDir, "predict", "slide-02_overlay.png"))
+		b, _ := os.ReadFile(filepath.Join(jobDir, "predict", "slide-02_overlay.png"))
 		os.WriteFile(dst, b, 0o644)
 	}
 	s, err := slide.Open(recs[1][3])
