@@ -172,7 +172,11 @@ func (db *DB) Claim(ctx context.Context, owner string, jobID int64, lease time.D
 		if err != nil {
 			return err
 		}
-		return db.updateJobState(x, t.JobID)
+		// A job with a running task is running: no need to count its
+		// tasks, nor to wait for the job row unless its state changes
+		// (many claimers of one job's tasks would queue on it).
+		_, err = x.exec(`UPDATE jobs SET state='running', finished_at=NULL WHERE id=? AND state<>'running'`, t.JobID)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim task: %w", err)
