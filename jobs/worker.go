@@ -265,22 +265,21 @@ func (w *Worker) run(ctx context.Context, owner string, t *store.Task) (Result, 
 
 	cause := context.Cause(taskCtx)
 	took := time.Since(start).Round(time.Millisecond)
-	// requeue hands the task back to resume from its last checkpoint; if
-	// the database cannot take it, its lease runs out and another worker
-	// rescues it.
-	requeue := func(reason string) error {
-		err := w.record(bg, func() error { return w.DB.Requeue(bg, t.ID, owner, reason) })
+	// save writes the outcome, retrying while the database is unreachable.
+	// If it never lands, the lease runs out and another worker rescues the
+	// task (from its last checkpoint).
+	save := func(write func() error) error {
+		err := w.record(bg, write)
 		if err != nil {
 			w.logf("%s: %v", label, err)
 		}
 		return err
 	}
 	finish := func(state, msg string) error {
-		err := w.record(bg, func() error { return w.DB.Finish(bg, t.ID, owner, state, msg) })
-		if err != nil {
-			w.logf("%s: %v", label, err)
-		}
-		return err
+		return save(func() error { return w.DB.Finish(bg, t.ID, owner, state, msg) })
+	}
+	requeue := func(reason string) error {
+		return save(func() error { return w.DB.Requeue(bg, t.ID, owner, reason) })
 	}
 	fatal := func(err error) error {
 		if errors.Is(err, ErrDBUnavailable) {

@@ -92,7 +92,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if msg := strings.TrimSpace(err.Error()); msg != "" {
 		// The store already leaves passwords out of its errors; this is
 		// the last line of defence for any other message.
-		dsns := append(args, os.Getenv("DL4IMG_DB"), os.Getenv("DL4IMG_COPY_FROM"), os.Getenv("DL4IMG_COPY_TO"))
+		dsns := append([]string{os.Getenv("DL4IMG_DB"), os.Getenv("DL4IMG_COPY_FROM"), os.Getenv("DL4IMG_COPY_TO")}, args...)
 		fmt.Fprintf(stderr, "dl4img: %s\n", store.Scrub(firstLine(msg), dsns...))
 	}
 	return code

@@ -51,8 +51,6 @@ func submitCommand() *cli.Command {
 }
 
 func submit(c *cli.Context) (*store.DB, int64, error) {
-	// The workdir is checked here, though the job's files go wherever the
-	// workers' --workdir is: usually the same folder.
 	if c.NArg() != 1 {
 		return nil, 0, usagef("want exactly one job KIND (see dl4img kinds)")
 	}
@@ -64,6 +62,8 @@ func submit(c *cli.Context) (*store.DB, int64, error) {
 		}
 		config = b
 	}
+	// Checked though the job's files go wherever the workers' --workdir is
+	// (usually this same folder).
 	if _, err := workDir(c); err != nil {
 		return nil, 0, err
 	}
