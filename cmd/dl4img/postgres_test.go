@@ -250,6 +250,37 @@ func TestPostgresCopyRoundTrip(t *testing.T) {
 	}
 }
 
+// run, jobs cancel and jobs retry on PostgreSQL, as on SQLite.
+func TestPostgresRunCancelRetry(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "runs")
+	out, errOut, code := dlDB(t, dir, dsn, runs, "run", "selftest", "--set", "preset=quick")
+	if code != 0 || !strings.Contains(out, "submission: "+filepath.Join(runs, "job-1")) || !strings.Contains(errOut, "postgres://postgres:xxxxx@") {
+		t.Fatalf("run: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, errOut, code := dlDB(t, dir, dsn, runs, "submit", "selftest"); code != 0 {
+		t.Fatal(errOut)
+	}
+	for _, step := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"jobs", "cancel", "2"}, "cancel requested"},
+		{[]string{"jobs", "retry", "2"}, "4 task(s) queued again"},
+	} {
+		if out, errOut, code := dlDB(t, dir, dsn, runs, step.args...); code != 0 || !strings.Contains(out, step.want) {
+			t.Fatalf("%v: exit %d %s%s", step.args, code, out, errOut)
+		}
+	}
+	if _, errOut, code := dlDB(t, dir, dsn, runs, "worker", "--drain", "--quiet"); code != 0 {
+		t.Fatal(errOut)
+	}
+	if out, _, _ := dlDB(t, dir, dsn, runs, "jobs", "list"); strings.Count(out, "succeeded") != 2 {
+		t.Fatalf("jobs list:\n%s", out)
+	}
+}
+
 // A password given on the command line does not stay there: dl4img
 // re-executes itself with it in the environment, so ps shows none.
 func TestPasswordLeavesArgv(t *testing.T) {
