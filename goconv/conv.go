@@ -75,8 +75,8 @@ func (f *function) ConvGeneral(input, kernel compute.Value, axes compute.Convolv
 // apart, with stride s, giving out outputs.
 type axisPlan struct {
 	in, k, s, d, out int
-	pad          [2]int // may be negative (a crop)
-	inDilation   int
+	pad              [2]int // may be negative (a crop)
+	inDilation       int
 }
 
 // convPlan is a convolution brought to canonical form: x [n, c, h, w],
