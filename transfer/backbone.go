@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/gomlx/compute"
@@ -218,12 +219,22 @@ func (b *Backbone) split(t *tensors.Tensor, n int) [][]float32 {
 	return out
 }
 
-// recoverErr turns a graph-building panic into an error.
+// recoverErr turns a graph-building panic into an error, and an ONNX op
+// that onnx-gomlx cannot build into one line naming the op and the node.
 func recoverErr(err *error, what string) {
 	if r := recover(); r != nil {
 		*err = fmt.Errorf("%s: %v", what, r)
 	}
+	if *err != nil {
+		if m := unsupportedOp.FindStringSubmatch((*err).Error()); m != nil {
+			*err = fmt.Errorf("%s: ONNX op %s (node %s) is not supported by dl4img's ONNX import", what, m[1], m[2])
+		}
+	}
 }
+
+// unsupportedOp is how onnx-gomlx v0.5.0 reports an op it lacks, wrapped in
+// GoMLX's compilation error.
+var unsupportedOp = regexp.MustCompile(`unimplemented ONNX op ("[^"]*") in Node ("[^"]*")`)
 
 // Name is a short label: the file's base name.
 func (b *Backbone) Name() string {

@@ -483,3 +483,89 @@ func TestBackendCheck(t *testing.T) {
 		}
 	}
 }
+
+// TestTransferFeaturesAndBenchONNX: features of a folder to CSV, a rerun
+// served by the cache, ONNX benchmarks as JSON, and the bad input of both
+// (one line, exit 2).
+func TestTransferFeaturesAndBenchONNX(t *testing.T) {
+	dir := t.TempDir()
+	fixtures, err := filepath.Abs("../../testdata/transfer/backbones")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resnet := filepath.Join(fixtures, "resnet-mini.onnx")
+	if _, errOut, code := dl(t, dir, "-q", "gen", "cats-dogs", "--out", "cd", "-n", "3", "--test", "2"); code != 0 {
+		t.Fatal(errOut)
+	}
+	readCSV := func(name string) [][]string {
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows [][]string
+		for _, l := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+			rows = append(rows, strings.Split(l, ","))
+		}
+		return rows
+	}
+	out, errOut, code := dl(t, dir, "transfer", "features", "--backbone", resnet, "--out", "f.csv", "cd")
+	if code != 0 || !strings.Contains(out, "8 computed") {
+		t.Fatalf("features: exit %d\n%s%s", code, out, errOut)
+	}
+	rows := readCSV("f.csv")
+	if len(rows) != 9 || len(rows[0]) != 65 || rows[0][0] != "filename" || rows[0][64] != "f63" {
+		t.Fatalf("f.csv: %d rows, header %v", len(rows), rows[0])
+	}
+	for i := 2; i < len(rows); i++ {
+		if rows[i][0] <= rows[i-1][0] || len(rows[i]) != 65 {
+			t.Errorf("row %d: %v after %v: want sorted, complete rows", i, rows[i][0], rows[i-1][0])
+		}
+	}
+	// The same images again, named differently: all from the cache, same values.
+	out, errOut, code = dl(t, dir, "transfer", "features", "--backbone", resnet, "--out", "g.csv", "cd/test")
+	if code != 0 || !strings.Contains(out, "0 computed") {
+		t.Fatalf("cached features: exit %d\n%s%s", code, out, errOut)
+	}
+	if g := readCSV("g.csv"); strings.Join(g[1], ",") != strings.Join(append([]string{"1.png"}, rows[1][1:]...), ",") {
+		t.Errorf("cached row %v, want the values of %v", g[1][:3], rows[1][:3])
+	}
+	out, errOut, code = dl(t, dir, "bench", "onnx", "--batch", "2", "--steps", "1", "--json", resnet)
+	var res struct {
+		ImagesPerS    float64 `json:"images_per_s"`
+		MedianBatchNS int64   `json:"median_batch_ns"`
+		FirstBatchNS  int64   `json:"first_batch_ns"`
+		PeakRSSBytes  int64   `json:"peak_rss_bytes"`
+		Size          int     `json:"size"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); code != 0 || err != nil || res.ImagesPerS <= 0 ||
+		res.MedianBatchNS <= 0 || res.FirstBatchNS <= 0 || res.PeakRSSBytes <= 0 || res.Size != 224 {
+		t.Fatalf("bench onnx: exit %d, %+v %v\n%s", code, res, err, errOut)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cd", "test", "9.png"), []byte("not a png"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "corrupt.onnx"), []byte("\x08\x07garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"transfer", "features", "--backbone", resnet, "--out", "h.csv", "cd"}, "test/9.png: not an image"},
+		{[]string{"transfer", "features", "--backbone", "corrupt.onnx", "--out", "h.csv", "cd/train"}, "corrupt.onnx"},
+		{[]string{"transfer", "features", "--backbone", filepath.Join(fixtures, "inceptionv3-mini.onnx"), "--out", "h.csv", "cd/train"},
+			"wants 299x299"},
+		{[]string{"transfer", "features", "--backbone", resnet, "--out", "h.csv", "missing-dir"}, "missing-dir"},
+		{[]string{"bench", "onnx", "--size", "32", filepath.Join(fixtures, "unsupported-op.onnx")}, `op "Det" (node "weird_det")`},
+		{[]string{"bench", "onnx", "corrupt.onnx"}, "corrupt.onnx"},
+		{[]string{"bench", "onnx", "--batch", "0", resnet}, "--batch"},
+	} {
+		_, errOut, code := dl(t, dir, append([]string{"-q"}, c.args...)...)
+		if code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line naming %q", c.args, code, errOut, c.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "h.csv")); err == nil {
+		t.Errorf("a failed extraction left h.csv")
+	}
+}

@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
+	"github.com/dl4img/dl4img/tasks"
 	"github.com/dl4img/dl4img/transfer"
 )
 
@@ -53,4 +56,92 @@ func init() {
 			return nil
 		},
 	})
+}
+
+func init() {
+	extraCommands = append(extraCommands, &cli.Command{
+		Name:  "transfer",
+		Usage: "transfer-learning tools outside a job",
+		Subcommands: []*cli.Command{{
+			Name:      "features",
+			Usage:     "write the pooled features of images (filename,f0,f1,…) through the job's feature cache",
+			ArgsUsage: "IMAGE_OR_DIR...",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "backbone", Required: true, Usage: "ONNX backbone `FILE`"},
+				&cli.StringFlag{Name: "backbone-preset", Value: "resnet50-torchvision", Usage: "preprocessing preset: " + strings.Join(transfer.PresetNames(), ", ")},
+				&cli.IntFlag{Name: "input-size", Usage: "override the preset's input size (pixels, square)"},
+				&cli.StringFlag{Name: "feature-node", Usage: "ONNX node (output) to cut at (default: the last global average pool)"},
+				&cli.IntFlag{Name: "batch", Value: 16, Usage: "images per forward pass"},
+				&cli.StringFlag{Name: "out", Required: true, Usage: "CSV `FILE` to write"},
+				&cli.StringFlag{Name: "cache", Usage: "feature cache `DIR` (default: <workdir>/cache/transfer-features, the jobs' own)"},
+				&cli.BoolFlag{Name: "skip-bad", Usage: "skip (and report) files that are not images instead of failing"},
+				&cli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"DL4IMG_BACKEND"}, Usage: tasks.BackendSpec},
+			},
+			Action: transferFeatures,
+		}},
+	})
+}
+
+func transferFeatures(c *cli.Context) error {
+	if c.NArg() == 0 {
+		return usagef("give the images: files or folders")
+	}
+	if c.Int("batch") < 1 {
+		return usagef("--batch must be >= 1")
+	}
+	pre, ok := transfer.BackbonePresets[c.String("backbone-preset")]
+	if !ok {
+		return usagef("--backbone-preset %q: unknown (known: %s)", c.String("backbone-preset"), strings.Join(transfer.PresetNames(), ", "))
+	}
+	if n := c.Int("input-size"); n != 0 {
+		if n < 8 {
+			return usagef("--input-size %d: must be >= 8", n)
+		}
+		pre.Size = n
+	}
+	items, err := transfer.ListImages(c.Args().Slice())
+	if err != nil {
+		return usageErr(err)
+	}
+	cache := c.String("cache")
+	if cache == "" {
+		root, err := filepath.Abs(c.String("workdir"))
+		if err != nil {
+			return usageErr(err)
+		}
+		cache = filepath.Join(root, "cache", "transfer-features")
+	}
+	backend, _, err := tasks.NewBackend(c.String("backend"))
+	if err != nil {
+		return usageErr(err)
+	}
+	bb, err := transfer.LoadBackbone(backend, c.String("backbone"), pre, c.String("feature-node"))
+	if err != nil {
+		return usageErr(err)
+	}
+	w, bars := logWriter(c)
+	var bar *progressbar.ProgressBar
+	ex := &transfer.Extractor{Backbones: []*transfer.Backbone{bb}, CacheDir: cache, BatchSize: c.Int("batch"),
+		SkipBad: c.Bool("skip-bad"), Logf: func(f string, a ...any) { fmt.Fprintf(w, f+"\n", a...) },
+		Progress: func(label string, done, total int) {
+			if !bars {
+				return
+			}
+			if bar == nil {
+				bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(w), progressbar.OptionSetDescription(label))
+			}
+			bar.Set(done)
+		}}
+	start := time.Now()
+	rows, dim, err := transfer.WriteFeaturesCSV(c.Context, ex, items, c.String("out"))
+	if bar != nil {
+		bar.Finish()
+		fmt.Fprintln(w)
+	}
+	if err != nil {
+		return usageErr(err)
+	}
+	fmt.Fprintf(c.App.Writer, "wrote %d rows of %d features to %s (%d computed, %d from the cache) in %.1fs\n",
+		rows, dim, c.String("out"), ex.Computed, rows-ex.Computed, time.Since(start).Seconds())
+	return nil
 }

@@ -23,6 +23,8 @@ Outputs, in testdata/transfer/backbones/:
                          input transposed to NCHW, "same" padding of stride-2
                          convs as asymmetric Conv pads (0,0,1,1), separable
                          convs (depthwise + pointwise) as in Xception.
+  unsupported-op.onnx    a conv followed by Det, an op the ONNX import lacks
+                         (the error must name the op and the node).
   ref.json               for each model: its input size and layout, and
                          PyTorch's pooled features (the input of the last
                          Gemm) for two images given by a formula that the Go
@@ -174,8 +176,22 @@ def pads_into_convs(path):
     onnx.save(m, path)
 
 
+def unsupported_op(path):
+    import onnx
+    from onnx import TensorProto, helper
+    w = helper.make_tensor("w", TensorProto.FLOAT, [4, 3, 3, 3], np.linspace(-1, 1, 108, dtype=np.float32).tolist())
+    nodes = [helper.make_node("Conv", ["input", "w"], ["c"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Det", ["c"], ["d"], name="weird_det"),
+             helper.make_node("GlobalAveragePool", ["d"], ["p"], name="gap"),
+             helper.make_node("Flatten", ["p"], ["out"], name="flat")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 4])], [w])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    unsupported_op(os.path.join(OUT, "unsupported-op.onnx"))
     ref = {}
     for name, cls, size, layout in MODELS:
         m = cls()
