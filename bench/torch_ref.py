@@ -9,12 +9,25 @@ GFLOP/s (same FLOP count formula as netbench) and peak RSS.
     /usr/bin/python3 bench/torch_ref.py [--nets captcha-cnn,crnn,fcn] [--steps 5] [--threads 2] [--json]
         [--batch N] [--device cpu|cuda] [--warmup N]
 
+The torchvision backbones (resnet18, resnet50, mobilenetv2, inceptionv3) are
+timed as `dl4img bench onnx` times them: forward passes of batch 16 (no
+grad) at 224x224 (299x299 for inceptionv3), reporting images/s; with
+--finetune N, training steps of their last N convolutions (batch norm
+frozen, as dl4img's export folds it) and a dense head with binary
+cross-entropy and Adam. Weights are torchvision's random initialization
+with a fixed seed (nothing is downloaded); --export DIR writes exactly the
+timed model to DIR/NET.onnx, so `dl4img bench onnx DIR/NET.onnx` runs the
+same weights:
+
+    /usr/bin/python3 bench/torch_ref.py --nets resnet50,mobilenetv2 --export bin/onnx
+
 Requires torch (Debian python3-torch 1.13 here; scripts/gpu-check.sh runs it
 with the GPU machine's CUDA build, reporting peak GPU memory too). Layout is NCHW, PyTorch's native
 format; results are comparable as time per step, not bit for bit.
 """
 import argparse
 import json
+import os
 import resource
 import statistics
 import time
@@ -184,6 +197,69 @@ def run(net, batch, steps, device="cpu", warmup=1):
     return r
 
 
+BACKBONES = {"resnet18": 224, "resnet50": 224, "mobilenetv2": 224, "inceptionv3": 299}
+
+
+def backbone(net):
+    import torchvision
+    torch.manual_seed(1)
+    if net == "mobilenetv2":
+        return torchvision.models.mobilenet_v2(weights=None)
+    if net == "inceptionv3":
+        return torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True)
+    return getattr(torchvision.models, net)(weights=None)
+
+
+def run_backbone(net, batch, steps, warmup, finetune, export):
+    model = backbone(net).eval()
+    size = BACKBONES[net]
+    x = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(2))
+    if export:
+        os.makedirs(export, exist_ok=True)
+        path = os.path.join(export, net + ".onnx")
+        torch.onnx.export(model, x[:1], path, input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=13)
+    if finetune:
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-finetune:]
+        for p in model.parameters():
+            p.requires_grad_(False)
+        for c in convs:
+            for p in c.parameters():
+                p.requires_grad_(True)
+        # The features under the classifier, as dl4img cuts them.
+        model.fc = nn.Identity() if hasattr(model, "fc") else model.fc
+        if net == "mobilenetv2":
+            model.classifier = nn.Identity()
+        with torch.no_grad():
+            head = nn.Linear(model(x[:1]).shape[1], 1)
+        opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad] + list(head.parameters()), 1e-4)
+        y = (torch.arange(batch) % 2).float()[:, None]
+
+        def step():
+            opt.zero_grad()
+            loss = F.binary_cross_entropy_with_logits(head(model(x)), y)
+            loss.backward()
+            opt.step()
+    else:
+        def step():
+            with torch.no_grad():
+                model(x)
+    times, cpu = [], []
+    for i in range(steps + warmup):
+        t0, c0 = time.perf_counter(), time.process_time()
+        step()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+    med = statistics.median(times)
+    r = {"model": net, "backend": "torch-cpu-%s" % torch.__version__, "batch": batch, "size": size, "steps": steps,
+         "median_batch_ns": int(med * 1e9), "median_batch_cpu_ns": int(statistics.median(cpu) * 1e9),
+         "images_per_s": batch / med, "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    if finetune:
+        r["finetune_layers"] = finetune
+    return r
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--nets", default="captcha-cnn,crnn,fcn")
@@ -193,12 +269,26 @@ def main():
     ap.add_argument("--device", default="cpu", help="cpu or cuda (cudnn autotuning on, as XLA autotunes)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--finetune", type=int, default=0, help="backbones: time training of the last N convs instead")
+    ap.add_argument("--export", default="", help="backbones: write the timed model to DIR/NET.onnx")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
     if args.device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
     for net in args.nets.split(","):
+        if net in BACKBONES:
+            r = run_backbone(net, args.batch or 16, args.steps, args.warmup, args.finetune, args.export)
+            if args.json:
+                print(json.dumps(r), flush=True)
+            else:
+                what = "fine-tune %d" % args.finetune if args.finetune else "forward"
+                print("%-12s %s batch %3d at %d²: %7.2f images/s  median batch %8.3f s  cpu %8.3f s  peak RSS %6.0f MiB"
+                      " (torch %s, %d threads)" % (net, what, r["batch"], r["size"], r["images_per_s"],
+                                                   r["median_batch_ns"] / 1e9, r["median_batch_cpu_ns"] / 1e9,
+                                                   r["peak_rss_bytes"] / 2**20, torch.__version__,
+                                                   torch.get_num_threads()), flush=True)
+            continue
         batch = args.batch or (8 if net == "fcn" else 32)
         r = run(net, batch, args.steps, args.device, args.warmup)
         if args.json:
