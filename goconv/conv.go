@@ -9,7 +9,7 @@ import (
 // How a convolution becomes a matmul here ("shifted frames").
 //
 // The input is brought to [batch, channels, h, w] (a no-op for NCHW, the
-// layout of ONNX models), zero-padded (and input-dilated) explicitly, and
+// layout of ONNX models; see form for the channels-major variant), zero-padded (and input-dilated) explicitly, and
 // each image channel is flattened to one row, its "frame" of h*w pixels.
 // A kernel tap (ty, tx) then reads the frame shifted by ty*w + tx, and the
 // patch matrix of the convolution is the k*k shifted copies of every frame
@@ -89,26 +89,19 @@ type convPlan struct {
 	// batch, channels and spatial.
 	inPerm, kernelPerm, outAxes []int
 	oneD                        bool
-	inDims, kernelDims          []int // canonical, before the 1-D reshape
-	outDims                     []int // the caller's output shape
+	kernelDims                  []int // canonical, before the 1-D reshape
 }
 
 func newConvPlan(xd, kd, od []int, axes compute.ConvolveAxesConfig, strides []int, paddings [][2]int,
 	inputDilations, kernelDilations []int, groups int) *convPlan {
 	spatial := len(xd) - 2
-	p := &convPlan{groups: max(groups, 1), oneD: spatial == 1, outDims: od}
+	p := &convPlan{groups: max(groups, 1), oneD: spatial == 1}
 	p.inPerm = append([]int{axes.InputBatch, axes.InputChannels}, axes.InputSpatial...)
 	p.kernelPerm = append([]int{axes.KernelOutputChannels, axes.KernelInputChannels}, axes.KernelSpatial...)
 	p.outAxes = append([]int{axes.OutputBatch, axes.OutputChannels}, axes.OutputSpatial...)
-	p.inDims = permute(xd, p.inPerm)
+	inDims := permute(xd, p.inPerm)
 	p.kernelDims = permute(kd, p.kernelPerm)
-	p.n, p.c, p.o = p.inDims[0], p.inDims[1], p.kernelDims[0]
-	at := func(v []int, i, def int) int {
-		if len(v) > i {
-			return v[i]
-		}
-		return def
-	}
+	p.n, p.c, p.o = inDims[0], inDims[1], p.kernelDims[0]
 	var plans []axisPlan
 	for i := range spatial {
 		a := axisPlan{
@@ -118,7 +111,7 @@ func newConvPlan(xd, kd, od []int, axes compute.ConvolveAxesConfig, strides []in
 		if len(paddings) > i {
 			a.pad = paddings[i]
 		}
-		a.in = (p.inDims[2+i]-1)*a.inDilation + 1 + a.pad[0] + a.pad[1]
+		a.in = (inDims[2+i]-1)*a.inDilation + 1 + a.pad[0] + a.pad[1]
 		plans = append(plans, a)
 	}
 	if p.oneD {

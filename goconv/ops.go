@@ -209,3 +209,11 @@ func inverse(p []int) []int {
 	}
 	return q
 }
+
+// at is v[i], or def where v is shorter (optional per-axis arguments).
+func at(v []int, i, def int) int {
+	if len(v) > i {
+		return v[i]
+	}
+	return def
+}

@@ -55,12 +55,6 @@ func (f *function) ReduceWindow(x compute.Value, op compute.ReduceOpType,
 		}
 	}
 	rank := xs.Rank()
-	at := func(v []int, i, def int) int {
-		if len(v) > i {
-			return v[i]
-		}
-		return def
-	}
 	return lower(f.Function, xs.DType, func(e *emitter) compute.Value {
 		fill := e.scalar(identity)
 		padCfg := make([]compute.PadAxis, rank)
