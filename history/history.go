@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/dl4img/dl4img/store"
@@ -19,10 +20,23 @@ type Summary struct {
 	Task  string  `json:"task"`
 	Name  string  `json:"name"`
 	Count int     `json:"count"`
-	Last  float64 `json:"last"`
-	Best  float64 `json:"best"`
+	Last  Value   `json:"last"`
+	Best  Value   `json:"best"`
 	Step  int     `json:"last_step"`
 	Epoch int     `json:"last_epoch"`
+}
+
+// Value is a metric value; in JSON a NaN or infinite one (a diverged
+// loss) is null, which encoding/json could not write otherwise.
+type Value float64
+
+// MarshalJSON writes null for NaN and ±Inf.
+func (v Value) MarshalJSON() ([]byte, error) {
+	f := float64(v)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, f, 'g', -1, 64), nil
 }
 
 // LowerIsBetter decides the direction of "best" from the metric's name.
@@ -57,13 +71,13 @@ func Summarize(ms []store.Metric) []Summary {
 		if !ok {
 			i = len(out)
 			idx[key] = i
-			out = append(out, Summary{Task: m.Task, Name: m.Name, Best: m.Value})
+			out = append(out, Summary{Task: m.Task, Name: m.Name, Best: Value(m.Value)})
 		}
 		s := &out[i]
 		s.Count++
-		s.Last, s.Step, s.Epoch = m.Value, m.Step, m.Epoch
-		if Better(m.Name, m.Value, s.Best) {
-			s.Best = m.Value
+		s.Last, s.Step, s.Epoch = Value(m.Value), m.Step, m.Epoch
+		if Better(m.Name, m.Value, float64(s.Best)) {
+			s.Best = Value(m.Value)
 		}
 	}
 	return out

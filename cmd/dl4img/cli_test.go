@@ -179,7 +179,7 @@ func TestRunSelftestEndToEnd(t *testing.T) {
 	acc := -1.0
 	for _, m := range v.Metrics {
 		if m.Task == "evaluate" && m.Name == "test_acc" {
-			acc = m.Last
+			acc = float64(m.Last)
 		}
 	}
 	if acc < 0.8 {
