@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/dl4img/dl4img/history"
-	"github.com/dl4img/dl4img/store"
 )
 
 // Curves are SVG drawn here, on the server: no chart library to vendor or
@@ -37,7 +36,10 @@ func (p Point) MarshalJSON() ([]byte, error) {
 	return append(b, ']'), nil
 }
 
-// Series is one metric of one task, as GET /api/jobs/{id}/metrics returns it.
+// Series is one metric of one task, as GET /api/jobs/{id}/metrics returns
+// it: every point, or, past the limit, the lowest and highest value of each
+// of limit/2 equal intervals of x (so spikes and the range survive, unlike
+// with every k-th point).
 type Series struct {
 	Job    int64   `json:"job"`
 	Task   string  `json:"task"`
@@ -45,88 +47,6 @@ type Series struct {
 	X      string  `json:"x"`     // "step" or "epoch"
 	Count  int     `json:"count"` // points recorded
 	Points []Point `json:"points"`
-}
-
-// splitSeries cuts a job's metrics (ordered by task, name, step) into
-// series, each downsampled to at most max points.
-func splitSeries(job int64, ms []store.Metric, max int) []Series {
-	var out []Series
-	for i := 0; i < len(ms); {
-		j := i
-		for j < len(ms) && ms[j].TaskID == ms[i].TaskID && ms[j].Name == ms[i].Name {
-			j++
-		}
-		out = append(out, newSeries(job, ms[i:j], max))
-		i = j
-	}
-	return out
-}
-
-func newSeries(job int64, ms []store.Metric, max int) Series {
-	s := Series{Job: job, Task: ms[0].Task, Name: ms[0].Name, X: "epoch", Count: len(ms)}
-	for _, m := range ms {
-		if m.Step != 0 {
-			s.X = "step"
-			break
-		}
-	}
-	pts := make([]Point, len(ms))
-	for i, m := range ms {
-		x := m.Step
-		if s.X == "epoch" {
-			x = m.Epoch
-		}
-		pts[i] = Point{float64(x), m.Value}
-	}
-	s.Points = downsample(pts, max)
-	return s
-}
-
-// downsample keeps, of each of max/2 equal runs of points, the lowest and
-// the highest (in their order), plus the last point: spikes and the range
-// survive, unlike with every k-th point. Non-finite values are kept too,
-// so a divergence stays visible as a gap.
-func downsample(pts []Point, max int) []Point {
-	if max < 4 {
-		max = 4
-	}
-	if len(pts) <= max {
-		return pts
-	}
-	buckets := (max - 1) / 2
-	out := make([]Point, 0, 2*buckets+1)
-	for b := 0; b < buckets; b++ {
-		lo, hi := b*len(pts)/buckets, (b+1)*len(pts)/buckets
-		imin, imax, bad := -1, -1, -1
-		for i := lo; i < hi; i++ {
-			v := pts[i][1]
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				if bad < 0 {
-					bad = i
-				}
-				continue
-			}
-			if imin < 0 || v < pts[imin][1] {
-				imin = i
-			}
-			if imax < 0 || v > pts[imax][1] {
-				imax = i
-			}
-		}
-		keep := []int{imin, imax, bad}
-		sort.Ints(keep)
-		prev := -1
-		for _, i := range keep {
-			if i >= 0 && i != prev {
-				out = append(out, pts[i])
-				prev = i
-			}
-		}
-	}
-	if last := pts[len(pts)-1]; len(out) == 0 || out[len(out)-1] != last {
-		out = append(out, last)
-	}
-	return out
 }
 
 // chartSeries is a series placed in a chart.

@@ -127,7 +127,9 @@ func runningProgress(ts []store.Task) *Progress {
 	return nil
 }
 
-func (s *Server) jobRow(ctx context.Context, j store.Job) (JobRow, []store.Task, error) {
+// jobRow builds a job's list line; rs are its metric ranges, read here
+// when nil and the kind has a headline metric.
+func (s *Server) jobRow(ctx context.Context, j store.Job, rs []store.MetricRange) (JobRow, []store.Task, error) {
 	row := JobRow{ID: j.ID, Kind: j.Kind, Name: j.Name, State: j.State, CreatedAt: j.CreatedAt, FinishedAt: j.FinishedAt,
 		DurationS: s.span(j.CreatedAt, j.FinishedAt)}
 	ts, err := s.st.Tasks(ctx, j.ID)
@@ -135,27 +137,30 @@ func (s *Server) jobRow(ctx context.Context, j store.Job) (JobRow, []store.Task,
 		return row, nil, fmt.Errorf("tasks of job %d: %w", j.ID, err)
 	}
 	row.Progress = runningProgress(ts)
-	if name := s.opt.Headline(j.Kind); name != "" {
-		rs, err := s.st.JobMetricRanges(ctx, j.ID)
-		if err != nil {
+	name := s.opt.Headline(j.Kind)
+	if name == "" {
+		return row, ts, nil
+	}
+	if rs == nil {
+		if rs, err = s.st.JobMetricRanges(ctx, j.ID); err != nil {
 			return row, nil, fmt.Errorf("metrics of job %d: %w", j.ID, err)
 		}
-		best := math.NaN()
-		for _, r := range rs {
-			if r.Name != name {
-				continue
-			}
-			v := r.Max
-			if history.LowerIsBetter(name) {
-				v = r.Min
-			}
-			if history.Better(name, v, best) {
-				best = v
-			}
+	}
+	best := math.NaN()
+	for _, r := range rs {
+		if r.Name != name {
+			continue
 		}
-		if !math.IsNaN(best) {
-			row.Headline = &Headline{Name: name, Best: history.Value(best)}
+		v := r.Max
+		if history.LowerIsBetter(name) {
+			v = r.Min
 		}
+		if history.Better(name, v, best) {
+			best = v
+		}
+	}
+	if !math.IsNaN(best) {
+		row.Headline = &Headline{Name: name, Best: history.Value(best)}
 	}
 	return row, ts, nil
 }
@@ -176,7 +181,7 @@ func (s *Server) jobList(ctx context.Context, kind, state string) (*JobList, err
 		if (kind != "" && j.Kind != kind) || (state != "" && j.State != state) {
 			continue
 		}
-		row, _, err := s.jobRow(ctx, j)
+		row, _, err := s.jobRow(ctx, j, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -209,18 +214,22 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// jobDetail gathers everything the job page shows except the curves'
-// points; ms are the job's metrics (all of them, for the summaries).
-func (s *Server) jobDetail(ctx context.Context, id int64) (*JobDetail, []store.Metric, error) {
+// jobDetail gathers everything the job page shows; it reads the curves'
+// points, downsampled to max, only when max > 0.
+func (s *Server) jobDetail(ctx context.Context, id int64, max int) (d *JobDetail, series []Series, err error) {
 	j, err := s.st.Job(ctx, id)
 	if err != nil {
 		return nil, nil, err
 	}
-	row, ts, err := s.jobRow(ctx, *j)
+	rs, err := s.st.JobMetricRanges(ctx, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("metrics of job %d: %w", id, err)
+	}
+	row, ts, err := s.jobRow(ctx, *j, rs)
 	if err != nil {
 		return nil, nil, err
 	}
-	d := &JobDetail{JobRow: row, WorkDir: j.WorkDir, Params: json.RawMessage(j.Params), Tasks: []TaskView{},
+	d = &JobDetail{JobRow: row, WorkDir: j.WorkDir, Params: json.RawMessage(j.Params), Tasks: []TaskView{},
 		Artifacts: []ArtifactView{}, Checkpoints: []CheckpointView{}}
 	if !json.Valid(d.Params) {
 		d.Params = json.RawMessage("null")
@@ -247,13 +256,9 @@ func (s *Server) jobDetail(ctx context.Context, id int64) (*JobDetail, []store.M
 			d.Checkpoints = append(d.Checkpoints, CheckpointView{Task: t.Name, Step: c.Step, Path: c.Path})
 		}
 	}
-	ms, err := s.st.JobMetricPoints(ctx, id, "")
+	d.Metrics, series, err = s.metrics(ctx, id, rs, "", max)
 	if err != nil {
-		return nil, nil, fmt.Errorf("metrics of job %d: %w", id, err)
-	}
-	d.Metrics = history.Summarize(ms)
-	if d.Metrics == nil {
-		d.Metrics = []history.Summary{}
+		return nil, nil, err
 	}
 	as, err := s.st.JobArtifactRecords(ctx, id)
 	if err != nil {
@@ -263,30 +268,113 @@ func (s *Server) jobDetail(ctx context.Context, id int64) (*JobDetail, []store.M
 		d.Artifacts = append(d.Artifacts, ArtifactView{ID: a.ID, Task: a.Task, Role: a.Role, Path: a.Path, Bytes: a.Bytes,
 			SHA256: a.SHA256, Type: artifactType(a.Path), URL: fmt.Sprintf("/jobs/%d/artifacts/%d", id, a.ID)})
 	}
-	return d, ms, nil
+	return d, series, nil
 }
 
-// compareRuns loads what `runs compare` shows, plus each job's metric
-// points for the overlaid curves.
-func (s *Server) compareRuns(ctx context.Context, ids []int64) (*history.Comparison, [][]store.Metric, []store.Job, error) {
+// compareRuns loads what `runs compare` shows, plus each job's series for
+// the overlaid curves.
+func (s *Server) compareRuns(ctx context.Context, ids []int64, max int) (*history.Comparison, [][]Series, []store.Job, error) {
 	runs := make([]history.Run, len(ids))
-	points := make([][]store.Metric, len(ids))
+	series := make([][]Series, len(ids))
 	jobs := make([]store.Job, len(ids))
 	for i, id := range ids {
 		j, err := s.st.Job(ctx, id)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		ms, err := s.st.JobMetricPoints(ctx, id, "")
+		rs, err := s.st.JobMetricRanges(ctx, id)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("metrics of job %d: %w", id, err)
 		}
-		jobs[i], points[i] = *j, ms
-		runs[i] = history.Run{Job: *j, Metrics: history.Summarize(ms)}
+		sum, ss, err := s.metrics(ctx, id, rs, "", max)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		jobs[i], series[i] = *j, ss
+		runs[i] = history.Run{Job: *j, Metrics: sum}
 	}
 	cmp, err := history.Compare(runs)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	return cmp, points, jobs, nil
+	return cmp, series, jobs, nil
+}
+
+// metrics returns the summaries of a job's metrics named name ("" = all)
+// from their ranges rs and, when max > 0, their series with at most max
+// points each. Long series are downsampled by the database
+// (store.MetricBuckets): the server never reads a 100k-point metric row by
+// row.
+func (s *Server) metrics(ctx context.Context, jobID int64, rs []store.MetricRange, name string, max int) ([]history.Summary, []Series, error) {
+	sums := []history.Summary{}
+	var series []Series
+	for _, r := range rs {
+		if name != "" && r.Name != name {
+			continue
+		}
+		sum := history.Summary{Task: r.Task, Name: r.Name, Count: r.Count, Best: history.Value(r.Max)}
+		if history.LowerIsBetter(r.Name) {
+			sum.Best = history.Value(r.Min)
+		}
+		sr := Series{Job: jobID, Task: r.Task, Name: r.Name, X: "step", Count: r.Count, Points: []Point{}}
+		byEpoch := r.MaxStep == 0 && r.MinStep == 0
+		lo, hi := r.MinStep, r.MaxStep
+		if byEpoch {
+			sr.X, lo, hi = "epoch", r.MinEpoch, r.MaxEpoch
+		}
+		var last store.Metric
+		if max > 0 && r.Count <= max {
+			ms, err := s.st.MetricPoints(ctx, r.TaskID, r.Name)
+			if err != nil || len(ms) == 0 {
+				return nil, nil, fmt.Errorf("metric %s of task %d: %v", r.Name, r.TaskID, err)
+			}
+			for _, m := range ms {
+				x := m.Step
+				if byEpoch {
+					x = m.Epoch
+				}
+				sr.Points = append(sr.Points, Point{float64(x), m.Value})
+			}
+			last = ms[len(ms)-1]
+		} else {
+			var err error
+			if last, err = s.st.LastMetric(ctx, r.TaskID, r.Name); err != nil {
+				return nil, nil, err
+			}
+			if max > 0 {
+				bs, err := s.st.MetricBuckets(ctx, r.TaskID, r.Name, byEpoch, lo, hi, max/2)
+				if err != nil {
+					return nil, nil, fmt.Errorf("metric %s of task %d: %w", r.Name, r.TaskID, err)
+				}
+				sr.Points = envelope(bs)
+			}
+		}
+		sum.Last, sum.Step, sum.Epoch = history.Value(last.Value), last.Step, last.Epoch
+		sums = append(sums, sum)
+		if max > 0 {
+			series = append(series, sr)
+		}
+	}
+	return sums, series, nil
+}
+
+// envelope turns buckets into points: a bucket with one value is that
+// point; otherwise its lowest and highest value at the middle of its x
+// range, the one nearer the previous point first, so a smooth curve stays
+// a line and a noisy one becomes its band.
+func envelope(bs []store.MetricBucket) []Point {
+	out := make([]Point, 0, 2*len(bs))
+	for _, b := range bs {
+		if b.Count == 1 || b.Min == b.Max {
+			out = append(out, Point{float64(b.MinX), b.Min})
+			continue
+		}
+		x := float64(b.MinX+b.MaxX) / 2
+		lo, hi := Point{x, b.Min}, Point{x, b.Max}
+		if n := len(out); n > 0 && math.Abs(out[n-1][1]-b.Max) < math.Abs(out[n-1][1]-b.Min) {
+			lo, hi = hi, lo
+		}
+		out = append(out, lo, hi)
+	}
+	return out
 }

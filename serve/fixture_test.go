@@ -94,6 +94,7 @@ func newFixture(tb testing.TB, points int) *fixture {
 			ms = append(ms, store.Metric{Step: s, Epoch: (s-1)/perEpoch + 1, Name: "step_loss",
 				Value: lossScale * (0.1 + math.Exp(-float64(s)/float64(epochs*perEpoch)*4)*(1+0.1*math.Sin(float64(s))))})
 		}
+		ms[len(ms)*2/5].Value = 3 * lossScale // a spike that downsampling must keep
 		for e := 1; e <= epochs; e++ {
 			x := float64(e) / float64(epochs)
 			ms = append(ms,
@@ -150,7 +151,7 @@ func newFixture(tb testing.TB, points int) *fixture {
 	// A second finished run with other parameters, for comparisons.
 	f.done2 = newJob("wider", `{"epochs":12,"hidden":64,"learning_rate":0.01,"preset":"demo"}`)
 	step(f.done2, store.Succeeded, "", nil)
-	step(f.done2, store.Succeeded, "", func(t *store.Task) { curves(t.ID, 12, 4, 0.8) })
+	step(f.done2, store.Succeeded, "", func(t *store.Task) { curves(t.ID, 12, max(1, min(points/12, 100)), 0.8) })
 	step(f.done2, store.Succeeded, "", nil)
 	step(f.done2, store.Succeeded, "", nil)
 

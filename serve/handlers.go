@@ -68,6 +68,7 @@ func (s *Server) jobsPage(w http.ResponseWriter, r *http.Request) {
 type artifactPage struct {
 	ArtifactView
 	Name    string
+	Missing bool
 	Preview *csvPreview
 }
 
@@ -79,7 +80,7 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	d, ms, err := s.jobDetail(r.Context(), id)
+	d, series, err := s.jobDetail(r.Context(), id, maxPoints)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -87,8 +88,16 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
 	var arts []artifactPage
 	for _, a := range d.Artifacts {
 		ap := artifactPage{ArtifactView: a, Name: baseName(a.Path)}
-		if a.Type == "csv" {
-			ap.Preview, _ = s.previewCSV(r, id, a.ID) // a missing file just shows no preview
+		// A file that is gone, or that would not be served (outside the
+		// job's directories), is listed but neither shown nor linked.
+		fh, _, err := s.artifactFile(r, id, a.ID)
+		if err != nil {
+			ap.Missing = true
+		} else {
+			fh.Close()
+		}
+		if a.Type == "csv" && !ap.Missing {
+			ap.Preview, _ = s.previewCSV(r, id, a.ID)
 		}
 		arts = append(arts, ap)
 	}
@@ -97,7 +106,7 @@ func (s *Server) jobPage(w http.ResponseWriter, r *http.Request) {
 		"D":         d,
 		"Params":    params(d.Params),
 		"Graph":     taskGraph(d.Tasks),
-		"Charts":    buildCharts([][]Series{splitSeries(id, ms, maxPoints)}, false),
+		"Charts":    buildCharts([][]Series{series}, false),
 		"Artifacts": arts,
 		"Active":    active(d.State),
 	})
@@ -136,7 +145,7 @@ func (s *Server) comparePage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	cmp, points, jobs, err := s.compareRuns(r.Context(), ids)
+	cmp, perJob, jobs, err := s.compareRuns(r.Context(), ids, maxPoints)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -159,10 +168,6 @@ func (s *Server) comparePage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		mrows = append(mrows, row)
-	}
-	perJob := make([][]Series, len(ids))
-	for i, ms := range points {
-		perJob[i] = splitSeries(ids[i], ms, maxPoints)
 	}
 	s.render(w, r, http.StatusOK, "compare", map[string]any{
 		"Title":   "compare " + joinIDs(ids),
@@ -210,7 +215,7 @@ func (s *Server) apiJob(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	d, _, err := s.jobDetail(r.Context(), id)
+	d, _, err := s.jobDetail(r.Context(), id, 0)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -244,16 +249,20 @@ func (s *Server) apiMetrics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := q.Get("name")
-	ms, err := s.st.JobMetricPoints(r.Context(), id, name)
+	rs, err := s.st.JobMetricRanges(r.Context(), id)
 	if err != nil {
 		s.fail(w, r, fmt.Errorf("metrics of job %d: %w", id, err))
 		return
 	}
-	if name != "" && len(ms) == 0 {
+	_, series, err := s.metrics(r.Context(), id, rs, name, max)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if name != "" && len(series) == 0 {
 		s.fail(w, r, httpError{http.StatusNotFound, fmt.Sprintf("job %d has no metric %q", id, name)})
 		return
 	}
-	series := splitSeries(id, ms, max)
 	if series == nil {
 		series = []Series{}
 	}
@@ -266,7 +275,7 @@ func (s *Server) apiCompare(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	cmp, _, _, err := s.compareRuns(r.Context(), ids)
+	cmp, _, _, err := s.compareRuns(r.Context(), ids, 0)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -231,8 +231,9 @@ func TestArtifacts(t *testing.T) {
 	// The job page offers the symlinked artifact but shows no preview or
 	// image content of it: only the store's record.
 	page := get(t, s, fmt.Sprintf("/jobs/%d", f.done)).Body.String()
-	if strings.Contains(page, "root:x:0") {
-		t.Error("job page shows the symlink target's content")
+	if strings.Contains(page, "root:x:0") || strings.Contains(page, fmt.Sprintf("artifacts/%d", f.symlink)) ||
+		!strings.Contains(page, "evil.png</span> <span class=\"empty\">(file not available)") {
+		t.Error("job page links or shows the symlinked artifact")
 	}
 }
 
@@ -317,32 +318,36 @@ func TestListen(t *testing.T) {
 	}
 }
 
-func TestDownsample(t *testing.T) {
-	pts := make([]Point, 100_000)
-	for i := range pts {
-		pts[i] = Point{float64(i + 1), math.Sin(float64(i) / 500)}
+func TestEnvelope(t *testing.T) {
+	f := newFixture(t, 1200)
+	s := f.server(t, Options{})
+	// step_loss has 1200 points with a spike of 3 at step 480: 40 buckets
+	// keep the spike, the range, and x in order.
+	m := decode[MetricsResponse](t, get(t, s, fmt.Sprintf("/api/jobs/%d/metrics?name=step_loss&points=80", f.done)), 200)
+	pts := m.Series[0].Points
+	if m.Series[0].Count != 1200 || len(pts) > 80 || len(pts) < 40 {
+		t.Fatalf("%d points of %d", len(pts), m.Series[0].Count)
 	}
-	pts[31_337][1] = 9  // a spike
-	pts[77_777][1] = -9 // a dip
-	pts[50_000][1] = math.NaN()
-	out := downsample(pts, maxPoints)
-	if len(out) > maxPoints+1 || len(out) < maxPoints/2 {
-		t.Fatalf("%d points", len(out))
-	}
-	var spike, dip, nan bool
-	for i, p := range out {
-		spike = spike || p[1] == 9
-		dip = dip || p[1] == -9
-		nan = nan || math.IsNaN(p[1])
-		if i > 0 && p[0] <= out[i-1][0] {
-			t.Fatalf("x not increasing at %d", i)
+	top, low := math.Inf(-1), math.Inf(1)
+	for i, p := range pts {
+		top, low = math.Max(top, p[1]), math.Min(low, p[1])
+		if i > 0 && p[0] < pts[i-1][0] {
+			t.Fatalf("x decreases at %d", i)
 		}
 	}
-	if !spike || !dip || !nan || out[len(out)-1] != pts[len(pts)-1] {
-		t.Errorf("lost the spike %v, the dip %v, the NaN %v or the last point", spike, dip, nan)
+	want := decode[JobDetail](t, get(t, s, fmt.Sprintf("/api/jobs/%d", f.done)), 200)
+	for _, sum := range want.Metrics {
+		if sum.Name == "step_loss" && (float64(sum.Best) != low || sum.Last == 0 || sum.Step != 1200) {
+			t.Errorf("summary %+v, envelope low %v", sum, low)
+		}
 	}
-	if got := downsample(pts[:10], maxPoints); len(got) != 10 {
-		t.Errorf("short series changed: %d", len(got))
+	if top != 3 {
+		t.Errorf("spike lost: top %v", top)
+	}
+	// A short series comes back whole.
+	m = decode[MetricsResponse](t, get(t, s, fmt.Sprintf("/api/jobs/%d/metrics?name=val_loss&points=80", f.done)), 200)
+	if len(m.Series[0].Points) != 12 {
+		t.Errorf("val_loss: %d points", len(m.Series[0].Points))
 	}
 }
 
