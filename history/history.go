@@ -17,13 +17,13 @@ import (
 
 // Summary is a metric's last and best value in a task.
 type Summary struct {
-	Task  string  `json:"task"`
-	Name  string  `json:"name"`
-	Count int     `json:"count"`
-	Last  Value   `json:"last"`
-	Best  Value   `json:"best"`
-	Step  int     `json:"last_step"`
-	Epoch int     `json:"last_epoch"`
+	Task  string `json:"task"`
+	Name  string `json:"name"`
+	Count int    `json:"count"`
+	Last  Value  `json:"last"`
+	Best  Value  `json:"best"`
+	Step  int    `json:"last_step"`
+	Epoch int    `json:"last_epoch"`
 }
 
 // Value is a metric value; in JSON a NaN or infinite one (a diverged
