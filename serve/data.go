@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -142,7 +143,7 @@ func (s *Server) jobRow(ctx context.Context, j store.Job, rs []store.MetricRange
 		return row, ts, nil
 	}
 	if rs == nil {
-		if rs, err = s.st.JobMetricRanges(ctx, j.ID); err != nil {
+		if rs, err = s.st.JobMetricRanges(ctx, j.ID, name); err != nil {
 			return row, nil, fmt.Errorf("metrics of job %d: %w", j.ID, err)
 		}
 	}
@@ -196,22 +197,13 @@ func (s *Server) jobList(ctx context.Context, kind, state string) (*JobList, err
 var states = []string{store.Queued, store.Running, store.Succeeded, store.Failed, store.Cancelled}
 
 func checkFilter(kind, state string) error {
-	if state != "" && !contains(states, state) {
+	if state != "" && !slices.Contains(states, state) {
 		return httpError{http.StatusBadRequest, fmt.Sprintf("state %q: want one of %s", state, strings.Join(states, ", "))}
 	}
 	if len(kind) > 200 {
 		return httpError{http.StatusBadRequest, "kind: too long"}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // jobDetail gathers everything the job page shows; it reads the curves'
@@ -221,7 +213,7 @@ func (s *Server) jobDetail(ctx context.Context, id int64, max int) (d *JobDetail
 	if err != nil {
 		return nil, nil, err
 	}
-	rs, err := s.st.JobMetricRanges(ctx, id)
+	rs, err := s.st.JobMetricRanges(ctx, id, "")
 	if err != nil {
 		return nil, nil, fmt.Errorf("metrics of job %d: %w", id, err)
 	}
@@ -282,7 +274,7 @@ func (s *Server) compareRuns(ctx context.Context, ids []int64, max int) (*histor
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		rs, err := s.st.JobMetricRanges(ctx, id)
+		rs, err := s.st.JobMetricRanges(ctx, id, "")
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("metrics of job %d: %w", id, err)
 		}
@@ -325,8 +317,11 @@ func (s *Server) metrics(ctx context.Context, jobID int64, rs []store.MetricRang
 		var last store.Metric
 		if max > 0 && r.Count <= max {
 			ms, err := s.st.MetricPoints(ctx, r.TaskID, r.Name)
-			if err != nil || len(ms) == 0 {
-				return nil, nil, fmt.Errorf("metric %s of task %d: %v", r.Name, r.TaskID, err)
+			if err != nil {
+				return nil, nil, fmt.Errorf("metric %s of task %d: %w", r.Name, r.TaskID, err)
+			}
+			if len(ms) == 0 { // deleted since the ranges were read
+				continue
 			}
 			for _, m := range ms {
 				x := m.Step

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -151,14 +153,14 @@ func (s *Server) comparePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var prows, mrows []compareRow
-	for _, k := range sortedKeys(cmp.Params) {
+	for _, k := range slices.Sorted(maps.Keys(cmp.Params)) {
 		row := compareRow{Name: k, Differ: cmp.Differ[k]}
 		for _, v := range cmp.Params[k] {
 			row.Values = append(row.Values, history.RawString(v))
 		}
 		prows = append(prows, row)
 	}
-	for _, k := range sortedKeys(cmp.Metrics) {
+	for _, k := range slices.Sorted(maps.Keys(cmp.Metrics)) {
 		row := compareRow{Name: k}
 		for _, m := range cmp.Metrics[k] {
 			if m == nil {
@@ -184,15 +186,6 @@ func joinIDs(ids []int64) string {
 		s[i] = strconv.FormatInt(id, 10)
 	}
 	return strings.Join(s, ",")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func (s *Server) apiJobs(w http.ResponseWriter, r *http.Request) {
@@ -249,7 +242,7 @@ func (s *Server) apiMetrics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := q.Get("name")
-	rs, err := s.st.JobMetricRanges(r.Context(), id)
+	rs, err := s.st.JobMetricRanges(r.Context(), id, name)
 	if err != nil {
 		s.fail(w, r, fmt.Errorf("metrics of job %d: %w", id, err))
 		return

@@ -33,7 +33,7 @@ type Store interface {
 	Job(ctx context.Context, id int64) (*store.Job, error)
 	Tasks(ctx context.Context, jobID int64) ([]store.Task, error)
 	Checkpoints(ctx context.Context, taskID int64) ([]store.Checkpoint, error)
-	JobMetricRanges(ctx context.Context, jobID int64) ([]store.MetricRange, error)
+	JobMetricRanges(ctx context.Context, jobID int64, name string) ([]store.MetricRange, error)
 	MetricPoints(ctx context.Context, taskID int64, name string) ([]store.Metric, error)
 	MetricBuckets(ctx context.Context, taskID int64, name string, byEpoch bool, lo, hi, n int) ([]store.MetricBucket, error)
 	LastMetric(ctx context.Context, taskID int64, name string) (store.Metric, error)

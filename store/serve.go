@@ -109,16 +109,23 @@ type MetricRange struct {
 	MinEpoch, MaxEpoch int
 }
 
-// JobMetricRanges summarizes a job's metrics in one query, so that the web
-// UI knows each series' size and extent before it reads any points.
-func (db *DB) JobMetricRanges(ctx context.Context, jobID int64) ([]MetricRange, error) {
+// JobMetricRanges summarizes a job's metrics named name (all when name is
+// "") in one query, so that the web UI knows each series' size and extent
+// before it reads any points.
+func (db *DB) JobMetricRanges(ctx context.Context, jobID int64, name string) ([]MetricRange, error) {
+	where, args := "", []any{jobID}
+	if name != "" {
+		// A separate condition, not (?='' OR name=?), so that the index
+		// on (task_id, name, step) narrows the read to this metric.
+		where, args = " AND name=?", append(args, name)
+	}
 	// Grouping the metrics alone, then naming the tasks, lets the database
 	// group along the metrics_task index instead of sorting the join.
 	rows, err := db.sql.QueryContext(ctx, `SELECT g.task_id, t.name, g.name, g.n, g.lo, g.hi, g.s0, g.s1, g.e0, g.e1
 		FROM (SELECT task_id, name, COUNT(*) AS n, MIN(value) AS lo, MAX(value) AS hi, MIN(step) AS s0, MAX(step) AS s1,
 				MIN(epoch) AS e0, MAX(epoch) AS e1
-			FROM metrics WHERE task_id IN (SELECT id FROM tasks WHERE job_id=?) GROUP BY task_id, name) g
-		JOIN tasks t ON t.id=g.task_id ORDER BY g.task_id, g.name`, jobID)
+			FROM metrics WHERE task_id IN (SELECT id FROM tasks WHERE job_id=?)`+where+` GROUP BY task_id, name) g
+		JOIN tasks t ON t.id=g.task_id ORDER BY g.task_id, g.name`, args...)
 	if err != nil {
 		return nil, err
 	}
