@@ -16,7 +16,7 @@ export GDAL_CACHEMAX ?= 128
 
 GO      ?= go
 BIN     := bin/dl4img
-APT_PKGS := libgdal-dev libjpeg-dev pkg-config fonts-dejavu-core fonts-wqy-zenhei postgresql
+APT_PKGS := libgdal-dev libjpeg-dev pkg-config fonts-dejavu-core fonts-wqy-zenhei postgresql chromium
 # Packages where the race detector's 5-10x slowdown is affordable: the
 # runner itself (concurrency lives there). Model packages run without it.
 RACE_PKGS := ./store/... ./jobs/... ./tasks ./cmd/...

@@ -300,6 +300,7 @@ func Register(r *tasks.Registry) {
 			Name:      name,
 			Doc:       k.doc,
 			NewParams: func() any { return bookDefaults(name) },
+			Headline:  "val_seq_acc",
 			Presets:   map[string]map[string]any{"demo": k.demo},
 			Plan: func(raw any) ([]tasks.TaskSpec, error) {
 				p, ok := raw.(*Params)

@@ -140,6 +140,7 @@ func Register(r *tasks.Registry) {
 		Doc: "whole-slide tumour segmentation: tissue tiling (resumable manifest) → FCN with l2-regularized " +
 			"deconvolution, augmentation → sliding-window prediction stitched into tiled GeoTIFF masks, overlays, Dice/IoU → submission.csv",
 		NewParams: defaults,
+		Headline:  "val_dice",
 		Presets: map[string]map[string]any{
 			// Two 2048² synthetic slides (one held out), 4× downsampled: a few
 			// minutes on 2 CPU cores.

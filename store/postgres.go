@@ -115,6 +115,13 @@ func (pgDriver) afterCopy(ctx context.Context, tx *sql.Tx, table string) error {
 // openPostgres connects to a PostgreSQL database and migrates it. Every
 // error names the database without its password.
 func openPostgres(ctx context.Context, dsn string) (*DB, error) {
+	return connectPostgres(ctx, dsn, false)
+}
+
+// connectPostgres opens the database at dsn; readOnly sessions refuse every
+// write (default_transaction_read_only) and skip migrations, which would
+// write, checking the schema version instead.
+func connectPostgres(ctx context.Context, dsn string, readOnly bool) (*DB, error) {
 	name := Redact(dsn)
 	fail := func(err error) error { return scrubbed(fmt.Errorf("database %s: %w", name, err), dsn) }
 	cfg, err := pgx.ParseConfig(dsn)
@@ -128,6 +135,9 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 	if cfg.RuntimeParams["application_name"] == "" {
 		cfg.RuntimeParams["application_name"] = "dl4img"
 	}
+	if readOnly {
+		cfg.RuntimeParams["default_transaction_read_only"] = "on"
+	}
 	sdb := stdlib.OpenDB(*cfg)
 	// Each worker slot holds at most a claim and a heartbeat at once;
 	// bound the pool so many workers stay under max_connections.
@@ -139,7 +149,11 @@ func openPostgres(ctx context.Context, dsn string) (*DB, error) {
 		sdb.Close()
 		return nil, fail(connectError(err))
 	}
-	if err := db.init(ctx); err != nil {
+	check := db.init
+	if readOnly {
+		check = db.checkReadable
+	}
+	if err := check(ctx); err != nil {
 		sdb.Close()
 		return nil, fail(err)
 	}

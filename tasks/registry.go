@@ -70,6 +70,9 @@ type JobKind struct {
 	// NewParams returns a pointer to a params struct holding the defaults.
 	// Fields carry `json:"name"` and `doc:"..."` tags; embed Common.
 	NewParams func() any
+	// Headline names the metric that says how good a run of this kind is
+	// (best over its tasks and epochs); the web UI's jobs list shows it.
+	Headline string
 	// Presets are named bundles of defaults, applied before user values.
 	Presets map[string]map[string]any
 	// Plan turns resolved params (as returned by NewParams) into tasks.

@@ -137,6 +137,7 @@ func Register(r *tasks.Registry) {
 		Name:      "transfer",
 		Doc:       "image classification (Kaggle Dogs vs. Cats, or train/<class>/) by transfer learning: ONNX backbone features (cached), dropout+dense head, CAM, submission.csv",
 		NewParams: defaults,
+		Headline:  "val_loss",
 		Presets: map[string]map[string]any{
 			// The only backbone that can ship is the small test CNN, on
 			// generated "cats vs dogs"; a real run names an ONNX export.

@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -123,6 +125,10 @@ func TestBadInputIsOneLineAndExit2(t *testing.T) {
 		{[]string{"jobs", "show", "999"}, "job 999: not found"},
 		{[]string{"jobs", "show", "abc"}, `job ID "abc"`},
 		{[]string{"runs", "compare"}, "want at least 1 job ID"},
+		{[]string{"serve", "--addr", "0.0.0.0:0"}, "give --token too"},
+		{[]string{"serve", "--addr", "nonsense"}, `--addr "nonsense"`},
+		{[]string{"--db", filepath.Join(dir, "none.db"), "serve"}, "none.db"},
+		{[]string{"--db", newer, "serve"}, "schema version 99"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -180,7 +186,7 @@ func TestRunSelftestEndToEnd(t *testing.T) {
 	acc := -1.0
 	for _, m := range v.Metrics {
 		if m.Task == "evaluate" && m.Name == "test_acc" {
-			acc = m.Last
+			acc = float64(m.Last)
 		}
 	}
 	if acc < 0.8 {
@@ -568,4 +574,76 @@ func TestTransferFeaturesAndBenchONNX(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "h.csv")); err == nil {
 		t.Errorf("a failed extraction left h.csv")
 	}
+}
+
+// TestServe starts the real binary's web UI on a free port, reads the
+// jobs API, and stops it with SIGINT (exit 0). The token never appears in
+// its output.
+func TestServe(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, code := dl(t, dir, "submit", "selftest", "--name", "queued-one"); code != 0 {
+		t.Fatal("submit")
+	}
+	const token = "tok-that-must-not-be-logged"
+	cmd := command(dir, "serve", "--addr", "127.0.0.1:0", "--token", token)
+	var errBuf syncBuffer
+	cmd.Stderr = &errBuf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var url string
+	for i := 0; i < 100 && url == ""; i++ {
+		time.Sleep(50 * time.Millisecond)
+		if m := regexp.MustCompile(`http://[0-9.:]+/`).FindString(errBuf.String()); m != "" {
+			url = m
+		}
+	}
+	if url == "" {
+		t.Fatalf("no address printed: %s", errBuf.String())
+	}
+	req, _ := http.NewRequest(http.MethodGet, url+"api/jobs", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Jobs []struct {
+			Name, State string
+		}
+	}
+	err = json.NewDecoder(resp.Body).Decode(&list)
+	resp.Body.Close()
+	if err != nil || len(list.Jobs) != 1 || list.Jobs[0].Name != "queued-one" || list.Jobs[0].State != "queued" {
+		t.Fatalf("api/jobs: %+v %v", list, err)
+	}
+	if resp, err := http.Get(url + "api/jobs"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without token: %v %v", resp, err)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve after SIGINT: %v\n%s", err, errBuf.String())
+	}
+	if strings.Contains(errBuf.String(), token) {
+		t.Fatalf("token in the output:\n%s", errBuf.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe to read while a process writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

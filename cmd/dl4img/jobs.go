@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dl4img/dl4img/history"
 	"github.com/dl4img/dl4img/jobs"
 	"github.com/dl4img/dl4img/store"
 )
@@ -127,64 +127,12 @@ func jobAction(c *cli.Context, fn func(db *store.DB, id int64) error) error {
 	return nil
 }
 
-// metricSummary is a metric's last and best value in a task.
-type metricSummary struct {
-	Task  string  `json:"task"`
-	Name  string  `json:"name"`
-	Count int     `json:"count"`
-	Last  float64 `json:"last"`
-	Best  float64 `json:"best"`
-	Step  int     `json:"last_step"`
-	Epoch int     `json:"last_epoch"`
-}
-
-// lowerIsBetter decides the direction of "best" from the metric's name.
-func lowerIsBetter(name string) bool {
-	for _, s := range []string{"loss", "err", "cer", "time"} {
-		if strings.Contains(name, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func better(name string, v, best float64) bool {
-	if math.IsNaN(best) {
-		return true
-	}
-	if lowerIsBetter(name) {
-		return v < best
-	}
-	return v > best
-}
-
-func summarize(ms []store.Metric) []metricSummary {
-	idx := map[string]int{}
-	var out []metricSummary
-	for _, m := range ms {
-		key := m.Task + "/" + m.Name
-		i, ok := idx[key]
-		if !ok {
-			i = len(out)
-			idx[key] = i
-			out = append(out, metricSummary{Task: m.Task, Name: m.Name, Best: m.Value})
-		}
-		s := &out[i]
-		s.Count++
-		s.Last, s.Step, s.Epoch = m.Value, m.Step, m.Epoch
-		if better(m.Name, m.Value, s.Best) {
-			s.Best = m.Value
-		}
-	}
-	return out
-}
-
 type jobView struct {
-	Job       store.Job        `json:"job"`
-	Params    json.RawMessage  `json:"params"`
-	Tasks     []store.Task     `json:"tasks"`
-	Metrics   []metricSummary  `json:"metrics"`
-	Artifacts []store.Artifact `json:"artifacts"`
+	Job       store.Job         `json:"job"`
+	Params    json.RawMessage   `json:"params"`
+	Tasks     []store.Task      `json:"tasks"`
+	Metrics   []history.Summary `json:"metrics"`
+	Artifacts []store.Artifact  `json:"artifacts"`
 }
 
 func loadJobView(c *cli.Context, db *store.DB, id int64) (*jobView, error) {
@@ -204,7 +152,7 @@ func loadJobView(c *cli.Context, db *store.DB, id int64) (*jobView, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &jobView{Job: *j, Params: json.RawMessage(j.Params), Tasks: ts, Metrics: summarize(ms), Artifacts: as}, nil
+	return &jobView{Job: *j, Params: json.RawMessage(j.Params), Tasks: ts, Metrics: history.Summarize(ms), Artifacts: as}, nil
 }
 
 func showJob(c *cli.Context) error {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/dl4img/dl4img/history"
 	"github.com/dl4img/dl4img/store"
 	"github.com/dl4img/dl4img/tasks"
 )
@@ -48,48 +48,16 @@ func runsCommand() *cli.Command {
 	}
 }
 
-// comparison is the data behind `runs compare`.
-type comparison struct {
-	Jobs    []int64                      `json:"jobs"`
-	Params  map[string][]json.RawMessage `json:"params"`  // name → value per job (null if absent)
-	Differ  map[string]bool              `json:"differ"`  // params whose values differ
-	Metrics map[string][]*metricSummary  `json:"metrics"` // task/name → summary per job (null if absent)
-}
-
-func loadComparison(c *cli.Context, db *store.DB, ids []int64) (*comparison, error) {
-	cmp := &comparison{Jobs: ids, Params: map[string][]json.RawMessage{}, Differ: map[string]bool{}, Metrics: map[string][]*metricSummary{}}
+func loadComparison(c *cli.Context, db *store.DB, ids []int64) (*history.Comparison, error) {
+	runs := make([]history.Run, len(ids))
 	for i, id := range ids {
 		v, err := loadJobView(c, db, id)
 		if err != nil {
 			return nil, err
 		}
-		var ps map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(v.Job.Params), &ps); err != nil {
-			return nil, fmt.Errorf("job %d params: %w", id, err)
-		}
-		ps["kind"], _ = json.Marshal(v.Job.Kind)
-		for k, val := range ps {
-			if cmp.Params[k] == nil {
-				cmp.Params[k] = make([]json.RawMessage, len(ids))
-			}
-			cmp.Params[k][i] = val
-		}
-		for _, m := range v.Metrics {
-			key := m.Task + "/" + m.Name
-			if cmp.Metrics[key] == nil {
-				cmp.Metrics[key] = make([]*metricSummary, len(ids))
-			}
-			cmp.Metrics[key][i] = &m
-		}
+		runs[i] = history.Run{Job: v.Job, Metrics: v.Metrics}
 	}
-	for k, vals := range cmp.Params {
-		for _, v := range vals[1:] {
-			if !bytes.Equal(v, vals[0]) {
-				cmp.Differ[k] = true
-			}
-		}
-	}
-	return cmp, nil
+	return history.Compare(runs)
 }
 
 func compareRuns(c *cli.Context) error {
@@ -128,7 +96,7 @@ func compareRuns(c *cli.Context) error {
 		}
 		row := []string{k, mark}
 		for _, v := range cmp.Params[k] {
-			row = append(row, rawString(v))
+			row = append(row, history.RawString(v))
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
 	}
@@ -149,21 +117,7 @@ func compareRuns(c *cli.Context) error {
 	return tw.Flush()
 }
 
-func rawString(v json.RawMessage) string {
-	if v == nil {
-		return "-"
-	}
-	var s string
-	if json.Unmarshal(v, &s) == nil {
-		if s == "" {
-			return `""`
-		}
-		return s
-	}
-	return string(v)
-}
-
-func writeComparisonCSV(w io.Writer, cmp *comparison) error {
+func writeComparisonCSV(w io.Writer, cmp *history.Comparison) error {
 	cw := csv.NewWriter(w)
 	head := []string{"section", "name", "differs"}
 	for _, id := range cmp.Jobs {
@@ -173,7 +127,7 @@ func writeComparisonCSV(w io.Writer, cmp *comparison) error {
 	for _, k := range sortedKeys(cmp.Params) {
 		row := []string{"param", k, fmt.Sprint(cmp.Differ[k])}
 		for _, v := range cmp.Params[k] {
-			row = append(row, rawString(v))
+			row = append(row, history.RawString(v))
 		}
 		cw.Write(row)
 	}

@@ -115,6 +115,7 @@ func Register(r *tasks.Registry) {
 		Name:      KindFormula,
 		Doc:       "final-round formula images: line extraction → joined strip → CRNN + CTC reader (optionally an ensemble voting per image) → result.txt with the exact values",
 		NewParams: jobDefaults,
+		Headline:  "val_seq_acc",
 		Presets: map[string]map[string]any{
 			// A few minutes on 2 CPU cores: small images, strips and net,
 			// 160 steps. It runs every stage; the reader stays far from

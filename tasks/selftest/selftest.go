@@ -76,6 +76,7 @@ func Register(r *tasks.Registry) {
 		Name:      "selftest",
 		Doc:       "tiny GoMLX classifier on generated 2-D points (generate → train → evaluate → submit); checks the runner end to end",
 		NewParams: defaults,
+		Headline:  "val_acc",
 		Presets: map[string]map[string]any{
 			"demo":  {"epochs": 5, "steps_per_epoch": 100},
 			"quick": {"epochs": 2, "steps_per_epoch": 50, "samples": 1000},
