@@ -231,7 +231,7 @@ func (l *Loop) endEpoch(ctx context.Context, step, epoch int, lossSum float64, l
 		st.SetParam(paramBest, v)
 		st.SetParam(paramBest+"_epoch", epoch)
 		st.SetParam(paramBad, 0)
-		return false, saveBest(st, l.BestDir())
+		return false, SaveWeights(st, l.BestDir())
 	}
 	bad := paramOr(st, paramBad, 0) + 1
 	st.SetParam(paramBad, bad)
@@ -283,13 +283,13 @@ func setLearningRate(st *model.Store, lr float64) error {
 	return nil
 }
 
-// saveBest replaces the weights in dir by the store's current ones, through
-// a temporary directory renamed into place.
-func saveBest(st *model.Store, dir string) error {
+// SaveWeights replaces the weights in dir by the store's current ones,
+// through a temporary directory renamed into place.
+func SaveWeights(st *model.Store, dir string) error {
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return fmt.Errorf("save best weights: %w", err)
+		return fmt.Errorf("save weights: %w", err)
 	}
 	// A detached copy of the variables, so the live store's checkpoint
 	// handler is not disturbed.
@@ -307,20 +307,20 @@ func saveBest(st *model.Store, dir string) error {
 	}
 	h, err := checkpoint.Build(cp).Dir(tmp).Keep(1).Done()
 	if err != nil {
-		return fmt.Errorf("save best weights: %w", err)
+		return fmt.Errorf("save weights: %w", err)
 	}
 	if err := h.Save(); err != nil {
-		return fmt.Errorf("save best weights: %w", err)
+		return fmt.Errorf("save weights: %w", err)
 	}
 	old := dir + ".old"
 	os.RemoveAll(old)
 	if _, err := os.Stat(dir); err == nil {
 		if err := os.Rename(dir, old); err != nil {
-			return fmt.Errorf("save best weights: %w", err)
+			return fmt.Errorf("save weights: %w", err)
 		}
 	}
 	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("save best weights: %w", err)
+		return fmt.Errorf("save weights: %w", err)
 	}
 	os.RemoveAll(old)
 	return nil
