@@ -239,14 +239,27 @@ func TestParamsValidate(t *testing.T) {
 		{[]string{"backbone=a.onnx", "backbone_preset=nope"}, `parameter backbone_preset: unknown preset "nope"`},
 		{[]string{"backbone=a.onnx", "clip=0.7"}, "parameter clip"},
 		{[]string{"backbone=a.onnx", "resize=stretch"}, "resize \"stretch\""},
+		{[]string{"backbone=demo", "head_steps=0"}, "parameter head_steps: must be >= 1"},
+		{[]string{"backbone=demo", "head_steps=many"}, `parameter head_steps: want int, got "many"`},
+		{[]string{"backbone=demo", "weight_decay="}, "parameter weight_decay: give at least one value"},
+		{[]string{"backbone=demo", "weight_decay=0.1,-1"}, "parameter weight_decay: -1 is not a finite number >= 0"},
+		{[]string{"backbone=demo", "weight_decay=NaN"}, "parameter weight_decay: NaN is not a finite number >= 0"},
+		{[]string{"backbone=demo", "weight_decay=Inf"}, "parameter weight_decay: +Inf is not a finite number >= 0"},
+		{[]string{"backbone=demo", "weight_decay=0.1,1e-1"}, "parameter weight_decay: 0.1 is given twice"},
+		{[]string{"backbone=demo", "weight_decay=a"}, `parameter weight_decay: want list of float, got "a"`},
+		{[]string{"backbone=demo", "weight_decay=" + strings.Repeat("1,", 16) + "2"}, "parameter weight_decay: 17 values, at most 16"},
+		{[]string{"backbone=demo", "val_fraction=0"}, "parameter weight_decay: choosing among several values needs a validation split"},
 	} {
 		_, err := k.Resolve(nil, tc.sets)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err %v, want %q", tc.sets, err, tc.want)
 		}
 	}
-	if _, err := k.Resolve(nil, []string{"preset=demo"}); err != nil {
-		t.Errorf("demo: %v", err)
+	for _, ok := range [][]string{{"preset=demo"}, {"backbone=demo", "val_fraction=0", "weight_decay=0.01"},
+		{"backbone=scratch", "val_fraction=0"}, {"backbone=demo", "head_steps=1", "weight_decay=0"}} {
+		if _, err := k.Resolve(nil, ok); err != nil {
+			t.Errorf("%v: %v", ok, err)
+		}
 	}
 }
 

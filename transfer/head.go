@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 
 	"github.com/gomlx/compute"
@@ -66,27 +65,6 @@ func ones(n int) []float32 {
 	return o
 }
 
-// setNorm computes the standardization from the training items.
-func (h Head) setNorm(scope *model.Scope, feats [][]float32, idx []int) error {
-	mean := make([]float64, h.Dim)
-	sq := make([]float64, h.Dim)
-	for _, i := range idx {
-		for k, v := range feats[i] {
-			mean[k] += float64(v)
-			sq[k] += float64(v) * float64(v)
-		}
-	}
-	m32, inv := make([]float32, h.Dim), make([]float32, h.Dim)
-	n := float64(len(idx))
-	for k := range mean {
-		mu := mean[k] / n
-		sd := math.Sqrt(max(0, sq[k]/n-mu*mu))
-		m32[k], inv[k] = float32(mu), float32(1/max(sd, 1e-3))
-	}
-	mv, iv := h.norm(scope)
-	return errors.Join(mv.SetValue(tensors.FromValue(m32)), iv.SetValue(tensors.FromValue(inv)))
-}
-
 // Logits is the model function: [batch, dim] features → [batch, units].
 func (h Head) Logits(scope *model.Scope, x *Node) *Node {
 	g := x.Graph()
@@ -126,16 +104,22 @@ func featTensor(feats [][]float32, idx []int) *tensors.Tensor {
 }
 
 func labelTensor(h Head, items []Item, idx []int) *tensors.Tensor {
+	return labelsTensor(h, labelsOf(items, idx))
+}
+
+// labelsTensor is [n, 1] labels: float 0/1 for the sigmoid, class indices
+// for the softmax.
+func labelsTensor(h Head, labels []int) *tensors.Tensor {
 	if h.Units() == 1 {
-		l := make([][]float32, len(idx))
-		for i, j := range idx {
-			l[i] = []float32{float32(items[j].Label)}
+		l := make([][]float32, len(labels))
+		for i, y := range labels {
+			l[i] = []float32{float32(y)}
 		}
 		return tensors.FromValue(l)
 	}
-	l := make([][]int32, len(idx))
-	for i, j := range idx {
-		l[i] = []int32{int32(items[j].Label)}
+	l := make([][]int32, len(labels))
+	for i, y := range labels {
+		l[i] = []int32{int32(y)}
 	}
 	return tensors.FromValue(l)
 }
@@ -224,7 +208,11 @@ func Score(probs [][]float64, labels []int, clip float64) Scores {
 
 func ckDir(env tasks.Env) string { return filepath.Join(env.JobDir(), "train", "checkpoints") }
 
-func bestDir(env tasks.Env) string { return filepath.Join(ckDir(env), "best") }
+// bestDir holds the head the train task chose (the best trained head, or
+// the linear probe): what fine-tuning starts from and, without it, what
+// predicts. The training loop keeps its own best grid weights under
+// ckDir/best, so that a resumed task can choose again.
+func bestDir(env tasks.Env) string { return filepath.Join(env.JobDir(), "train", "head") }
 
 func labelsOf(items []Item, idx []int) []int {
 	l := make([]int, len(idx))
@@ -234,6 +222,24 @@ func labelsOf(items []Item, idx []int) []int {
 	return l
 }
 
+// maxEvals is about how many times the head is validated (and its metrics
+// recorded) over a run, whatever its length.
+const maxEvals = 50
+
+// headSchedule returns the head's full-batch optimizer steps and the steps
+// between validations. With every example in every step, one step is one
+// epoch: epochs can lengthen the run, head_steps is its floor.
+func (p *Params) headSchedule() (steps, every int) {
+	steps = max(p.HeadSteps, p.Epochs)
+	every = max(1, steps/maxEvals)
+	return (steps + every - 1) / every * every, every
+}
+
+// trainTask trains the head on the cached features, full batch: one head
+// per weight decay (headGrid), validated every few steps; the best head on
+// the validation split, at its best step, is kept. It then fits the linear
+// probe on the same standardized features, and if the probe's validation
+// log loss is lower, the probe's weights become the head.
 func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 	p, err := decode(raw)
 	if err != nil {
@@ -248,84 +254,167 @@ func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 	}
 	valIdx, trnIdx := SplitVal(len(fs.Items), p.ValFraction, p.Seed)
 	h := Head{Dim: len(fs.Feats[0]), Classes: len(fs.Classes), Dropout: p.Dropout}
-	steps := p.StepsPerEpoch
-	if steps == 0 {
-		steps = (len(trnIdx) + p.BatchSize - 1) / p.BatchSize
-	}
+	mean, inv := normOf(fs.Feats, trnIdx)
+	trn := standardize(fs.Feats, fs.Items, trnIdx, mean, inv)
+	val := standardize(fs.Feats, fs.Items, valIdx, mean, inv)
 	backend, err := env.Backend()
 	if err != nil {
 		return err
 	}
-	st, err := nn.NewSeededStore(p.Seed)
+	trained, res, err := trainGrid(ctx, env, p, h, trn, val)
 	if err != nil {
 		return err
 	}
-	h.vars(st.RootScope())
-	ck, err := tasks.OpenCheckpoints(env, st, ckDir(env), 3)
+	m := map[string]float64{"best_weight_decay": trained.decay}
+	final := trained.model
+	if val.n > 0 {
+		m["trained_head_val_loss"] = trained.val.LogLoss
+		pr, err := fitProbe(ctx, trn, val, h.Classes, p.WeightDecay, p.Clip)
+		if err != nil {
+			return err
+		}
+		env.Logf("linear probe (L2 %g): validation log loss %.4f, accuracy %.4f", pr.lambda, pr.val.LogLoss, pr.val.Acc)
+		m["linear_probe_val_loss"], m["linear_probe_val_acc"], m["linear_probe_l2"] = pr.val.LogLoss, pr.val.Acc, pr.lambda
+		m["head_is_probe"] = 0
+		if pr.val.LogLoss < trained.val.LogLoss {
+			env.Logf("the linear probe's validation log loss %.4f is below the trained head's %.4f: the probe becomes the head",
+				pr.val.LogLoss, trained.val.LogLoss)
+			final, m["head_is_probe"] = pr.model, 1
+		}
+	}
+	st, err := headStore(h, final, mean, inv)
 	if err != nil {
 		return err
 	}
-	if err := h.setNorm(st.RootScope(), fs.Feats, trnIdx); err != nil {
-		return err
+	if err := tasks.SaveWeights(st, bestDir(env)); err != nil {
+		return fmt.Errorf("save the head: %w", err)
 	}
-	trainer := train.NewTrainer(backend, st, h.Logits, h.loss,
-		optimizer.Adam().LearningRate(p.LearningRate).Done(), nil, nil)
+	_, every := p.headSchedule()
+	evals := res.Steps / every
+	if val.n == 0 {
+		return env.Metrics(res.Steps, evals, m)
+	}
+	// Score the saved head through the graph that predicts the test set,
+	// so the recorded numbers are those of what was written.
 	pred, err := NewPredictor(backend, st, h)
 	if err != nil {
 		return err
 	}
-	trnEval := trnIdx[:min(len(trnIdx), 1000)]
+	pv, err := pred.Probs(fs.Feats, valIdx)
+	if err != nil {
+		return err
+	}
+	s := Score(pv, val.y, p.Clip)
+	env.Logf("head: validation log loss %.4f (clipped to [%g,%g]: %.4f), accuracy %.4f on %d images",
+		s.LogLoss, p.Clip, 1-p.Clip, s.LogLossClipped, s.Acc, val.n)
+	m["best_val_loss"], m["best_val_loss_clipped"], m["best_val_acc"] = s.LogLoss, s.LogLossClipped, s.Acc
+	return env.Metrics(res.Steps, evals, m)
+}
+
+// gridChoice is the trained head the validation split chose.
+type gridChoice struct {
+	model linear
+	decay float64
+	val   Scores
+}
+
+// trainGrid runs the head grid's training loop (resumable, best
+// validation weights kept) and returns the best head of the best step.
+// Without a validation split there is one weight decay, and the loop keeps
+// the step with the lowest training objective.
+func trainGrid(ctx context.Context, env tasks.Env, p *Params, h Head, trn, val stdMatrix) (gridChoice, tasks.LoopResult, error) {
+	var none tasks.LoopResult
+	steps, every := p.headSchedule()
+	grid := headGrid{Head: h, decays: p.WeightDecay, steps: steps, lr: p.LearningRate}
+	backend, err := env.Backend()
+	if err != nil {
+		return gridChoice{}, none, err
+	}
+	st, err := nn.NewSeededStore(p.Seed)
+	if err != nil {
+		return gridChoice{}, none, err
+	}
+	grid.vars(st.RootScope())
+	ck, err := tasks.OpenCheckpoints(env, st, ckDir(env), 3)
+	if err != nil {
+		return gridChoice{}, none, err
+	}
+	trainer := train.NewTrainer(backend, st, grid.logits, grid.loss,
+		optimizer.Adam().LearningRate(p.LearningRate).Done(), nil, nil)
+	trnEval := trn.first(1000)
+	choose := func() (gridChoice, Scores, error) {
+		l, err := grid.linear(st)
+		if err != nil {
+			return gridChoice{}, Scores{}, err
+		}
+		k := 0
+		if val.n > 0 {
+			vs := scoreHeads(l, h.Units(), val, p.Clip)
+			for j := range vs {
+				if vs[j].LogLoss < vs[k].LogLoss {
+					k = j
+				}
+			}
+		}
+		c := gridChoice{model: grid.head(l, k), decay: grid.decays[k]}
+		if val.n > 0 {
+			c.val = scoreHeads(c.model, h.Units(), val, p.Clip)[0]
+		}
+		return c, scoreHeads(c.model, h.Units(), trnEval, p.Clip)[0], nil
+	}
+	env.Logf("head: %d full-batch steps on %d images, validated every %d; weight decays %v", steps, trn.n, every, p.WeightDecay)
 	loop := &tasks.Loop{
 		Env: env, Store: st, Trainer: trainer, Checkpoints: ck,
-		Epochs: p.Epochs, StepsPerEpoch: steps,
-		LearningRates: []float64{p.LearningRate, p.LearningRate / 10}, Patience: p.Patience,
-		Batch: func(_ context.Context, step int) (train.Batch, error) {
-			epoch, i := step/steps, step%steps
-			perm := rand.New(rand.NewPCG(uint64(p.Seed), uint64(epoch))).Perm(len(trnIdx))
-			idx := make([]int, min(p.BatchSize, len(trnIdx)))
-			for k := range idx {
-				idx[k] = trnIdx[perm[(i*p.BatchSize+k)%len(perm)]]
-			}
-			return train.Batch{Inputs: []*tensors.Tensor{featTensor(fs.Feats, idx)},
-				Labels: []*tensors.Tensor{labelTensor(h, fs.Items, idx)}}, nil
+		Epochs: steps / every, StepsPerEpoch: every, Progress: "head evaluation",
+		// Every step sees every example, so the inputs are the same tensors
+		// each time (built anew: the trainer takes ownership of a batch).
+		Batch: func(context.Context, int) (train.Batch, error) {
+			x := tensors.FromShape(shapes.Make(tensorsDType, trn.n, trn.dim))
+			tensors.MutableFlatData(x, func(flat []float32) { copy(flat, trn.x) })
+			return train.Batch{Inputs: []*tensors.Tensor{x}, Labels: []*tensors.Tensor{labelsTensor(h, trn.y)}}, nil
 		},
 		Validate: func(context.Context) (map[string]float64, error) {
-			pr, err := pred.Probs(fs.Feats, trnEval)
+			c, ts, err := choose()
 			if err != nil {
 				return nil, err
 			}
-			s := Score(pr, labelsOf(fs.Items, trnEval), p.Clip)
-			m := map[string]float64{"acc": s.Acc, "train_eval_loss": s.LogLoss}
-			if len(valIdx) > 0 {
-				pr, err := pred.Probs(fs.Feats, valIdx)
-				if err != nil {
-					return nil, err
-				}
-				s := Score(pr, labelsOf(fs.Items, valIdx), p.Clip)
-				m["val_loss"], m["val_loss_clipped"], m["val_acc"] = s.LogLoss, s.LogLossClipped, s.Acc
+			m := map[string]float64{"acc": ts.Acc, "train_eval_loss": ts.LogLoss, "weight_decay": c.decay}
+			if val.n > 0 {
+				m["val_loss"], m["val_loss_clipped"], m["val_acc"] = c.val.LogLoss, c.val.LogLossClipped, c.val.Acc
 			}
 			return m, nil
 		},
 	}
 	res, err := loop.Run(ctx)
 	if err != nil {
-		return err
+		return gridChoice{}, res, err
 	}
 	if err := tasks.LoadWeights(st, loop.BestDir()); err != nil {
-		return err
+		return gridChoice{}, res, err
 	}
-	if len(valIdx) > 0 {
-		pr, err := pred.Probs(fs.Feats, valIdx)
-		if err != nil {
-			return err
-		}
-		s := Score(pr, labelsOf(fs.Items, valIdx), p.Clip)
-		env.Logf("best epoch %d: validation log loss %.4f (clipped to [%g,%g]: %.4f), accuracy %.4f on %d images",
-			res.BestEpoch, s.LogLoss, p.Clip, 1-p.Clip, s.LogLossClipped, s.Acc, len(valIdx))
-		return env.Metrics(res.Steps, p.Epochs, map[string]float64{"best_val_loss": s.LogLoss,
-			"best_val_loss_clipped": s.LogLossClipped, "best_val_acc": s.Acc})
+	c, _, err := choose()
+	if err != nil {
+		return gridChoice{}, res, err
 	}
-	return nil
+	env.Logf("head: best at evaluation %d (step %d), weight decay %g: validation log loss %.4f, accuracy %.4f",
+		res.BestEpoch, res.BestEpoch*every, c.decay, c.val.LogLoss, c.val.Acc)
+	return c, res, nil
+}
+
+// headStore returns a store holding a linear classifier as the head's
+// variables, with the standardization it was trained on.
+func headStore(h Head, l linear, mean, inv []float32) (*model.Store, error) {
+	st := model.NewStore()
+	w, b := h.vars(st.RootScope())
+	mv, iv := h.norm(st.RootScope())
+	wt := tensors.FromShape(shapes.Make(tensorsDType, h.Dim, h.Units()))
+	tensors.MutableFlatData(wt, func(flat []float32) { copy(flat, toFloat32(l.w)) })
+	err := errors.Join(w.SetValue(wt), b.SetValue(tensors.FromValue(toFloat32(l.b))),
+		mv.SetValue(tensors.FromValue(mean)), iv.SetValue(tensors.FromValue(inv)))
+	if err != nil {
+		return nil, fmt.Errorf("head variables: %w", err)
+	}
+	return st, nil
 }
 
 // loadHead returns a predictor with the final head weights (of the train

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/dl4img/dl4img/tasks"
@@ -29,24 +31,26 @@ const ExportHint = `export one with PyTorch, e.g. python3 -c "import torch,torch
 // Params of the transfer kind.
 type Params struct {
 	tasks.Common
-	Backbone       []string `json:"backbone" doc:"ONNX backbone files, comma-separated (their pooled features are concatenated); demo = the small embedded test CNN; scratch = train a small CNN from scratch (no transfer)"`
-	BackbonePreset []string `json:"backbone_preset" doc:"preprocessing preset per backbone (one for all allowed): resnet50-torchvision, mobilenetv2-torchvision, inceptionv3-torchvision, resnet50-keras, vgg16-keras, inceptionv3-keras, xception-keras, mobilenetv2-keras, tinycnn"`
-	FeatureNode    []string `json:"feature_node" doc:"per backbone, the ONNX node (output) to cut at; empty = the last global average pool, else the input of the final Gemm"`
-	InputSize      int      `json:"input_size" doc:"override the presets' input size (pixels, square)"`
-	Resize         string   `json:"resize" doc:"override the presets' resize: squash or crop (shorter side to size*256/224, center crop)"`
-	Normalize      string   `json:"normalize" doc:"override the presets' pixel scaling: imagenet (mean/std), tf ([-1,1]), caffe (BGR minus mean) or unit ([0,1])"`
-	FeatureCache   string   `json:"feature_cache" doc:"feature cache folder, shared by runs (default: <workdir>/cache/transfer-features)"`
-	ExtractBatch   int      `json:"extract_batch" doc:"images per feature-extraction batch"`
-	SkipBad        bool     `json:"skip_bad" doc:"skip (and report) files that are not images instead of failing"`
-	Dropout        float64  `json:"dropout" doc:"dropout rate before the head's dense layer"`
-	Patience       int      `json:"patience" doc:"epochs without val_loss improvement before the learning rate drops 10x (then stops); 0 = never"`
-	Clip           float64  `json:"clip" doc:"submission probabilities are clipped to [clip, 1-clip]"`
-	CAMImages      int      `json:"cam_images" doc:"class activation maps drawn for this many test (else validation) images"`
-	FinetuneLayers int      `json:"finetune_layers" doc:"after the head, fine-tune the last N weighted backbone layers with it on augmented images (flips, crops); 0 = off; one backbone only"`
-	FinetuneEpochs int      `json:"finetune_epochs" doc:"fine-tuning epochs"`
-	FinetuneLR     float64  `json:"finetune_lr" doc:"fine-tuning learning rate (lower than the head's)"`
-	SynthPerClass  int      `json:"synth_per_class" doc:"without train_dir: generated images per class (synthetic cats vs dogs)"`
-	SynthTest      int      `json:"synth_test" doc:"without train_dir: generated test images"`
+	Backbone       []string  `json:"backbone" doc:"ONNX backbone files, comma-separated (their pooled features are concatenated); demo = the small embedded test CNN; scratch = train a small CNN from scratch (no transfer)"`
+	BackbonePreset []string  `json:"backbone_preset" doc:"preprocessing preset per backbone (one for all allowed): resnet50-torchvision, mobilenetv2-torchvision, inceptionv3-torchvision, resnet50-keras, vgg16-keras, inceptionv3-keras, xception-keras, mobilenetv2-keras, tinycnn"`
+	FeatureNode    []string  `json:"feature_node" doc:"per backbone, the ONNX node (output) to cut at; empty = the last global average pool, else the input of the final Gemm"`
+	InputSize      int       `json:"input_size" doc:"override the presets' input size (pixels, square)"`
+	Resize         string    `json:"resize" doc:"override the presets' resize: squash or crop (shorter side to size*256/224, center crop)"`
+	Normalize      string    `json:"normalize" doc:"override the presets' pixel scaling: imagenet (mean/std), tf ([-1,1]), caffe (BGR minus mean) or unit ([0,1])"`
+	FeatureCache   string    `json:"feature_cache" doc:"feature cache folder, shared by runs (default: <workdir>/cache/transfer-features)"`
+	ExtractBatch   int       `json:"extract_batch" doc:"images per feature-extraction batch"`
+	SkipBad        bool      `json:"skip_bad" doc:"skip (and report) files that are not images instead of failing"`
+	Dropout        float64   `json:"dropout" doc:"dropout rate before the head's dense layer"`
+	HeadSteps      int       `json:"head_steps" doc:"full-batch optimizer steps of the head on the cached features, at least (epochs, if more, is the count: one step sees every example); batch_size, steps_per_epoch and patience are for finetune and scratch"`
+	WeightDecay    []float64 `json:"weight_decay" doc:"L2 strengths (comma-separated) for the head and the linear probe; each is trained and the validation split picks one"`
+	Patience       int       `json:"patience" doc:"finetune/scratch: epochs without val_loss improvement before the learning rate drops 10x (then stops); 0 = never"`
+	Clip           float64   `json:"clip" doc:"submission probabilities are clipped to [clip, 1-clip]"`
+	CAMImages      int       `json:"cam_images" doc:"class activation maps drawn for this many test (else validation) images"`
+	FinetuneLayers int       `json:"finetune_layers" doc:"after the head, fine-tune the last N weighted backbone layers with it on augmented images (flips, crops); 0 = off; one backbone only"`
+	FinetuneEpochs int       `json:"finetune_epochs" doc:"fine-tuning epochs"`
+	FinetuneLR     float64   `json:"finetune_lr" doc:"fine-tuning learning rate (lower than the head's)"`
+	SynthPerClass  int       `json:"synth_per_class" doc:"without train_dir: generated images per class (synthetic cats vs dogs)"`
+	SynthTest      int       `json:"synth_test" doc:"without train_dir: generated test images"`
 }
 
 // Validate checks the parameters.
@@ -95,6 +99,33 @@ func (p *Params) Validate() error {
 		return errors.New("parameter finetune_layers: fine-tuning needs exactly one backbone")
 	case p.TrainDir == "" && (p.SynthPerClass < 2 || p.SynthTest < 0):
 		return errors.New("parameter synth_per_class: must be >= 2 (no train_dir given)")
+	case p.HeadSteps < 1:
+		return errors.New("parameter head_steps: must be >= 1")
+	}
+	return p.validateWeightDecay()
+}
+
+// maxDecays bounds the weight-decay grid: each value is one more head
+// trained side by side and one more probe fit.
+const maxDecays = 16
+
+func (p *Params) validateWeightDecay() error {
+	wd := p.WeightDecay
+	switch {
+	case len(wd) == 0:
+		return errors.New("parameter weight_decay: give at least one value (e.g. 1e-4,1e-3,1e-2,1e-1,1)")
+	case len(wd) > maxDecays:
+		return fmt.Errorf("parameter weight_decay: %d values, at most %d", len(wd), maxDecays)
+	case len(wd) > 1 && p.ValFraction == 0 && !p.scratch():
+		return errors.New("parameter weight_decay: choosing among several values needs a validation split (val_fraction > 0); give one value")
+	}
+	for i, v := range wd {
+		if !(v >= 0) || math.IsInf(v, 0) {
+			return fmt.Errorf("parameter weight_decay: %v is not a finite number >= 0", v)
+		}
+		if slices.Contains(wd[:i], v) {
+			return fmt.Errorf("parameter weight_decay: %g is given twice", v)
+		}
 	}
 	return nil
 }
@@ -125,9 +156,9 @@ func (p *Params) preprocess(i int) (Preprocess, error) {
 
 func defaults() any {
 	return &Params{
-		Common:         tasks.Common{Epochs: 30, BatchSize: 64, LearningRate: 1e-3, ValFraction: 0.2, Seed: 1},
+		Common:         tasks.Common{Epochs: 30, BatchSize: 64, LearningRate: 1e-2, ValFraction: 0.2, Seed: 1},
 		BackbonePreset: []string{"resnet50-torchvision"}, ExtractBatch: 16,
-		Dropout: 0.5, Patience: 3, FinetuneEpochs: 3, FinetuneLR: 1e-4, Clip: 0.005, CAMImages: 4, SynthPerClass: 300, SynthTest: 100,
+		Dropout: 0.5, HeadSteps: 500, WeightDecay: []float64{1e-4, 1e-3, 1e-2, 1e-1, 1}, Patience: 3, FinetuneEpochs: 3, FinetuneLR: 1e-4, Clip: 0.005, CAMImages: 4, SynthPerClass: 300, SynthTest: 100,
 	}
 }
 
