@@ -241,6 +241,7 @@ func TestParamsValidate(t *testing.T) {
 		{[]string{"backbone=a.onnx", "resize=stretch"}, "resize \"stretch\""},
 		{[]string{"backbone=demo", "head_steps=0"}, "parameter head_steps: must be >= 1"},
 		{[]string{"backbone=demo", "head_steps=many"}, `parameter head_steps: want int, got "many"`},
+		{[]string{"backbone=demo", "head_batch=0"}, "parameter head_batch: must be >= 1"},
 		{[]string{"backbone=demo", "weight_decay="}, "parameter weight_decay: give at least one value"},
 		{[]string{"backbone=demo", "weight_decay=0.1,-1"}, "parameter weight_decay: -1 is not a finite number >= 0"},
 		{[]string{"backbone=demo", "weight_decay=NaN"}, "parameter weight_decay: NaN is not a finite number >= 0"},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 
 	"github.com/gomlx/compute"
@@ -226,17 +227,40 @@ func labelsOf(items []Item, idx []int) []int {
 // recorded) over a run, whatever its length.
 const maxEvals = 50
 
-// headSchedule returns the head's full-batch optimizer steps and the steps
-// between validations. With every example in every step, one step is one
-// epoch: epochs can lengthen the run, head_steps is its floor.
-func (p *Params) headSchedule() (steps, every int) {
-	steps = max(p.HeadSteps, p.Epochs)
+// headSchedule returns the head's optimizer steps, the rows in each step
+// and the steps between validations, for n training rows. Up to head_batch
+// rows every step sees them all (full batch); beyond, a step takes
+// head_batch of them. epochs can lengthen the run, head_steps is its
+// floor.
+func (p *Params) headSchedule(n int) (steps, batch, every int) {
+	batch = min(n, p.HeadBatch)
+	steps = max(p.HeadSteps, p.Epochs*((n+batch-1)/batch))
 	every = max(1, steps/maxEvals)
-	return (steps + every - 1) / every * every, every
+	return (steps + every - 1) / every * every, batch, every
 }
 
-// trainTask trains the head on the cached features, full batch: one head
-// per weight decay (headGrid), validated every few steps; the best head on
+// batchRows returns the training rows of a step: all n (full batch), or
+// the step's share of its epoch's seeded shuffle, so that a resumed run
+// sees the batches an uninterrupted one would.
+func batchRows(n, batch, step int, seed int64) []int {
+	rows := make([]int, batch)
+	if batch == n {
+		for i := range rows {
+			rows[i] = i
+		}
+		return rows
+	}
+	perEpoch := (n + batch - 1) / batch
+	epoch, i := step/perEpoch, step%perEpoch
+	perm := rand.New(rand.NewPCG(uint64(seed), uint64(epoch))).Perm(n)
+	for k := range rows {
+		rows[k] = perm[(i*batch+k)%n]
+	}
+	return rows
+}
+
+// trainTask trains the head on the cached features, in large batches
+// (full batch up to head_batch training images): one head per weight decay (headGrid), validated every few steps; the best head on
 // the validation split, at its best step, is kept. It then fits the linear
 // probe on the same standardized features, and if the probe's validation
 // log loss is lower, the probe's weights become the head.
@@ -289,7 +313,7 @@ func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 	if err := tasks.SaveWeights(st, bestDir(env)); err != nil {
 		return fmt.Errorf("save the head: %w", err)
 	}
-	_, every := p.headSchedule()
+	_, _, every := p.headSchedule(trn.n)
 	evals := res.Steps / every
 	if val.n == 0 {
 		return env.Metrics(res.Steps, evals, m)
@@ -324,7 +348,7 @@ type gridChoice struct {
 // the step with the lowest training objective.
 func trainGrid(ctx context.Context, env tasks.Env, p *Params, h Head, trn, val stdMatrix) (gridChoice, tasks.LoopResult, error) {
 	var none tasks.LoopResult
-	steps, every := p.headSchedule()
+	steps, batch, every := p.headSchedule(trn.n)
 	grid := headGrid{Head: h, decays: p.WeightDecay, steps: steps, lr: p.LearningRate}
 	backend, err := env.Backend()
 	if err != nil {
@@ -362,16 +386,22 @@ func trainGrid(ctx context.Context, env tasks.Env, p *Params, h Head, trn, val s
 		}
 		return c, scoreHeads(c.model, h.Units(), trnEval, p.Clip)[0], nil
 	}
-	env.Logf("head: %d full-batch steps on %d images, validated every %d; weight decays %v", steps, trn.n, every, p.WeightDecay)
+	env.Logf("head: %d steps of %d of the %d training images, validated every %d; weight decays %v",
+		steps, batch, trn.n, every, p.WeightDecay)
 	loop := &tasks.Loop{
 		Env: env, Store: st, Trainer: trainer, Checkpoints: ck,
 		Epochs: steps / every, StepsPerEpoch: every, Progress: "head evaluation",
-		// Every step sees every example, so the inputs are the same tensors
-		// each time (built anew: the trainer takes ownership of a batch).
-		Batch: func(context.Context, int) (train.Batch, error) {
-			x := tensors.FromShape(shapes.Make(tensorsDType, trn.n, trn.dim))
-			tensors.MutableFlatData(x, func(flat []float32) { copy(flat, trn.x) })
-			return train.Batch{Inputs: []*tensors.Tensor{x}, Labels: []*tensors.Tensor{labelsTensor(h, trn.y)}}, nil
+		Batch: func(_ context.Context, step int) (train.Batch, error) {
+			rows := batchRows(trn.n, batch, step, p.Seed)
+			x := tensors.FromShape(shapes.Make(tensorsDType, batch, trn.dim))
+			y := make([]int, batch)
+			tensors.MutableFlatData(x, func(flat []float32) {
+				for k, r := range rows {
+					copy(flat[k*trn.dim:], trn.row(r))
+					y[k] = trn.y[r]
+				}
+			})
+			return train.Batch{Inputs: []*tensors.Tensor{x}, Labels: []*tensors.Tensor{labelsTensor(h, y)}}, nil
 		},
 		Validate: func(context.Context) (map[string]float64, error) {
 			c, ts, err := choose()
@@ -396,8 +426,8 @@ func trainGrid(ctx context.Context, env tasks.Env, p *Params, h Head, trn, val s
 	if err != nil {
 		return gridChoice{}, res, err
 	}
-	env.Logf("head: best at evaluation %d (step %d), weight decay %g: validation log loss %.4f, accuracy %.4f",
-		res.BestEpoch, res.BestEpoch*every, c.decay, c.val.LogLoss, c.val.Acc)
+	env.Logf("head: best after step %d, weight decay %g: validation log loss %.4f, accuracy %.4f",
+		res.BestEpoch*every, c.decay, c.val.LogLoss, c.val.Acc)
 	return c, res, nil
 }
 

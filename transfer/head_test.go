@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/dl4img/dl4img/tasks/taskstest"
@@ -13,7 +16,7 @@ import (
 // fewLabels writes the cached features of a few-label set into a job
 // folder: perClass training images per class and valPerClass validation
 // images per class, under the split the train task will draw from raw.
-func fewLabels(t *testing.T, env *taskstest.Env, raw json.RawMessage, classes, perClass, valPerClass, dim int, signal float64) {
+func fewLabels(t testing.TB, env *taskstest.Env, raw json.RawMessage, classes, perClass, valPerClass, dim int, signal float64) {
 	t.Helper()
 	p, err := decode(raw)
 	if err != nil {
@@ -89,7 +92,7 @@ func TestFewLabelHead(t *testing.T) {
 				t.Errorf("final val loss %.6f, want the better of trained and probe, %.6f", final, want)
 			}
 			p, _ := decode(raw)
-			steps, every := p.headSchedule()
+			steps, _, every := p.headSchedule(tc.classes * 20)
 			if n := len(env.Values("val_loss")); n != steps/every {
 				t.Errorf("%d validations recorded, want one per %d steps of %d", n, every, steps)
 			}
@@ -112,6 +115,45 @@ func TestFewLabelHead(t *testing.T) {
 	}
 }
 
+func TestHeadSchedule(t *testing.T) {
+	for _, tc := range []struct {
+		sets                []string
+		n                   int
+		steps, batch, every int
+	}{
+		{nil, 40, 500, 40, 10},                                   // few labels: full batch, the floor
+		{nil, 20000, 500, 2048, 10},                              // Kaggle: 30 epochs of 10 batches < the floor
+		{[]string{"epochs=100"}, 20000, 1000, 2048, 20},          // epochs beyond the floor decide
+		{[]string{"head_steps=7", "epochs=1"}, 10, 7, 10, 1},     // short runs validate every step
+		{[]string{"head_steps=120", "epochs=1"}, 10, 120, 10, 2}, // rounded to whole validations
+		{[]string{"head_steps=101", "epochs=1"}, 10, 102, 10, 2},
+	} {
+		raw := resolve(t, append([]string{"backbone=demo"}, tc.sets...)...)
+		p, _ := decode(raw)
+		steps, batch, every := p.headSchedule(tc.n)
+		if steps != tc.steps || batch != tc.batch || every != tc.every {
+			t.Errorf("%v, n=%d: steps %d batch %d every %d, want %d %d %d", tc.sets, tc.n, steps, batch, every, tc.steps, tc.batch, tc.every)
+		}
+	}
+	// A shuffled epoch's batches cover every row once, the same on every call.
+	seen := map[int]int{}
+	for step := 4; step < 8; step++ { // the second epoch of 4 batches
+		rows := batchRows(20, 5, step, 1)
+		if again := batchRows(20, 5, step, 1); !slices.Equal(rows, again) {
+			t.Fatalf("step %d: rows %v then %v", step, rows, again)
+		}
+		for _, r := range rows {
+			seen[r]++
+		}
+	}
+	if len(seen) != 20 {
+		t.Errorf("an epoch's batches cover %d of 20 rows: %v", len(seen), seen)
+	}
+	if rows := batchRows(3, 3, 9, 1); !slices.Equal(rows, []int{0, 1, 2}) {
+		t.Errorf("full batch rows %v", rows)
+	}
+}
+
 // cancelAfter cancels the task's context once it has recorded n
 // validations, as a SIGINT would between steps.
 type cancelAfter struct {
@@ -130,9 +172,9 @@ func (e *cancelAfter) Metrics(step, epoch int, v map[string]float64) error {
 
 // TestHeadResume interrupts the head after 3 of its validations and reruns
 // the task: it continues from the checkpoint and ends where an
-// uninterrupted run ends.
+// uninterrupted run ends, shuffled batches (16 of the 40 images) included.
 func TestHeadResume(t *testing.T) {
-	raw := resolve(t, "backbone=demo", "val_fraction=0.8", "head_steps=100")
+	raw := resolve(t, "backbone=demo", "val_fraction=0.8", "head_steps=100", "head_batch=16")
 	whole := taskstest.New(t, "train")
 	fewLabels(t, whole, raw, 2, 20, 80, 64, 0.7)
 	runTask(t, whole, trainTask, raw)
@@ -148,7 +190,7 @@ func TestHeadResume(t *testing.T) {
 	again.Try = 2
 	runTask(t, again, trainTask, raw)
 	p, _ := decode(raw)
-	steps, every := p.headSchedule()
+	steps, _, every := p.headSchedule(40)
 	if n, want := len(again.Values("val_loss")), steps/every-3; n != want {
 		t.Errorf("resumed run recorded %d validations, want the %d left", n, want)
 	}
@@ -156,5 +198,21 @@ func TestHeadResume(t *testing.T) {
 		if a, b := whole.Values(m), again.Values(m); len(a) != 1 || len(b) != 1 || math.Abs(a[0]-b[0]) > 1e-9 {
 			t.Errorf("%s: uninterrupted %v, resumed %v", m, a, b)
 		}
+	}
+}
+
+// BenchmarkHeadKaggleScale times the train task (head grid and probe) on
+// features of Kaggle's size: 25,000 images (20,000 for training), 2,048
+// features (ResNet-50's pool), two classes.
+//
+//	go test ./transfer/ -run '^$' -bench HeadKaggleScale -benchtime 1x
+func BenchmarkHeadKaggleScale(b *testing.B) {
+	raw := resolve(b, "backbone=demo")
+	env := taskstest.New(b, "train")
+	fewLabels(b, env, raw, 2, 10000, 2500, 2048, 0.3)
+	b.ResetTimer()
+	for range b.N {
+		os.RemoveAll(filepath.Join(env.Root, "train"))
+		runTask(b, env, trainTask, raw)
 	}
 }

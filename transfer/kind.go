@@ -41,7 +41,8 @@ type Params struct {
 	ExtractBatch   int       `json:"extract_batch" doc:"images per feature-extraction batch"`
 	SkipBad        bool      `json:"skip_bad" doc:"skip (and report) files that are not images instead of failing"`
 	Dropout        float64   `json:"dropout" doc:"dropout rate before the head's dense layer"`
-	HeadSteps      int       `json:"head_steps" doc:"full-batch optimizer steps of the head on the cached features, at least (epochs, if more, is the count: one step sees every example); batch_size, steps_per_epoch and patience are for finetune and scratch"`
+	HeadSteps      int       `json:"head_steps" doc:"optimizer steps of the head on the cached features, at least (epochs over the training images, if more, decide); batch_size, steps_per_epoch and patience are for finetune and scratch"`
+	HeadBatch      int       `json:"head_batch" doc:"training images per head step: all of them (full batch) up to this many, else a shuffled batch of this many"`
 	WeightDecay    []float64 `json:"weight_decay" doc:"L2 strengths (comma-separated) for the head and the linear probe; each is trained and the validation split picks one"`
 	Patience       int       `json:"patience" doc:"finetune/scratch: epochs without val_loss improvement before the learning rate drops 10x (then stops); 0 = never"`
 	Clip           float64   `json:"clip" doc:"submission probabilities are clipped to [clip, 1-clip]"`
@@ -101,6 +102,8 @@ func (p *Params) Validate() error {
 		return errors.New("parameter synth_per_class: must be >= 2 (no train_dir given)")
 	case p.HeadSteps < 1:
 		return errors.New("parameter head_steps: must be >= 1")
+	case p.HeadBatch < 1:
+		return errors.New("parameter head_batch: must be >= 1")
 	}
 	return p.validateWeightDecay()
 }
@@ -158,7 +161,7 @@ func defaults() any {
 	return &Params{
 		Common:         tasks.Common{Epochs: 30, BatchSize: 64, LearningRate: 1e-2, ValFraction: 0.2, Seed: 1},
 		BackbonePreset: []string{"resnet50-torchvision"}, ExtractBatch: 16,
-		Dropout: 0.5, HeadSteps: 500, WeightDecay: []float64{1e-4, 1e-3, 1e-2, 1e-1, 1}, Patience: 3, FinetuneEpochs: 3, FinetuneLR: 1e-4, Clip: 0.005, CAMImages: 4, SynthPerClass: 300, SynthTest: 100,
+		Dropout: 0.5, HeadSteps: 500, HeadBatch: 2048, WeightDecay: []float64{1e-4, 1e-3, 1e-2, 1e-1, 1}, Patience: 3, FinetuneEpochs: 3, FinetuneLR: 1e-4, Clip: 0.005, CAMImages: 4, SynthPerClass: 300, SynthTest: 100,
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 	"github.com/dl4img/dl4img/tasks/taskstest"
 )
 
-func resolve(t *testing.T, sets ...string) json.RawMessage {
+func resolve(t testing.TB, sets ...string) json.RawMessage {
 	t.Helper()
 	k, err := tasks.Default.Job("transfer")
 	if err != nil {
@@ -35,7 +35,7 @@ func resolve(t *testing.T, sets ...string) json.RawMessage {
 	return raw
 }
 
-func runTask(t *testing.T, env *taskstest.Env, fn tasks.TaskFunc, raw json.RawMessage) {
+func runTask(t testing.TB, env *taskstest.Env, fn tasks.TaskFunc, raw json.RawMessage) {
 	t.Helper()
 	if err := fn(context.Background(), env, raw); err != nil {
 		t.Fatalf("%s: %v", env.Name, err)
