@@ -259,11 +259,12 @@ func batchRows(n, batch, step int, seed int64) []int {
 	return rows
 }
 
-// trainTask trains the head on the cached features, in large batches
-// (full batch up to head_batch training images): one head per weight decay (headGrid), validated every few steps; the best head on
-// the validation split, at its best step, is kept. It then fits the linear
-// probe on the same standardized features, and if the probe's validation
-// log loss is lower, the probe's weights become the head.
+// trainTask trains the head on the cached features in large batches (full
+// batch up to head_batch training images): one head per weight decay
+// (headGrid), validated every few steps; the best head on the validation
+// split, at its best step, is kept. It then fits the linear probe on the
+// same standardized features, and if the probe's validation log loss is
+// lower, the probe's weights become the head.
 func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 	p, err := decode(raw)
 	if err != nil {
@@ -371,19 +372,15 @@ func trainGrid(ctx context.Context, env tasks.Env, p *Params, h Head, trn, val s
 		if err != nil {
 			return gridChoice{}, Scores{}, err
 		}
+		// Without a validation split there is a single head.
+		vs := scoreHeads(l, h.Units(), val, p.Clip)
 		k := 0
-		if val.n > 0 {
-			vs := scoreHeads(l, h.Units(), val, p.Clip)
-			for j := range vs {
-				if vs[j].LogLoss < vs[k].LogLoss {
-					k = j
-				}
+		for j := range vs {
+			if vs[j].LogLoss < vs[k].LogLoss {
+				k = j
 			}
 		}
-		c := gridChoice{model: grid.head(l, k), decay: grid.decays[k]}
-		if val.n > 0 {
-			c.val = scoreHeads(c.model, h.Units(), val, p.Clip)[0]
-		}
+		c := gridChoice{model: grid.head(l, k), decay: grid.decays[k], val: vs[k]}
 		return c, scoreHeads(c.model, h.Units(), trnEval, p.Clip)[0], nil
 	}
 	env.Logf("head: %d steps of %d of the %d training images, validated every %d; weight decays %v",
@@ -425,6 +422,10 @@ func trainGrid(ctx context.Context, env tasks.Env, p *Params, h Head, trn, val s
 	c, _, err := choose()
 	if err != nil {
 		return gridChoice{}, res, err
+	}
+	if val.n == 0 {
+		env.Logf("head: lowest training loss after step %d, weight decay %g", res.BestEpoch*every, c.decay)
+		return c, res, nil
 	}
 	env.Logf("head: best after step %d, weight decay %g: validation log loss %.4f, accuracy %.4f",
 		res.BestEpoch*every, c.decay, c.val.LogLoss, c.val.Acc)

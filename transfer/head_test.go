@@ -115,6 +115,27 @@ func TestFewLabelHead(t *testing.T) {
 	}
 }
 
+// TestHeadWithoutValidation: with val_fraction=0 and one weight decay the
+// head trains and is saved, and there is nothing to fit a probe against.
+func TestHeadWithoutValidation(t *testing.T) {
+	raw := resolve(t, "backbone=demo", "val_fraction=0", "weight_decay=0.01", "head_steps=50")
+	env := taskstest.New(t, "train")
+	fewLabels(t, env, raw, 2, 20, 0, 32, 0.7)
+	runTask(t, env, trainTask, raw)
+	if v := env.Values("best_weight_decay"); len(v) != 1 || v[0] != 0.01 {
+		t.Errorf("best_weight_decay %v, want [0.01]", v)
+	}
+	for _, m := range []string{"val_loss", "linear_probe_val_loss", "head_is_probe", "best_val_loss"} {
+		if v := env.Values(m); len(v) != 0 {
+			t.Errorf("%s recorded %v without a validation split", m, v)
+		}
+	}
+	p, _ := decode(raw)
+	if _, _, err := loadHead(env, p, Head{Dim: 32, Classes: 2}); err != nil {
+		t.Errorf("saved head: %v", err)
+	}
+}
+
 func TestHeadSchedule(t *testing.T) {
 	for _, tc := range []struct {
 		sets                []string
