@@ -237,10 +237,7 @@ type probe struct {
 // penalty to the weakest, each fit starting at the previous solution, which
 // makes the weakly regularized (slowest) fits short.
 func fitProbe(ctx context.Context, trn, val stdMatrix, classes int, lambdas []float64, clip float64) (probe, error) {
-	units := classes
-	if classes == 2 {
-		units = 1
-	}
+	units := Head{Classes: classes}.Units()
 	order := slices.Clone(lambdas)
 	slices.Sort(order)
 	slices.Reverse(order)
