@@ -3,9 +3,7 @@ package goconv
 import (
 	"testing"
 
-	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
-	"github.com/gomlx/gomlx/core/tensors"
 )
 
 // TestBroadcastBinaryMatchesNative compares the expanded binary ops with
@@ -22,28 +20,13 @@ func TestBroadcastBinaryMatchesNative(t *testing.T) {
 		{"small first", []int{1, 8, 1, 1}, []int{3, 8, 20, 20}},
 		{"below threshold", []int{2, 3, 4, 4}, []int{1, 3, 1, 1}},
 	}
-	run := func(b compute.Backend, op func(a, b *Node) *Node, x, y *tensors.Tensor) []*tensors.Tensor {
-		exec, err := NewExec(b, func(x, y *Node) []*Node {
-			z := op(x, y)
-			proj := Const(x.Graph(), randomTensor(z.Shape().Dimensions, 3))
-			g := Gradient(ReduceAllSum(Mul(z, proj)), x, y)
-			return []*Node{z, g[0], g[1]}
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Exec(x, y)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
 	native, fast := goBackend(t), Wrap(goBackend(t))
 	for _, c := range cases {
 		for name, op := range ops {
 			t.Run(c.name+" "+name, func(t *testing.T) {
-				want := run(native, op, randomTensor(c.a, 1), randomTensor(c.b, 2))
-				got := run(fast, op, randomTensor(c.a, 1), randomTensor(c.b, 2))
+				binary := func(in []*Node) *Node { return op(in[0], in[1]) }
+				want := results(t, native, true, binary, randomTensor(c.a, 1), randomTensor(c.b, 2))
+				got := results(t, fast, true, binary, randomTensor(c.a, 1), randomTensor(c.b, 2))
 				for i, what := range []string{"z", "da", "db"} {
 					if err := close32(got[i], want[i], 1e-5); err != nil {
 						t.Errorf("%s: %v", what, err)

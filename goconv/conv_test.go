@@ -89,27 +89,39 @@ var convCases = []convCase{
 	{name: "1-D", x: []int{2, 3, 12}, k: []int{4, 3, 3}, axes: ncw, strides: []int{2}, pads: [][2]int{{1, 1}}},
 }
 
-// convResults runs c on backend: the output and the gradients of a random
-// projection of it with respect to x and the kernel.
-func convResults(t *testing.T, backend compute.Backend, c convCase, x, k *tensors.Tensor) []*tensors.Tensor {
+// results runs op on backend: its output and, with grads, the gradients
+// of a random projection of it with respect to every input.
+func results(t *testing.T, backend compute.Backend, grads bool, op func(in []*Node) *Node, inputs ...*tensors.Tensor) []*tensors.Tensor {
 	t.Helper()
-	exec, err := NewExec(backend, func(x, k *Node) []*Node {
-		y := ConvGeneral(x, k, c.axes, c.strides, c.pads, c.inDil, c.kDil, max(c.groups, 1), 1)
-		if c.skipGradients {
+	exec, err := NewExec(backend, func(in []*Node) []*Node {
+		y := op(in)
+		if !grads {
 			return []*Node{y}
 		}
-		proj := Const(x.Graph(), randomTensor(y.Shape().Dimensions, 3))
-		g := Gradient(ReduceAllSum(Mul(y, proj)), x, k)
-		return []*Node{y, g[0], g[1]}
+		proj := Const(y.Graph(), randomTensor(y.Shape().Dimensions, 3))
+		return append([]*Node{y}, Gradient(ReduceAllSum(Mul(y, proj)), in...)...)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Exec(x, k)
+	args := make([]any, len(inputs))
+	for i, x := range inputs {
+		args[i] = x
+	}
+	out, err := exec.Exec(args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// convResults runs c on backend: the output and the gradients of a random
+// projection of it with respect to x and the kernel.
+func convResults(t *testing.T, backend compute.Backend, c convCase, x, k *tensors.Tensor) []*tensors.Tensor {
+	t.Helper()
+	return results(t, backend, !c.skipGradients, func(in []*Node) *Node {
+		return ConvGeneral(in[0], in[1], c.axes, c.strides, c.pads, c.inDil, c.kDil, max(c.groups, 1), 1)
+	}, x, k)
 }
 
 func randomTensor(dims []int, seed uint64) *tensors.Tensor {

@@ -33,25 +33,13 @@ var poolCases = []poolCase{
 
 func poolResults(t *testing.T, backend compute.Backend, c poolCase, x *tensors.Tensor) []*tensors.Tensor {
 	t.Helper()
-	exec, err := NewExec(backend, func(x *Node) []*Node {
-		y := BackendReduceWindow(x, c.op, c.window, c.strides, nil, c.wDil, c.pads)
-		if c.op != compute.ReduceOpSum || c.wDil != nil || c.pads != nil {
-			// The Go backend has no SelectAndScatter (max/min pooling
-			// gradients); GoMLX has no gradient with dilations, and its
-			// gradient of padded sum pooling fails on the Go backend.
-			return []*Node{y}
-		}
-		proj := Const(x.Graph(), randomTensor(y.Shape().Dimensions, 3))
-		return []*Node{y, Gradient(ReduceAllSum(Mul(y, proj)), x)[0]}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Exec(x)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	// The Go backend has no SelectAndScatter (max/min pooling gradients);
+	// GoMLX has no gradient with dilations, and its gradient of padded sum
+	// pooling fails on the Go backend.
+	grads := c.op == compute.ReduceOpSum && c.wDil == nil && c.pads == nil
+	return results(t, backend, grads, func(in []*Node) *Node {
+		return BackendReduceWindow(in[0], c.op, c.window, c.strides, nil, c.wDil, c.pads)
+	}, x)
 }
 
 // TestReduceWindowMatchesNative compares the flat-shift pooling with the

@@ -69,24 +69,50 @@ func LoadBackbone(backend compute.Backend, path string, pre Preprocess, featureN
 			err = fmt.Errorf("backbone %s: %v", path, r)
 		}
 	}()
-	m, err := parser.ParseFile(path)
+	im, err := parseImageModel(path, pre.Size)
 	if err != nil {
-		return nil, fmt.Errorf("backbone %s: %w", path, err)
+		return nil, fmt.Errorf("backbone %w", err)
 	}
-	names, shs := m.Inputs()
-	if len(names) != 1 {
-		return nil, fmt.Errorf("backbone %s: want one image input, the model has %d (%v)", path, len(names), names)
-	}
-	nchw, err := inputLayout(shs[0], pre.Size)
-	if err != nil {
-		return nil, fmt.Errorf("backbone %s: input %q: %w", path, names[0], err)
-	}
+	m, nchw := im.m, im.nchw
 	st := model.NewStore()
 	if err := m.VariablesToScope(st.RootScope()); err != nil {
 		return nil, fmt.Errorf("backbone %s: %w", path, err)
 	}
-	return &Backbone{Path: path, Hash: hash, Pre: pre, m: m, nodes: nodes, cut: cut, input: names[0],
+	return &Backbone{Path: path, Hash: hash, Pre: pre, m: m, nodes: nodes, cut: cut, input: im.input,
 		nchw: nchw, store: st, backend: backend}, nil
+}
+
+// imageModel is a parsed ONNX model with one image input.
+type imageModel struct {
+	m     onnx.Model
+	input string
+	dims  []int // of the input; -1 where dynamic
+	nchw  bool
+	size  int
+}
+
+// parseImageModel parses the ONNX file at path and checks that it has one
+// image input that takes size×size images (size 0: the model's own static
+// size). Errors start with the path.
+func parseImageModel(path string, size int) (im imageModel, err error) {
+	im.m, err = parser.ParseFile(path)
+	if err != nil {
+		return im, fmt.Errorf("%s: %w", path, err)
+	}
+	names, shs := im.m.Inputs()
+	if len(names) != 1 {
+		return im, fmt.Errorf("%s: want one image input, the model has %d (%v)", path, len(names), names)
+	}
+	im.input, im.dims, im.size = names[0], shs[0].Dimensions, size
+	if im.size == 0 {
+		if im.size = staticSize(im.dims); im.size == 0 {
+			return im, fmt.Errorf("%s: input %q has no static size (%s): give the size", path, names[0], shs[0])
+		}
+	}
+	if im.nchw, err = inputLayout(shs[0], im.size); err != nil {
+		return im, fmt.Errorf("%s: input %q: %w", path, names[0], err)
+	}
+	return im, nil
 }
 
 // inputLayout tells NCHW from NHWC by where the 3 channels are, and checks

@@ -15,7 +15,6 @@ import (
 	"github.com/gomlx/gomlx/ml/train/loss"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 	"github.com/gomlx/onnx-gomlx/onnx"
-	"github.com/gomlx/onnx-gomlx/onnx/parser"
 
 	"github.com/dl4img/dl4img/nn/netbench"
 )
@@ -52,27 +51,13 @@ func BenchONNX(ctx context.Context, backend compute.Backend, path string, batch,
 		return res, err
 	}
 	defer recoverErr(&err, path)
-	m, err := parser.ParseFile(path)
+	im, err := parseImageModel(path, size)
 	if err != nil {
-		return res, fmt.Errorf("%s: %w", path, err)
+		return res, err
 	}
-	names, shs := m.Inputs()
-	if len(names) != 1 {
-		return res, fmt.Errorf("%s: want one image input, the model has %d (%v)", path, len(names), names)
-	}
-	d := shs[0].Dimensions
-	if size == 0 {
-		size = staticSize(d)
-		if size <= 0 {
-			return res, fmt.Errorf("%s: input %q has no static size (%s): give --size", path, names[0], shs[0])
-		}
-	}
-	nchw, err := inputLayout(shs[0], size)
-	if err != nil {
-		return res, fmt.Errorf("%s: input %q: %w", path, names[0], err)
-	}
-	if len(d) == 4 && d[0] > 0 && d[0] != batch {
-		return res, fmt.Errorf("%s: input %q has a fixed batch of %d, not %d: use --batch %d", path, names[0], d[0], batch, d[0])
+	size = im.size
+	if len(im.dims) == 4 && im.dims[0] > 0 && im.dims[0] != batch {
+		return res, fmt.Errorf("%s: input %q has a fixed batch of %d, not %d: use --batch %d", path, im.input, im.dims[0], batch, im.dims[0])
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	input := make([]float32, batch*3*size*size)
@@ -83,7 +68,7 @@ func BenchONNX(ctx context.Context, backend compute.Backend, path string, batch,
 	if finetune > 0 {
 		step, err = finetuneStep(backend, path, size, finetune, input, batch)
 	} else {
-		step, err = forwardStep(backend, m, names[0], nchw, input, batch, size)
+		step, err = forwardStep(backend, im.m, im.input, im.nchw, input, batch, size)
 	}
 	if err != nil {
 		return res, err
