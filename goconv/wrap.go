@@ -7,10 +7,13 @@
 // single-threaded direct loop (0.1-0.2 GFLOP/s), while its matmul reaches
 // 20-35 GFLOP/s on two AVX2 cores. Graph code cannot be changed for ONNX
 // models (onnx-gomlx emits graph.Convolve for every Conv) nor for autodiff,
-// so Wrap intercepts the op itself: its Function.ConvGeneral emits a
-// composition of the backend's own fast ops (Pad, Concatenate and Reshape,
-// which copy with memmove, and DotGeneral) instead. Everything else passes
-// through untouched, and XLA backends are never wrapped.
+// so Wrap intercepts the op itself: its Function.ConvGeneral (conv.go)
+// emits a composition of the backend's own fast ops (Concatenate and
+// Reshape, which copy with memmove, and DotGeneral) instead. The same goes
+// for ReduceWindow (pooling, pool.go) and for binary ops that broadcast
+// (broadcast.go), whose loops the backend runs through a generic index
+// iterator. Everything else passes through untouched, and XLA backends are
+// never wrapped.
 package goconv
 
 import (
