@@ -21,19 +21,8 @@ func TestOpenBadPostgres(t *testing.T) {
 	ctx := context.Background()
 	srv := pgtest.Shared(t)
 	foreign, newer := pgtest.NewDB(t), pgtest.NewDB(t)
-	for dsn, q := range map[string]string{
-		foreign: `CREATE TABLE customers (id int)`,
-		newer:   `CREATE TABLE dl4img_schema (version int); INSERT INTO dl4img_schema VALUES (99)`,
-	} {
-		sdb, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := sdb.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-		sdb.Close()
-	}
+	pgtest.Exec(t, foreign, `CREATE TABLE customers (id int)`)
+	pgtest.Exec(t, newer, `CREATE TABLE dl4img_schema (version int); INSERT INTO dl4img_schema VALUES (99)`)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

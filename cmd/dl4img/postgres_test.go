@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"net"
 	"os"
@@ -56,19 +55,8 @@ func noPassword(t *testing.T, s string) {
 func TestPostgresBadInput(t *testing.T) {
 	srv := pgtest.Shared(t)
 	foreign, newer, full := pgtest.NewDB(t), pgtest.NewDB(t), pgtest.NewDB(t)
-	for dsn, q := range map[string]string{
-		foreign: `CREATE TABLE customers (id int)`,
-		newer:   `CREATE TABLE dl4img_schema (version int); INSERT INTO dl4img_schema VALUES (99)`,
-	} {
-		sdb, err := sql.Open("pgx", dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := sdb.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-		sdb.Close()
-	}
+	pgtest.Exec(t, foreign, `CREATE TABLE customers (id int)`)
+	pgtest.Exec(t, newer, `CREATE TABLE dl4img_schema (version int); INSERT INTO dl4img_schema VALUES (99)`)
 	dir := t.TempDir()
 	if _, errOut, code := dlDB(t, dir, full, "runs", "submit", "selftest"); code != 0 {
 		t.Fatalf("submit: %s", errOut)

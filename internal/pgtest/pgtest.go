@@ -9,6 +9,7 @@ package pgtest
 
 import (
 	"bytes"
+	"database/sql"
 	"errors"
 	"fmt"
 	"net"
@@ -25,6 +26,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx" for Exec
 )
 
 // Password is the superuser's password on every test server: tests check
@@ -273,4 +276,18 @@ func Main(m *testing.M) int {
 		shared.srv.Stop()
 	}
 	return code
+}
+
+// Exec runs query (statements separated by semicolons) on the database at
+// dsn, e.g. to make one that is not dl4img's.
+func Exec(tb testing.TB, dsn, query string) {
+	tb.Helper()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query); err != nil {
+		tb.Fatal(err)
+	}
 }
