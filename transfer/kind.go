@@ -76,9 +76,24 @@ func (p *Params) Validate() error {
 	if p.scratch() && p.FinetuneLayers > 0 {
 		return errors.New("parameter finetune_layers: nothing to fine-tune with backbone=scratch")
 	}
-	for i := range p.Backbone {
-		if _, err := p.preprocess(i); err != nil {
+	for i, b := range p.Backbone {
+		pre, err := p.preprocess(i)
+		if err != nil {
 			return err
+		}
+		// A backbone file this machine has is checked now, so a corrupt one
+		// or one for another image size is refused at submit time (exit 2)
+		// instead of failing the job's features task. One that is only on
+		// the workers' machines is checked there.
+		if b = strings.TrimSpace(b); b != DemoBackbone && b != ScratchBackbone {
+			if _, err := os.Stat(b); err == nil {
+				if _, err := onnxNodes(b); err != nil {
+					return fmt.Errorf("parameter backbone: %w", err)
+				}
+				if _, err := parseImageModel(b, pre.Size); err != nil {
+					return fmt.Errorf("parameter backbone: %w", err)
+				}
+			}
 		}
 	}
 	switch {

@@ -565,6 +565,8 @@ func TestTransferFeaturesAndBenchONNX(t *testing.T) {
 		{[]string{"bench", "onnx", "--size", "32", filepath.Join(fixtures, "unsupported-op.onnx")}, `op "Det" (node "weird_det")`},
 		{[]string{"bench", "onnx", "corrupt.onnx"}, "corrupt.onnx"},
 		{[]string{"bench", "onnx", "--batch", "0", resnet}, "--batch"},
+		{[]string{"run", "transfer", "--set", "backbone=corrupt.onnx"}, "parameter backbone: corrupt.onnx"},
+		{[]string{"run", "transfer", "--set", "backbone=" + filepath.Join(fixtures, "inceptionv3-mini.onnx")}, "wants 299x299"},
 	} {
 		_, errOut, code := dl(t, dir, append([]string{"-q"}, c.args...)...)
 		if code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, c.want) {
