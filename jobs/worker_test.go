@@ -399,15 +399,7 @@ func TestIdleWorkerWakesOnNotify(t *testing.T) {
 // A worker whose database goes away retries for DBTimeout, then stops its
 // task and returns ErrDBUnavailable; it does not fail the task.
 func TestDatabaseGoneStopsWorker(t *testing.T) {
-	srv, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	dsn, err := srv.NewDB()
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, dsn := pgtest.Private(t)
 	db := open(t, dsn)
 	job := submitFan(t, db, "n=1", "task_kind=slow")
 	w := worker(t, db)

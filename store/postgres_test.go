@@ -287,22 +287,14 @@ func TestCopyRoundTrip(t *testing.T) {
 // A server that goes away makes the store's errors say "unavailable", so
 // workers retry them instead of failing tasks.
 func TestUnavailableServer(t *testing.T) {
-	srv, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	dsn, err := srv.NewDB()
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, dsn := pgtest.Private(t)
 	db := openDSN(t, dsn)
 	ctx := context.Background()
 	if _, err := db.Claim(ctx, "w", 0, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	srv.Kill()
-	_, err = db.Claim(ctx, "w", 0, time.Minute)
+	_, err := db.Claim(ctx, "w", 0, time.Minute)
 	if err == nil || !IsUnavailable(err) {
 		t.Fatalf("claim with the server gone: %v (unavailable: %v)", err, IsUnavailable(err))
 	}

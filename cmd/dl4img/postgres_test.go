@@ -325,15 +325,7 @@ func TestPasswordLeavesArgv(t *testing.T) {
 // The database goes away under a training worker: it keeps training while
 // it retries, then exits 1 with one line; the checkpoints stay.
 func TestPostgresGoneDuringWork(t *testing.T) {
-	srv, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	dsn, err := srv.NewDB()
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, dsn := pgtest.Private(t)
 	dir := t.TempDir()
 	runs := filepath.Join(dir, "runs")
 	job := func() int64 {

@@ -291,3 +291,20 @@ func Exec(tb testing.TB, dsn, query string) {
 		tb.Fatal(err)
 	}
 }
+
+// Private starts a server of the test's own, for tests that stop or kill
+// it, and returns it with a new database on it; it is stopped when the
+// test ends.
+func Private(tb testing.TB) (*Server, string) {
+	tb.Helper()
+	srv, err := Start()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(srv.Stop)
+	dsn, err := srv.NewDB()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return srv, dsn
+}
