@@ -166,8 +166,12 @@ func (s *Server) jobRow(ctx context.Context, j store.Job, rs []store.MetricRange
 	return row, ts, nil
 }
 
-// jobList lists the jobs matching the kind and state filters ("" = any).
+// jobList lists the jobs matching the kind and state filters ("" = any),
+// refusing malformed filters.
 func (s *Server) jobList(ctx context.Context, kind, state string) (*JobList, error) {
+	if err := checkFilter(kind, state); err != nil {
+		return nil, err
+	}
 	js, err := s.st.Jobs(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
