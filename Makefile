@@ -13,10 +13,14 @@ export GODEBUG ?= cpu.fma=off
 export GOMLX_NO_AUTO_INSTALL := 1
 # GDAL's block cache defaults to 5% of RAM: bound it.
 export GDAL_CACHEMAX ?= 128
+# oneDNN's OpenMP threads sleep between primitives instead of spinning on
+# the cores the Go backend's ops need (read when libgomp loads; the binary
+# re-executes itself with it, see engine.Environ).
+export OMP_WAIT_POLICY ?= PASSIVE
 
 GO      ?= go
 BIN     := bin/dl4img
-APT_PKGS := libgdal-dev libjpeg-dev pkg-config fonts-dejavu-core fonts-wqy-zenhei postgresql chromium
+APT_PKGS := libgdal-dev libdnnl-dev libjpeg-dev pkg-config fonts-dejavu-core fonts-wqy-zenhei postgresql chromium
 # Packages where the race detector's 5-10x slowdown is affordable: the
 # runner itself (concurrency lives there). Model packages run without it.
 RACE_PKGS := ./store/... ./jobs/... ./tasks ./cmd/...
@@ -56,7 +60,8 @@ selftest: build
 
 test: deps
 	$(GO) vet ./...
-	$(GO) build -tags nogdal -o /dev/null ./cmd/dl4img
+	$(GO) build -tags nogdal,nodnnl -o /dev/null ./cmd/dl4img
+	$(GO) test -tags nodnnl -count=1 -timeout 20m ./engine/... ./tasks
 	$(GO) test -race $(NOCHECKPTR) -count=1 -timeout 20m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v -e /store -e /jobs -e '/tasks$$' -e /cmd/)
 
@@ -73,10 +78,10 @@ bench-formula: build
 	FORMULA_DIR=$(abspath $(FORMULA_BENCH_DIR)) GOMAXPROCS=1 $(GO) test -count=1 -run '^TestExtractDir$$' -v ./ocr/formula
 	$(PYTHON) bench/formula_opencv.py $(FORMULA_BENCH_DIR)
 
-# For a GPU machine without Go or GDAL: every kind but segment, linked
-# against libc only; run scripts/gpu-check.sh there.
+# For a GPU machine without Go, GDAL or oneDNN: every kind but segment,
+# linked against libc only; run scripts/gpu-check.sh there.
 gpu-binary:
-	$(GO) build -tags nogdal -ldflags '-s -w' -o bin/dl4img-gpu ./cmd/dl4img
+	$(GO) build -tags nogdal,nodnnl -ldflags '-s -w' -o bin/dl4img-gpu ./cmd/dl4img
 
 # The Go backend's values that scripts/gpu-check.sh compares XLA against.
 gpu-ref: build

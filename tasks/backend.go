@@ -12,7 +12,7 @@ import (
 	_ "github.com/gomlx/compute/gobackend" // registers "go"
 	"github.com/gomlx/go-xla/compute/xla"
 
-	"github.com/dl4img/dl4img/goconv"
+	"github.com/dl4img/dl4img/engine"
 )
 
 func init() {
@@ -28,9 +28,11 @@ var ErrNoCUDA = errors.New("no XLA CUDA PJRT plugin found (set PJRT_PLUGIN_LIBRA
 const BackendSpec = "auto|go|xla:cuda|xla:/abs/path/plugin.so"
 
 // NewBackend creates the backend named by spec and returns it with the
-// configuration string actually used (recorded on each task). The pure-Go
-// backend comes wrapped by goconv, so every convolution on it (nn's, an
-// ONNX model's, autodiff's) runs as a matmul.
+// name recorded on each task: the XLA configuration actually used, or the
+// engine's name for the pure-Go backend ("go+onednn"; "go" in a -tags
+// nodnnl build), which comes wrapped by package engine so that every
+// convolution and pool on it (nn's, an ONNX model's, autodiff's) runs on
+// oneDNN.
 func NewBackend(spec string) (compute.Backend, string, error) {
 	config, err := ResolveBackend(spec)
 	if err != nil {
@@ -40,7 +42,14 @@ func NewBackend(spec string) (compute.Backend, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("backend %s: %w", config, err)
 	}
-	return goconv.Wrap(b), config, nil
+	if !engine.IsGo(b) {
+		return b, config, nil
+	}
+	w, err := engine.Wrap(b)
+	if err != nil {
+		return nil, "", err
+	}
+	return w, engine.Name, nil
 }
 
 // newWithConfig turns compute's panics (unknown backend) into errors.

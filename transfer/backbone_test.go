@@ -12,13 +12,15 @@ import (
 	_ "github.com/gomlx/compute/gobackend"
 
 	"github.com/dl4img/dl4img/nn/netbench"
+	"github.com/dl4img/dl4img/tasks"
 )
 
 const fixtureDir = "../testdata/transfer"
 
+// goBackend is the Go backend as jobs get it: with the engine.
 func goBackend(tb testing.TB) compute.Backend {
 	tb.Helper()
-	b, err := compute.NewWithConfig("go:ops_sequential")
+	b, _, err := tasks.NewBackend("go")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -5,8 +5,6 @@ import (
 	"os"
 	"strconv"
 	"testing"
-
-	"github.com/dl4img/dl4img/goconv"
 )
 
 // TestProfileONNX benchmarks the ONNX file in ONNX_PROFILE (batch
@@ -20,7 +18,7 @@ func TestProfileONNX(t *testing.T) {
 	if b, err := strconv.Atoi(os.Getenv("ONNX_PROFILE_BATCH")); err == nil {
 		batch = b
 	}
-	r, err := BenchONNX(context.Background(), goconv.Wrap(goBackend(t)), path, batch, 0, 3, 0)
+	r, err := BenchONNX(context.Background(), goBackend(t), path, batch, 0, 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dl4img/dl4img/engine"
 	"github.com/dl4img/dl4img/internal/pgtest"
 	"github.com/dl4img/dl4img/store"
 )
@@ -193,7 +194,7 @@ func TestRunSelftestEndToEnd(t *testing.T) {
 		t.Fatalf("selftest test accuracy %v: the model did not learn", acc)
 	}
 	for _, task := range v.Tasks {
-		if task.Name == "train" && task.Backend != "go:ops_sequential" {
+		if task.Name == "train" && task.Backend != engine.Name {
 			t.Fatalf("backend recorded %q", task.Backend)
 		}
 	}

@@ -1,7 +1,8 @@
-// Package goconv makes GoMLX's pure-Go backend run convolutions as matrix
-// multiplications, for every graph: the nets in nn, ONNX models imported by
-// onnx-gomlx, and the gradient convolutions that GoMLX's autodiff emits for
-// either.
+// Package lower makes GoMLX's pure-Go backend run convolutions as matrix
+// multiplications, pooling as flat shifts, and the max pool's gradient
+// (SelectAndScatterMax, which the backend lacks) from slices and pads: the
+// engine's fallback path, for the ops oneDNN does not take and for builds
+// without oneDNN (-tags nodnnl).
 //
 // Why at the backend boundary: the pinned backend runs ConvGeneral as a
 // single-threaded direct loop (0.1-0.2 GFLOP/s), while its matmul reaches
@@ -14,7 +15,7 @@
 // (broadcast.go), whose loops the backend runs through a generic index
 // iterator. Everything else passes through untouched, and XLA backends are
 // never wrapped.
-package goconv
+package lower
 
 import (
 	"strings"
@@ -112,11 +113,16 @@ type builder struct {
 
 func (b *builder) Compile() (compute.Executable, error) {
 	e, err := b.Builder.Compile()
-	if err != nil {
-		return nil, err
+	if err != nil || b.backend == nil {
+		return e, err
 	}
 	return &executable{Executable: e, backend: b.backend}, nil
 }
+
+// WrapBuilder lowers the convolutions, pools and broadcasts of a builder of
+// the pure-Go backend, leaving its buffers and executables as they are:
+// for the engine, which wraps those itself and builds its Go segments here.
+func WrapBuilder(b compute.Builder) compute.Builder { return &builder{Builder: b} }
 
 func (b *builder) Main() compute.Function { return b.wrapFunction(b.Builder.Main()) }
 

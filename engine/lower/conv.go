@@ -1,4 +1,4 @@
-package goconv
+package lower
 
 import (
 	"github.com/gomlx/compute"

@@ -1,7 +1,9 @@
-package goconv
+package lower
 
 import (
 	"testing"
+
+	et "github.com/dl4img/dl4img/engine/internal/enginetest"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
 )
@@ -20,15 +22,15 @@ func TestBroadcastBinaryMatchesNative(t *testing.T) {
 		{"small first", []int{1, 8, 1, 1}, []int{3, 8, 20, 20}},
 		{"below threshold", []int{2, 3, 4, 4}, []int{1, 3, 1, 1}},
 	}
-	native, fast := goBackend(t), Wrap(goBackend(t))
+	native, fast := et.GoBackend(t), Wrap(et.GoBackend(t))
 	for _, c := range cases {
 		for name, op := range ops {
 			t.Run(c.name+" "+name, func(t *testing.T) {
 				binary := func(in []*Node) *Node { return op(in[0], in[1]) }
-				want := results(t, native, true, binary, randomTensor(c.a, 1), randomTensor(c.b, 2))
-				got := results(t, fast, true, binary, randomTensor(c.a, 1), randomTensor(c.b, 2))
+				want := et.Results(t, native, true, binary, et.RandomTensor(c.a, 1), et.RandomTensor(c.b, 2))
+				got := et.Results(t, fast, true, binary, et.RandomTensor(c.a, 1), et.RandomTensor(c.b, 2))
 				for i, what := range []string{"z", "da", "db"} {
-					if err := close32(got[i], want[i], 1e-5); err != nil {
+					if err := et.Close32(got[i], want[i], 1e-5); err != nil {
 						t.Errorf("%s: %v", what, err)
 					}
 				}

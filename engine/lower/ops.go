@@ -1,4 +1,4 @@
-package goconv
+package lower
 
 import (
 	"fmt"
@@ -109,7 +109,7 @@ func (e *emitter) scalar(v float64) compute.Value {
 	case dtypes.Float64:
 		flat = []float64{v}
 	default:
-		panic(opError{fmt.Errorf("goconv: unsupported dtype %s", e.dtype)})
+		panic(opError{fmt.Errorf("lower: unsupported dtype %s", e.dtype)})
 	}
 	return e.must(e.f.Constant(flat))
 }

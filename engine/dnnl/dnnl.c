@@ -1,0 +1,367 @@
+//go:build !nodnnl
+
+#include "dl.h"
+
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+// One argument of a primitive: the caller's memory (its handle set for each
+// execution) and, where the primitive wants another layout, the memory in
+// that layout (in the scratch arena) and the reorder between the two.
+typedef struct {
+	int arg;  // DNNL_ARG_*
+	int out;  // written by the primitive
+	int ws;   // a workspace: always in the primitive's own layout
+	dnnl_memory_t user, prim;
+	dnnl_primitive_t reorder;
+	size_t offset; // of prim in the arena
+} dl_arg;
+
+struct dl_op {
+	dnnl_primitive_t prim;
+	int nargs;
+	dl_arg args[DL_MAX_ARGS];
+	dnnl_memory_t scratchpad;
+	size_t scratchpad_offset;
+	size_t arena; // bytes of arena this op needs
+	size_t workspace;
+	char impl[96];
+};
+
+static dnnl_engine_t eng;
+static dnnl_stream_t strm;
+
+// The arena holds the reordered copies and oneDNN's scratchpads. Ops run
+// one at a time, so one arena, grown to the largest op's need, serves all.
+static char *arena;
+static size_t arena_size;
+
+static int fail(char *err, size_t errlen, const char *what, dnnl_status_t st) {
+	snprintf(err, errlen, "%s: oneDNN status %d", what, (int)st);
+	return 1;
+}
+
+#define TRY(what, call)                                                                                              \
+	do {                                                                                                         \
+		dnnl_status_t st_ = (call);                                                                          \
+		if (st_ != dnnl_success) return fail(err, errlen, what, st_);                                        \
+	} while (0)
+
+int dl_init(int threads, char *err, size_t errlen) {
+	if (threads > 0) omp_set_num_threads(threads);
+	if (eng) return 0;
+	TRY("engine", dnnl_engine_create(&eng, dnnl_cpu, 0));
+	TRY("stream", dnnl_stream_create(&strm, eng, dnnl_stream_default_flags));
+	return 0;
+}
+
+static int user_md(dnnl_memory_desc_t *md, const dl_tensor *t, char *err, size_t errlen) {
+	TRY("memory descriptor", dnnl_memory_desc_init_by_strides(md, t->ndims, t->dims, dnnl_f32, t->strides));
+	return 0;
+}
+
+static int any_md(dnnl_memory_desc_t *md, const dl_tensor *t, char *err, size_t errlen) {
+	TRY("memory descriptor", dnnl_memory_desc_init_by_tag(md, t->ndims, t->dims, dnnl_f32, dnnl_format_tag_any));
+	return 0;
+}
+
+// dims2 widens a spatial pair to oneDNN's dims array type.
+static void dims2(dnnl_dims_t out, const int64_t in[2]) {
+	memset(out, 0, sizeof(dnnl_dims_t));
+	out[0] = in[0];
+	out[1] = in[1];
+}
+
+static dl_op *new_op(void) { return (dl_op *)calloc(1, sizeof(dl_op)); }
+
+static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+// add_arg binds argument arg of op's primitive (described by pd) to the
+// caller's layout umd, adding a reorder where the primitive chose another.
+static int add_arg(dl_op *op, const_dnnl_primitive_desc_t pd, int arg, int out, const dnnl_memory_desc_t *umd,
+                   char *err, size_t errlen) {
+	dl_arg *a = &op->args[op->nargs++];
+	a->arg = arg;
+	a->out = out;
+	const dnnl_memory_desc_t *pmd = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+	if (!pmd) return fail(err, errlen, "query argument layout", dnnl_invalid_arguments);
+	if (!umd) { // a workspace: the caller allocates it in the primitive's layout
+		a->ws = 1;
+		op->workspace = dnnl_memory_desc_get_size(pmd);
+		TRY("workspace memory", dnnl_memory_create(&a->user, pmd, eng, DNNL_MEMORY_NONE));
+		return 0;
+	}
+	TRY("memory", dnnl_memory_create(&a->user, umd, eng, DNNL_MEMORY_NONE));
+	if (dnnl_memory_desc_equal(umd, pmd)) return 0;
+	TRY("memory", dnnl_memory_create(&a->prim, pmd, eng, DNNL_MEMORY_NONE));
+	dnnl_primitive_desc_t rpd;
+	const dnnl_memory_desc_t *from = out ? pmd : umd, *to = out ? umd : pmd;
+	TRY("reorder", dnnl_reorder_primitive_desc_create(&rpd, from, eng, to, eng, NULL));
+	dnnl_status_t st = dnnl_primitive_create(&a->reorder, rpd);
+	dnnl_primitive_desc_destroy(rpd);
+	if (st != dnnl_success) return fail(err, errlen, "reorder", st);
+	a->offset = op->arena;
+	op->arena += align64(dnnl_memory_desc_get_size(pmd));
+	return 0;
+}
+
+// finish creates op's primitive from pd and its scratchpad (in the arena).
+static int finish(dl_op *op, dnnl_primitive_desc_t pd, char *err, size_t errlen) {
+	const char *impl = NULL;
+	dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+	if (impl) snprintf(op->impl, sizeof op->impl, "%s", impl);
+	const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+	size_t ssize = smd ? dnnl_memory_desc_get_size(smd) : 0;
+	if (ssize > 0) {
+		TRY("scratchpad", dnnl_memory_create(&op->scratchpad, smd, eng, DNNL_MEMORY_NONE));
+		op->scratchpad_offset = op->arena;
+		op->arena += align64(ssize);
+	}
+	TRY("primitive", dnnl_primitive_create(&op->prim, pd));
+	return 0;
+}
+
+static dnnl_primitive_attr_t user_scratchpad_attr(void) {
+	dnnl_primitive_attr_t attr = NULL;
+	if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
+	dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+	return attr;
+}
+
+int dl_conv_create(const dl_conv_desc *d, dl_op **out, char *err, size_t errlen) {
+	dnnl_memory_desc_t su, wu, du, bu, sa, wa, da, ba;
+	if (user_md(&su, &d->src, err, errlen) || user_md(&wu, &d->wei, err, errlen) || user_md(&du, &d->dst, err, errlen))
+		return 1;
+	if (d->plain) {
+		// The data in the caller's layout; weights (small) still reordered.
+		sa = su, da = du;
+		if (any_md(&wa, &d->wei, err, errlen)) return 1;
+	} else if (any_md(&sa, &d->src, err, errlen) || any_md(&wa, &d->wei, err, errlen) ||
+	           any_md(&da, &d->dst, err, errlen)) {
+		return 1;
+	}
+	dnnl_dims_t bdims = {d->dst.dims[1]};
+	TRY("bias descriptor", dnnl_memory_desc_init_by_tag(&bu, 1, bdims, dnnl_f32, dnnl_a));
+	ba = bu;
+
+	dnnl_dims_t strides, dilates, pad_l, pad_r;
+	dims2(strides, d->strides), dims2(dilates, d->dilates), dims2(pad_l, d->pad_l), dims2(pad_r, d->pad_r);
+	dnnl_convolution_desc_t fd, bd;
+	dnnl_primitive_desc_t hint = NULL, pd = NULL;
+	dnnl_primitive_attr_t attr = user_scratchpad_attr();
+	dnnl_post_ops_t po = NULL;
+	dnnl_status_t st;
+	int rc = 1;
+	dl_op *op = NULL;
+	int fwd = d->prop == DL_CONV_FWD;
+	st = dnnl_dilated_convolution_forward_desc_init(&fd, fwd ? dnnl_forward_inference : dnnl_forward_training,
+	                                                dnnl_convolution_direct, &sa, &wa, (fwd && d->bias) ? &ba : NULL,
+	                                                &da, strides, dilates, pad_l, pad_r);
+	if (st != dnnl_success) {
+		fail(err, errlen, "convolution descriptor", st);
+		goto out;
+	}
+	if (fwd) {
+		if (d->relu) {
+			dnnl_post_ops_create(&po);
+			dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+			dnnl_primitive_attr_set_post_ops(attr, po);
+		}
+		st = dnnl_primitive_desc_create(&pd, &fd, attr, eng, NULL);
+	} else {
+		st = dnnl_primitive_desc_create(&hint, &fd, NULL, eng, NULL);
+		if (st != dnnl_success) {
+			fail(err, errlen, "convolution (forward hint)", st);
+			goto out;
+		}
+		if (d->prop == DL_CONV_BWD_DATA) {
+			st = dnnl_dilated_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &sa, &wa, &da,
+			                                                      strides, dilates, pad_l, pad_r);
+		} else {
+			st = dnnl_dilated_convolution_backward_weights_desc_init(&bd, dnnl_convolution_direct, &sa, &wa,
+			                                                         d->bias ? &ba : NULL, &da, strides, dilates,
+			                                                         pad_l, pad_r);
+		}
+		if (st != dnnl_success) {
+			fail(err, errlen, "convolution backward descriptor", st);
+			goto out;
+		}
+		st = dnnl_primitive_desc_create(&pd, &bd, attr, eng, hint);
+	}
+	if (st != dnnl_success) {
+		fail(err, errlen, "convolution primitive", st);
+		goto out;
+	}
+	op = new_op();
+	switch (d->prop) {
+	case DL_CONV_FWD:
+		if (add_arg(op, pd, DNNL_ARG_SRC, 0, &su, err, errlen) || add_arg(op, pd, DNNL_ARG_WEIGHTS, 0, &wu, err, errlen) ||
+		    (d->bias && add_arg(op, pd, DNNL_ARG_BIAS, 0, &bu, err, errlen)) ||
+		    add_arg(op, pd, DNNL_ARG_DST, 1, &du, err, errlen))
+			goto out;
+		break;
+	case DL_CONV_BWD_DATA:
+		if (add_arg(op, pd, DNNL_ARG_DIFF_DST, 0, &du, err, errlen) ||
+		    add_arg(op, pd, DNNL_ARG_WEIGHTS, 0, &wu, err, errlen) ||
+		    add_arg(op, pd, DNNL_ARG_DIFF_SRC, 1, &su, err, errlen))
+			goto out;
+		break;
+	default:
+		if (add_arg(op, pd, DNNL_ARG_SRC, 0, &su, err, errlen) || add_arg(op, pd, DNNL_ARG_DIFF_DST, 0, &du, err, errlen) ||
+		    add_arg(op, pd, DNNL_ARG_DIFF_WEIGHTS, 1, &wu, err, errlen) ||
+		    (d->bias && add_arg(op, pd, DNNL_ARG_DIFF_BIAS, 1, &bu, err, errlen)))
+			goto out;
+	}
+	if (finish(op, pd, err, errlen)) goto out;
+	*out = op;
+	op = NULL;
+	rc = 0;
+out:
+	if (op) dl_op_destroy(op);
+	if (pd) dnnl_primitive_desc_destroy(pd);
+	if (hint) dnnl_primitive_desc_destroy(hint);
+	if (po) dnnl_post_ops_destroy(po);
+	if (attr) dnnl_primitive_attr_destroy(attr);
+	return rc;
+}
+
+int dl_pool_create(const dl_pool_desc *d, dl_op **out, char *err, size_t errlen) {
+	// Pooling is memory-bound: it works on the caller's layouts.
+	dnnl_memory_desc_t su, du;
+	if (user_md(&su, &d->src, err, errlen) || user_md(&du, &d->dst, err, errlen)) return 1;
+	dnnl_alg_kind_t alg = d->alg == DL_POOL_MAX           ? dnnl_pooling_max
+	                      : d->alg == DL_POOL_AVG_INCLUDE ? dnnl_pooling_avg_include_padding
+	                                                      : dnnl_pooling_avg_exclude_padding;
+	dnnl_dims_t kernel, strides, pad_l, pad_r;
+	dims2(kernel, d->kernel), dims2(strides, d->strides), dims2(pad_l, d->pad_l), dims2(pad_r, d->pad_r);
+	dnnl_pooling_desc_t fd, bd;
+	dnnl_primitive_desc_t hint = NULL, pd = NULL;
+	dnnl_primitive_attr_t attr = user_scratchpad_attr();
+	dnnl_post_ops_t po = NULL;
+	dnnl_status_t st;
+	int rc = 1;
+	dl_op *op = NULL;
+	int bwd = d->prop == DL_POOL_BWD;
+	st = dnnl_pooling_forward_desc_init(&fd, d->prop == DL_POOL_FWD ? dnnl_forward_inference : dnnl_forward_training,
+	                                    alg, &su, &du, strides, kernel, pad_l, pad_r);
+	if (st != dnnl_success) {
+		fail(err, errlen, "pooling descriptor", st);
+		goto out;
+	}
+	if (!bwd) {
+		if (d->scale != 1.0f) {
+			dnnl_post_ops_create(&po);
+			dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_linear, d->scale, 0.0f);
+			dnnl_primitive_attr_set_post_ops(attr, po);
+		}
+		st = dnnl_primitive_desc_create(&pd, &fd, attr, eng, NULL);
+	} else {
+		st = dnnl_primitive_desc_create(&hint, &fd, NULL, eng, NULL);
+		if (st == dnnl_success) {
+			st = dnnl_pooling_backward_desc_init(&bd, alg, &su, &du, strides, kernel, pad_l, pad_r);
+		}
+		if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &bd, attr, eng, hint);
+	}
+	if (st != dnnl_success) {
+		fail(err, errlen, "pooling primitive", st);
+		goto out;
+	}
+	op = new_op();
+	if (!bwd) {
+		if (add_arg(op, pd, DNNL_ARG_SRC, 0, &su, err, errlen) || add_arg(op, pd, DNNL_ARG_DST, 1, &du, err, errlen))
+			goto out;
+		if (d->prop == DL_POOL_FWD_TRAINING && d->alg == DL_POOL_MAX &&
+		    add_arg(op, pd, DNNL_ARG_WORKSPACE, 1, NULL, err, errlen))
+			goto out;
+	} else {
+		if (add_arg(op, pd, DNNL_ARG_DIFF_DST, 0, &du, err, errlen) ||
+		    add_arg(op, pd, DNNL_ARG_DIFF_SRC, 1, &su, err, errlen))
+			goto out;
+		if (d->alg == DL_POOL_MAX && add_arg(op, pd, DNNL_ARG_WORKSPACE, 0, NULL, err, errlen)) goto out;
+	}
+	if (finish(op, pd, err, errlen)) goto out;
+	*out = op;
+	op = NULL;
+	rc = 0;
+out:
+	if (op) dl_op_destroy(op);
+	if (pd) dnnl_primitive_desc_destroy(pd);
+	if (hint) dnnl_primitive_desc_destroy(hint);
+	if (po) dnnl_post_ops_destroy(po);
+	if (attr) dnnl_primitive_attr_destroy(attr);
+	return rc;
+}
+
+int dl_op_nargs(const dl_op *op) { return op->nargs; }
+size_t dl_op_workspace(const dl_op *op) { return op->workspace; }
+const char *dl_op_impl(const dl_op *op) { return op->impl; }
+
+int dl_exec(dl_op *op, void **ptrs, char *err, size_t errlen) {
+	if (op->arena > arena_size) {
+		free(arena);
+		arena = (char *)aligned_alloc(64, op->arena);
+		if (!arena) {
+			arena_size = 0;
+			snprintf(err, errlen, "out of memory for a %zu-byte scratch arena", op->arena);
+			return 1;
+		}
+		arena_size = op->arena;
+	}
+	dnnl_exec_arg_t args[DL_MAX_ARGS + 1];
+	int n = 0, rc = 0;
+	for (int i = 0; i < op->nargs; i++) {
+		dl_arg *a = &op->args[i];
+		TRY("set buffer", dnnl_memory_set_data_handle(a->user, ptrs[i]));
+		dnnl_memory_t m = a->user;
+		if (a->prim) {
+			TRY("set buffer", dnnl_memory_set_data_handle(a->prim, arena + a->offset));
+			m = a->prim;
+			if (!a->out) {
+				dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->user}, {DNNL_ARG_TO, a->prim}};
+				TRY("reorder", dnnl_primitive_execute(a->reorder, strm, 2, r));
+			}
+		}
+		args[n].arg = a->arg;
+		args[n].memory = m;
+		n++;
+	}
+	if (op->scratchpad) {
+		TRY("set buffer", dnnl_memory_set_data_handle(op->scratchpad, arena + op->scratchpad_offset));
+		args[n].arg = DNNL_ARG_SCRATCHPAD;
+		args[n].memory = op->scratchpad;
+		n++;
+	}
+	dnnl_status_t st = dnnl_primitive_execute(op->prim, strm, n, args);
+	if (st != dnnl_success) rc = fail(err, errlen, "execute", st);
+	for (int i = 0; rc == 0 && i < op->nargs; i++) {
+		dl_arg *a = &op->args[i];
+		if (a->prim && a->out) {
+			dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->prim}, {DNNL_ARG_TO, a->user}};
+			st = dnnl_primitive_execute(a->reorder, strm, 2, r);
+			if (st != dnnl_success) rc = fail(err, errlen, "reorder", st);
+		}
+	}
+	if (rc == 0) {
+		st = dnnl_stream_wait(strm);
+		if (st != dnnl_success) rc = fail(err, errlen, "wait", st);
+	}
+	// Keep no caller pointer past the call (cgo's rule for Go memory).
+	for (int i = 0; i < op->nargs; i++) dnnl_memory_set_data_handle(op->args[i].user, NULL);
+	return rc;
+}
+
+void dl_op_destroy(dl_op *op) {
+	if (!op) return;
+	for (int i = 0; i < op->nargs; i++) {
+		dl_arg *a = &op->args[i];
+		if (a->user) dnnl_memory_destroy(a->user);
+		if (a->prim) dnnl_memory_destroy(a->prim);
+		if (a->reorder) dnnl_primitive_destroy(a->reorder);
+	}
+	if (op->scratchpad) dnnl_memory_destroy(op->scratchpad);
+	if (op->prim) dnnl_primitive_destroy(op->prim);
+	free(op);
+}

@@ -1,0 +1,267 @@
+//go:build !nodnnl
+
+package dnnl
+
+/*
+#cgo LDFLAGS: -ldnnl -lgomp
+#include <stdlib.h>
+#include "dl.h"
+
+static int dl_exec6(dl_op *op, void *a0, void *a1, void *a2, void *a3, void *a4, void *a5, char *err, size_t errlen) {
+	void *p[6] = {a0, a1, a2, a3, a4, a5};
+	return dl_exec(op, p, err, errlen);
+}
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Tensor is a tensor as the caller holds it: Rank logical dimensions in
+// oneDNN's order (N, C, H, W for data; [G,] O, I, KH, KW for weights) and
+// the element strides of the caller's buffer for each.
+type Tensor struct {
+	Rank    int
+	Dims    [5]int64
+	Strides [5]int64
+}
+
+// Size is the number of elements the tensor spans.
+func (t Tensor) Size() int64 {
+	n := int64(1)
+	for i := range t.Rank {
+		n *= t.Dims[i]
+	}
+	return n
+}
+
+// ConvProp is what a convolution primitive computes.
+type ConvProp int
+
+const (
+	// ConvForward: Dst = conv(Src, Wei) [+ bias] [ReLU].
+	ConvForward ConvProp = iota
+	// ConvBackwardData: Src = the gradient of the input from Dst (the
+	// output gradient) and Wei.
+	ConvBackwardData
+	// ConvBackwardWeights: Wei = the gradient of the kernel from Src and
+	// Dst (the output gradient) [and the bias gradient].
+	ConvBackwardWeights
+)
+
+// ConvSpec configures a 2-D convolution (a 1-D one has a unit height).
+type ConvSpec struct {
+	Prop          ConvProp
+	Src, Wei, Dst Tensor
+	Strides       [2]int64
+	Dilates       [2]int64 // oneDNN's convention: 0 is no dilation
+	PadL, PadR    [2]int64
+	Bias, Relu    bool
+	Plain         bool // work on the caller's layouts instead of oneDNN's blocked ones
+}
+
+// PoolProp is what a pooling primitive computes.
+type PoolProp int
+
+const (
+	PoolForward         PoolProp = iota // Dst = pool(Src)
+	PoolForwardTraining                 // the same, plus a workspace for PoolBackward (max)
+	PoolBackward                        // Src = the input gradient from Dst [and the workspace]
+)
+
+// PoolAlg is the pooling's reduction.
+type PoolAlg int
+
+const (
+	PoolMax PoolAlg = iota
+	PoolAvgIncludePadding
+	PoolAvgExcludePadding
+)
+
+// PoolSpec configures a 2-D pooling.
+type PoolSpec struct {
+	Prop                        PoolProp
+	Alg                         PoolAlg
+	Src, Dst                    Tensor
+	Kernel, Strides, PadL, PadR [2]int64
+	Scale                       float32 // forward: multiplies the result (0 means 1)
+}
+
+// Op is a created primitive.
+type Op struct {
+	op        *C.dl_op
+	nargs     int
+	workspace int
+	impl      string
+}
+
+// Args is how many buffers Exec takes, in the primitive's argument order:
+// convolution forward (src, wei, [bias], dst); backward data (dst, wei,
+// src); backward weights (src, dst, wei, [bias]); pooling forward (src,
+// dst, [workspace]); pooling backward (dst, src, [workspace]).
+func (o *Op) Args() int { return o.nargs }
+
+// Workspace is the byte size of the op's workspace argument (0: none).
+func (o *Op) Workspace() int { return o.workspace }
+
+// Impl names the oneDNN implementation chosen (for example "jit:avx2").
+func (o *Op) Impl() string { return o.impl }
+
+// Library is the process's oneDNN: its thread and its primitive cache.
+type Library struct {
+	calls chan func()
+	mu    sync.Mutex
+	convs map[ConvSpec]*Op
+	pools map[PoolSpec]*Op
+}
+
+var (
+	openOnce sync.Once
+	lib      *Library
+	openErr  error
+)
+
+// Open starts the process's oneDNN thread with an OpenMP team of threads
+// threads (the first call decides) and returns the library.
+func Open(threads int) (*Library, error) {
+	openOnce.Do(func() {
+		l := &Library{calls: make(chan func()), convs: map[ConvSpec]*Op{}, pools: map[PoolSpec]*Op{}}
+		started := make(chan error)
+		go func() {
+			// One OS thread for every call: OpenMP's team and its size
+			// belong to the thread that starts parallel regions.
+			runtime.LockOSThread()
+			var err [256]C.char
+			if C.dl_init(C.int(threads), &err[0], C.size_t(len(err))) != 0 {
+				started <- fmt.Errorf("oneDNN: %s", C.GoString(&err[0]))
+				return
+			}
+			started <- nil
+			for f := range l.calls {
+				f()
+			}
+		}()
+		if openErr = <-started; openErr == nil {
+			lib = l
+		}
+	})
+	return lib, openErr
+}
+
+// do runs f on the library's thread.
+func (l *Library) do(f func()) {
+	done := make(chan struct{})
+	l.calls <- func() { f(); close(done) }
+	<-done
+}
+
+func (t Tensor) c() C.dl_tensor {
+	var ct C.dl_tensor
+	ct.ndims = C.int(t.Rank)
+	for i := range t.Rank {
+		ct.dims[i] = C.int64_t(t.Dims[i])
+		ct.strides[i] = C.int64_t(t.Strides[i])
+	}
+	return ct
+}
+
+func c2(v [2]int64) [2]C.int64_t { return [2]C.int64_t{C.int64_t(v[0]), C.int64_t(v[1])} }
+
+func cbool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Conv returns the primitive for s, creating it on first use.
+func (l *Library) Conv(s ConvSpec) (*Op, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if op, ok := l.convs[s]; ok {
+		return op, nil
+	}
+	var d C.dl_conv_desc
+	d.prop = C.int(s.Prop)
+	d.src, d.wei, d.dst = s.Src.c(), s.Wei.c(), s.Dst.c()
+	d.strides, d.dilates, d.pad_l, d.pad_r = c2(s.Strides), c2(s.Dilates), c2(s.PadL), c2(s.PadR)
+	d.bias, d.relu, d.plain = cbool(s.Bias), cbool(s.Relu), cbool(s.Plain)
+	op, err := l.create(func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_conv_create(&d, out, e, n) })
+	if err != nil {
+		return nil, err
+	}
+	l.convs[s] = op
+	return op, nil
+}
+
+// Pool returns the primitive for s, creating it on first use.
+func (l *Library) Pool(s PoolSpec) (*Op, error) {
+	if s.Scale == 0 {
+		s.Scale = 1
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if op, ok := l.pools[s]; ok {
+		return op, nil
+	}
+	var d C.dl_pool_desc
+	d.prop, d.alg = C.int(s.Prop), C.int(s.Alg)
+	d.src, d.dst = s.Src.c(), s.Dst.c()
+	d.kernel, d.strides, d.pad_l, d.pad_r = c2(s.Kernel), c2(s.Strides), c2(s.PadL), c2(s.PadR)
+	d.scale = C.float(s.Scale)
+	op, err := l.create(func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_pool_create(&d, out, e, n) })
+	if err != nil {
+		return nil, err
+	}
+	l.pools[s] = op
+	return op, nil
+}
+
+func (l *Library) create(mk func(**C.dl_op, *C.char, C.size_t) C.int) (*Op, error) {
+	var op *Op
+	var err error
+	l.do(func() {
+		var cop *C.dl_op
+		var e [256]C.char
+		if mk(&cop, &e[0], C.size_t(len(e))) != 0 {
+			err = errors.New(C.GoString(&e[0]))
+			return
+		}
+		op = &Op{op: cop, nargs: int(C.dl_op_nargs(cop)), workspace: int(C.dl_op_workspace(cop)),
+			impl: C.GoString(C.dl_op_impl(cop))}
+	})
+	return op, err
+}
+
+// Exec runs op on bufs, one per argument (see Op.Args): []float32 for
+// tensors, []byte for a workspace. Each must hold what its tensor spans.
+func (l *Library) Exec(op *Op, bufs ...any) error {
+	if len(bufs) != op.nargs {
+		return fmt.Errorf("oneDNN op %s: %d buffers for %d arguments", op.impl, len(bufs), op.nargs)
+	}
+	var p [6]unsafe.Pointer
+	for i, b := range bufs {
+		switch b := b.(type) {
+		case []float32:
+			p[i] = unsafe.Pointer(unsafe.SliceData(b))
+		case []byte:
+			p[i] = unsafe.Pointer(unsafe.SliceData(b))
+		default:
+			return fmt.Errorf("oneDNN op %s: buffer %d is %T", op.impl, i, b)
+		}
+	}
+	var err error
+	l.do(func() {
+		var e [256]C.char
+		if C.dl_exec6(op.op, p[0], p[1], p[2], p[3], p[4], p[5], &e[0], C.size_t(len(e))) != 0 {
+			err = fmt.Errorf("oneDNN op %s: %s", op.impl, C.GoString(&e[0]))
+		}
+	})
+	runtime.KeepAlive(bufs)
+	return err
+}

@@ -1,0 +1,186 @@
+//go:build !nodnnl
+
+package engine
+
+import (
+	"fmt"
+	"log"
+	"maps"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
+
+	"github.com/dl4img/dl4img/engine/dnnl"
+	"github.com/dl4img/dl4img/engine/lower"
+)
+
+// Name is what a task records as the engine that ran it.
+const Name = "go+onednn"
+
+// Wrap returns b with the engine if b is the pure-Go backend, and b itself
+// otherwise (XLA compiles whole graphs its own way). Without oneDNN (a
+// missing library at run time) it returns today's lowering alone and an
+// error saying which package to install.
+func Wrap(b compute.Backend) (compute.Backend, error) {
+	if b == nil || !lower.IsGo(b) {
+		return b, nil
+	}
+	if e, ok := b.(*backend); ok {
+		return e, nil
+	}
+	lib, err := dnnl.Open(runtime.GOMAXPROCS(0))
+	if err != nil {
+		return lower.Wrap(b), fmt.Errorf("%w (install Debian's libdnnl2, or build with -tags nodnnl)", err)
+	}
+	return &backend{Backend: b, lib: lib, stats: newStats()}, nil
+}
+
+// IsGo reports whether b is the pure-Go backend, with or without the engine.
+func IsGo(b compute.Backend) bool { return lower.IsGo(b) }
+
+// backend wraps the builders it makes and the buffers it hands out. GoMLX
+// binds each tensor to the backend its buffer reports and refuses to feed
+// it to another's executable, so buffers report the wrapper.
+type backend struct {
+	compute.Backend
+	lib   *dnnl.Library
+	stats *stats
+}
+
+func (b *backend) BufferFromFlatData(deviceNum compute.DeviceNum, flat any, shape shapes.Shape) (compute.Buffer, error) {
+	buf, err := b.Backend.BufferFromFlatData(deviceNum, flat, shape)
+	return b.wrapBuffer(buf), err
+}
+
+func (b *backend) NewSharedBuffer(deviceNum compute.DeviceNum, shape shapes.Shape) (compute.Buffer, any, error) {
+	buf, flat, err := b.Backend.NewSharedBuffer(deviceNum, shape)
+	return b.wrapBuffer(buf), flat, err
+}
+
+func (b *backend) wrapBuffer(buf compute.Buffer) compute.Buffer {
+	if buf == nil {
+		return nil
+	}
+	return &buffer{Buffer: buf, backend: b}
+}
+
+func unwrapBuffer(buf compute.Buffer) compute.Buffer {
+	if w, ok := buf.(*buffer); ok {
+		return w.Buffer
+	}
+	return buf
+}
+
+type buffer struct {
+	compute.Buffer
+	backend *backend
+}
+
+func (b *buffer) Backend() compute.Backend { return b.backend }
+
+func (b *buffer) CopyToDevice(deviceNum compute.DeviceNum) (compute.Buffer, error) {
+	c, err := b.Buffer.CopyToDevice(deviceNum)
+	return b.backend.wrapBuffer(c), err
+}
+
+// wholeExecutable runs a function compiled whole on the Go backend (the
+// fallback path, or a function with nothing to offload).
+type wholeExecutable struct {
+	compute.Executable
+	backend *backend
+}
+
+func (e *wholeExecutable) Execute(inputs []compute.Buffer, donate []bool, device compute.DeviceNum) ([]compute.Buffer, error) {
+	in := make([]compute.Buffer, len(inputs))
+	for i, b := range inputs {
+		in[i] = unwrapBuffer(b)
+	}
+	out, err := e.Executable.Execute(in, donate, device)
+	for i, b := range out {
+		out[i] = e.backend.wrapBuffer(b)
+	}
+	return out, err
+}
+
+// Stats counts, per backend, what the engine did with the functions it
+// compiled: the ops it ran on oneDNN by kind, the convolution and pooling
+// ops it left on the Go backend (and why), and the functions it compiled
+// whole on the fallback path (and why).
+type Stats struct {
+	Offloaded map[string]int // "conv forward", "pool max backward", ...
+	Kept      map[string]int // "op: reason" -> count
+	Fallbacks map[string]int // reason -> count
+	Segments  int            // Go segments compiled
+}
+
+// String lists the counters on one line.
+func (s Stats) String() string {
+	var parts []string
+	for _, m := range []struct {
+		name string
+		m    map[string]int
+	}{{"oneDNN", s.Offloaded}, {"kept on Go", s.Kept}, {"whole on Go", s.Fallbacks}} {
+		for _, k := range slices.Sorted(maps.Keys(m.m)) {
+			parts = append(parts, fmt.Sprintf("%s: %s ×%d", m.name, k, m.m[k]))
+		}
+	}
+	parts = append(parts, fmt.Sprintf("%d Go segments", s.Segments))
+	return strings.Join(parts, "; ")
+}
+
+// stats is a backend's Stats behind a lock. The first time a reason to keep
+// an op on Go or to compile a function whole appears, it is logged.
+type stats struct {
+	mu sync.Mutex
+	s  Stats
+}
+
+func newStats() *stats {
+	return &stats{s: Stats{Offloaded: map[string]int{}, Kept: map[string]int{}, Fallbacks: map[string]int{}}}
+}
+
+func (st *stats) update(f func(s *Stats)) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	f(&st.s)
+}
+
+func (st *stats) note(m func(s *Stats) map[string]int, key string) {
+	st.update(func(s *Stats) {
+		if m(s)[key] == 0 {
+			log.Printf("engine: %s", key)
+		}
+		m(s)[key]++
+	})
+}
+
+// StatsOf returns a copy of the engine's counters for backend b (false if
+// b is not an engine backend).
+func StatsOf(b compute.Backend) (Stats, bool) {
+	e, ok := b.(*backend)
+	if !ok {
+		return Stats{}, false
+	}
+	e.stats.mu.Lock()
+	defer e.stats.mu.Unlock()
+	s := e.stats.s
+	return Stats{Offloaded: maps.Clone(s.Offloaded), Kept: maps.Clone(s.Kept), Fallbacks: maps.Clone(s.Fallbacks),
+		Segments: s.Segments}, true
+}
+
+// Environ is the environment the engine wants the process started with:
+// oneDNN's OpenMP threads read their wait policy once, when the library is
+// loaded, before main runs. PASSIVE makes them sleep between primitives
+// instead of spinning on the cores the Go backend's ops then need. A value
+// already set is kept.
+func Environ() map[string]string {
+	if os.Getenv("OMP_WAIT_POLICY") != "" {
+		return nil
+	}
+	return map[string]string{"OMP_WAIT_POLICY": "PASSIVE"}
+}

@@ -1,0 +1,67 @@
+//go:build !nodnnl
+
+package engine
+
+import (
+	"testing"
+
+	et "github.com/dl4img/dl4img/engine/internal/enginetest"
+	"github.com/gomlx/compute"
+)
+
+func engineBackend(t *testing.T) *backend {
+	t.Helper()
+	b, err := Wrap(et.GoBackend(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.(*backend)
+}
+
+// TestConvMatchesGo compares every convolution configuration, and the two
+// gradient convolutions autodiff makes of it, run on oneDNN, with the plain
+// Go backend's direct loop.
+func TestConvMatchesGo(t *testing.T) {
+	native := et.GoBackend(t)
+	for _, c := range et.ConvCases {
+		t.Run(c.Name, func(t *testing.T) {
+			eng := engineBackend(t)
+			want := et.ConvResults(t, native, c)
+			got := et.ConvResults(t, eng, c)
+			for i, name := range []string{"y", "dx", "dkernel"}[:len(want)] {
+				if err := et.Close32(got[i], want[i], 1e-4); err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			}
+			s, _ := StatsOf(eng)
+			t.Log(s)
+		})
+	}
+}
+
+// TestPoolMatchesGo compares every pooling configuration run on oneDNN
+// with the plain Go backend (and the max pools' gradients with the
+// reference, which the Go backend lacks).
+func TestPoolMatchesGo(t *testing.T) {
+	native := et.GoBackend(t)
+	for _, c := range et.PoolCases {
+		t.Run(c.Name, func(t *testing.T) {
+			eng := engineBackend(t)
+			want := et.PoolResults(t, native, c, c.NativeGradients())
+			maxGrad := c.Op == compute.ReduceOpMax && c.WDil == nil
+			got := et.PoolResults(t, eng, c, c.NativeGradients() || maxGrad)
+			if maxGrad {
+				x := c.Input()
+				proj := et.RandomTensor(want[0].Shape().Dimensions, 3)
+				want = append(want, et.MaxPoolGradient(x, proj, c.Window, c.Strides, c.Pads))
+			}
+			for i, name := range []string{"y", "dx"}[:len(want)] {
+				if err := et.Close32(got[i], want[i], 1e-4); err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			}
+			s, _ := StatsOf(eng)
+			t.Log(s)
+		})
+	}
+}

@@ -1,0 +1,236 @@
+//go:build !nodnnl
+
+package engine
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
+)
+
+// Compile plans the recorded function into steps (plan.go), or compiles
+// its shadow whole when it cannot be replayed or has nothing for oneDNN.
+func (b *builder) Compile() (compute.Executable, error) {
+	if b.fallback == "" {
+		p, err := b.compilePlan()
+		if err != nil {
+			// A bug of the engine, not of the model: keep today's path.
+			b.fallback = err.Error()
+		} else if p != nil {
+			return b.newExecutable(p)
+		}
+	}
+	if b.fallback != "" {
+		b.backend.stats.note(func(s *Stats) map[string]int { return s.Fallbacks }, "compiled whole: "+b.fallback)
+	}
+	e, err := b.shadow.Compile()
+	if err != nil {
+		return nil, err
+	}
+	return &wholeExecutable{Executable: e, backend: b.backend}, nil
+}
+
+// executable runs a plan.
+type executable struct {
+	backend   *backend
+	plan      *plan
+	names     []string
+	inShapes  []shapes.Shape
+	outShapes []shapes.Shape
+	consts    map[int]compute.Buffer
+}
+
+func (b *builder) newExecutable(p *plan) (*executable, error) {
+	e := &executable{backend: b.backend, plan: p, consts: map[int]compute.Buffer{}}
+	for _, v := range b.main.params {
+		e.names = append(e.names, v.node.args[0].(string))
+		e.inShapes = append(e.inShapes, v.shape)
+	}
+	for _, v := range b.main.outputs {
+		e.outShapes = append(e.outShapes, v.shape)
+	}
+	for s, shape := range p.constants {
+		buf, err := b.backend.Backend.BufferFromFlatData(0, p.constData[s], shape)
+		if err != nil {
+			return nil, fmt.Errorf("engine: constant: %w", err)
+		}
+		e.consts[s] = buf
+	}
+	b.backend.stats.update(func(s *Stats) {
+		for _, st := range p.steps {
+			switch st := st.(type) {
+			case *goStep:
+				s.Segments++
+			case *kernelStep:
+				s.Offloaded[st.k.name()]++
+			}
+		}
+	})
+	return e, nil
+}
+
+func (e *executable) Finalize() {
+	for _, st := range e.plan.steps {
+		if g, ok := st.(*goStep); ok {
+			g.exec.Finalize()
+		}
+	}
+	for _, b := range e.consts {
+		_ = b.Finalize()
+	}
+}
+
+func (e *executable) Inputs() ([]string, []shapes.Shape) { return e.names, e.inShapes }
+func (e *executable) Outputs() []shapes.Shape            { return e.outShapes }
+
+// slot holds one value between steps: a buffer of the Go backend, whether
+// this execution may free or donate it, or a kernel's workspace.
+type slot struct {
+	buf   compute.Buffer
+	owned bool
+	ws    []byte
+}
+
+// execution is the state of one Execute.
+type execution struct {
+	e     *executable
+	slots []slot
+}
+
+// data returns the float32 contents of a slot's buffer (shared, not copied).
+func (s *slot) data() ([]float32, error) {
+	flat, err := s.buf.Data()
+	if err != nil {
+		return nil, err
+	}
+	f, ok := flat.([]float32)
+	if !ok {
+		return nil, fmt.Errorf("engine: a kernel got %T data", flat)
+	}
+	return f, nil
+}
+
+// newBuffer allocates a kernel's output.
+func (x *execution) newBuffer(shape shapes.Shape) (compute.Buffer, []float32, error) {
+	buf, flat, err := x.e.backend.Backend.NewSharedBuffer(0, shape)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, ok := flat.([]float32)
+	if !ok {
+		_ = buf.Finalize()
+		return nil, nil, fmt.Errorf("engine: a kernel output of %s", shape)
+	}
+	return buf, f, nil
+}
+
+func (e *executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.DeviceNum) (outs []compute.Buffer, err error) {
+	p := e.plan
+	if len(inputs) != len(p.params) {
+		return nil, fmt.Errorf("engine: Execute: %d inputs for %d parameters", len(inputs), len(p.params))
+	}
+	x := &execution{e: e, slots: make([]slot, p.nslots)}
+	defer func() {
+		for i := range x.slots {
+			x.release(i)
+		}
+	}()
+	for i, in := range inputs {
+		if in == nil {
+			return nil, fmt.Errorf("engine: Execute: input #%d is nil", i)
+		}
+		s := &x.slots[p.params[i]]
+		s.buf = unwrapBuffer(in)
+		s.owned = i < len(donate) && donate[i]
+	}
+	for s, buf := range e.consts {
+		x.slots[s].buf = buf
+	}
+	for si, st := range p.steps {
+		if err := x.step(si, st); err != nil {
+			return nil, err
+		}
+		for _, s := range st.inputs() {
+			if p.lastUse[s] == si {
+				x.release(s)
+			}
+		}
+	}
+	outs = make([]compute.Buffer, len(p.outputs))
+	for i, s := range p.outputs {
+		sl := &x.slots[s]
+		if sl.buf == nil {
+			return nil, errors.New("engine: an output was not computed")
+		}
+		if sl.owned {
+			outs[i] = e.backend.wrapBuffer(sl.buf)
+			sl.buf, sl.owned = nil, false
+			continue
+		}
+		// A caller's input or a constant: return a copy.
+		flat, err := sl.buf.Data()
+		if err != nil {
+			return nil, err
+		}
+		c, err := e.backend.Backend.BufferFromFlatData(0, flat, e.outShapes[i])
+		if err != nil {
+			return nil, err
+		}
+		outs[i] = e.backend.wrapBuffer(c)
+	}
+	return outs, nil
+}
+
+// release frees slot s if this execution owns it.
+func (x *execution) release(s int) {
+	sl := &x.slots[s]
+	if sl.owned && sl.buf != nil {
+		_ = sl.buf.Finalize()
+	}
+	*sl = slot{}
+}
+
+func (x *execution) step(si int, st step) error {
+	p := x.e.plan
+	switch st := st.(type) {
+	case *goStep:
+		ins := make([]compute.Buffer, len(st.in))
+		donate := make([]bool, len(st.in))
+		for i, s := range st.in {
+			sl := &x.slots[s]
+			ins[i] = sl.buf
+			// The segment may reuse a buffer this execution owns and
+			// nothing reads later: the backend then recycles it.
+			donate[i] = sl.owned && p.lastUse[s] == si
+		}
+		outs, err := st.exec.Execute(ins, donate, 0)
+		if err != nil {
+			return err
+		}
+		for i, s := range st.in {
+			if donate[i] {
+				x.slots[s] = slot{}
+			}
+		}
+		for i, s := range st.out {
+			x.slots[s] = slot{buf: outs[i], owned: true}
+		}
+		return nil
+	case *kernelStep:
+		ins := make([]*slot, len(st.in))
+		for i, s := range st.in {
+			ins[i] = &x.slots[s]
+		}
+		outs := make([]*slot, len(st.out))
+		for i, s := range st.out {
+			outs[i] = &x.slots[s]
+		}
+		if err := st.k.run(x, ins, outs); err != nil {
+			return fmt.Errorf("engine: %s: %w", st.k.name(), err)
+		}
+		return nil
+	}
+	return fmt.Errorf("engine: unknown step %T", st)
+}

@@ -1,0 +1,341 @@
+//go:build !nodnnl
+
+package engine
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
+
+	"github.com/dl4img/dl4img/engine/lower"
+)
+
+// How a recorded function is cut into steps.
+//
+// Each live node gets a phase. A node the engine runs on oneDNN (a kernel)
+// comes after the Go nodes it reads: its phase is one more than theirs, and
+// at least that of the kernels it reads. A Go node runs in the phase of its
+// latest input. The steps are then, for each phase k in order: the kernels
+// of phase k (in recording order, which is topological), then one Go
+// segment holding every Go node of phase k, compiled as one function of the
+// backend. Values that cross from one step to another live in slots.
+// Constants are not placed: each Go segment that reads one builds its own
+// copy, and a kernel reads one from a slot filled once at Compile.
+
+type plan struct {
+	steps     []step
+	nslots    int
+	params    []int                // slot of each parameter
+	outputs   []int                // slot of each output
+	constants map[int]shapes.Shape // slots filled once, from a Constant node
+	constData map[int]any
+	lastUse   []int // per slot: the last step that reads it (len(steps) for outputs)
+}
+
+// step is one unit of execution: a Go segment or a kernel.
+type step interface {
+	inputs() []int
+	outputs() []int
+}
+
+type goStep struct {
+	exec    compute.Executable
+	in, out []int
+}
+
+func (s *goStep) inputs() []int  { return s.in }
+func (s *goStep) outputs() []int { return s.out }
+
+// kernelStep runs one kernel: its inputs and outputs are slots.
+type kernelStep struct {
+	k       kernel
+	in, out []int
+	shapes  []shapes.Shape
+}
+
+func (s *kernelStep) inputs() []int  { return s.in }
+func (s *kernelStep) outputs() []int { return s.out }
+
+// kernel is an op the engine runs on oneDNN.
+type kernel interface {
+	// name is the op's kind, for the counters ("conv forward", ...).
+	name() string
+	// run computes outs (fresh buffers of the op's output shapes, then
+	// any extra outputs) from ins (the node's inputs, then any extra ones).
+	run(x *execution, ins []*slot, outs []*slot) error
+}
+
+// placed is a node the engine runs as a kernel, with the values it passes
+// to or takes from other kernels beside the node's own (a max pool's
+// workspace, read by its gradient).
+type placed struct {
+	k                 kernel
+	in                []*value // the values the kernel reads, if not the node's inputs
+	extraIn, extraOut []*value
+}
+
+// inputs are the values the kernel reads.
+func (pk *placed) inputs(n *node) []*value {
+	in := n.inputs
+	if pk.in != nil {
+		in = pk.in
+	}
+	return append(slices.Clip(in), pk.extraIn...)
+}
+
+// compilePlan plans f, or returns a nil plan when nothing in it runs on
+// oneDNN (it then compiles whole).
+func (b *builder) compilePlan() (*plan, error) {
+	f := b.main
+	kernels := b.backend.placeKernels(f, liveNodes(f, nil))
+	if len(kernels) == 0 {
+		return nil, nil
+	}
+	// A kernel may read other values than its node (the kernel under a
+	// Reverse): what only its node read is dead now.
+	live := liveNodes(f, kernels)
+
+	// Phases.
+	phase := make([]int, len(f.nodes))
+	maxPhase := 0
+	for _, n := range f.nodes {
+		if !live[n.index] || n.op == "Parameter" || n.op == "Constant" {
+			continue
+		}
+		p := 0
+		pk, isKernel := kernels[n]
+		ins := n.inputs
+		if isKernel {
+			ins = pk.inputs(n)
+		}
+		for _, in := range ins {
+			src := in.node
+			if src.op == "Parameter" || src.op == "Constant" {
+				continue
+			}
+			q := phase[src.index]
+			if _, k := kernels[src]; isKernel && !k {
+				q++ // a kernel follows the Go segment of its input
+			}
+			p = max(p, q)
+		}
+		if isKernel {
+			p = max(p, 1)
+		}
+		phase[n.index] = p
+		maxPhase = max(maxPhase, p)
+	}
+
+	p := &plan{constants: map[int]shapes.Shape{}, constData: map[int]any{}}
+	slotOf := map[*value]int{}
+	newSlot := func(v *value) int {
+		if s, ok := slotOf[v]; ok {
+			return s
+		}
+		slotOf[v] = p.nslots
+		p.nslots++
+		return p.nslots - 1
+	}
+	for _, v := range f.params {
+		p.params = append(p.params, newSlot(v))
+	}
+
+	// Which step each value's consumers are in decides what crosses steps.
+	type seg struct{ nodes []*node }
+	segs := make([]seg, maxPhase+1)
+	var kernelOrder [][]*node = make([][]*node, maxPhase+1)
+	for _, n := range f.nodes {
+		if !live[n.index] || n.op == "Parameter" || n.op == "Constant" {
+			continue
+		}
+		if _, ok := kernels[n]; ok {
+			kernelOrder[phase[n.index]] = append(kernelOrder[phase[n.index]], n)
+		} else {
+			segs[phase[n.index]].nodes = append(segs[phase[n.index]].nodes, n)
+		}
+	}
+	stepOf := map[*node]int{}
+	type pending struct {
+		step  int
+		nodes []*node
+	}
+	var goSegs []pending
+	for k := 0; k <= maxPhase; k++ {
+		for _, n := range kernelOrder[k] {
+			stepOf[n] = len(p.steps)
+			p.steps = append(p.steps, &kernelStep{})
+		}
+		if len(segs[k].nodes) > 0 {
+			for _, n := range segs[k].nodes {
+				stepOf[n] = len(p.steps)
+			}
+			goSegs = append(goSegs, pending{len(p.steps), segs[k].nodes})
+			p.steps = append(p.steps, &goStep{})
+		}
+	}
+	outputOf := map[*value]bool{}
+	for _, v := range f.outputs {
+		outputOf[v] = true
+	}
+	// crosses reports whether v, made in step s, is read by another step.
+	readers := map[*value][]int{}
+	for _, n := range f.nodes {
+		if !live[n.index] || n.op == "Parameter" || n.op == "Constant" {
+			continue
+		}
+		ins := n.inputs
+		if pk, ok := kernels[n]; ok {
+			ins = pk.inputs(n)
+		}
+		for _, in := range ins {
+			readers[in] = append(readers[in], stepOf[n])
+		}
+	}
+	crosses := func(v *value, s int) bool {
+		if outputOf[v] {
+			return true
+		}
+		for _, r := range readers[v] {
+			if r != s {
+				return true
+			}
+		}
+		return false
+	}
+	constSlot := func(v *value) int {
+		s, ok := slotOf[v]
+		if !ok {
+			s = newSlot(v)
+			p.constants[s] = v.shape
+			p.constData[s] = v.node.args[0]
+		}
+		return s
+	}
+
+	// Kernel steps: inputs and outputs as slots.
+	for n, pk := range kernels {
+		ks := p.steps[stepOf[n]].(*kernelStep)
+		ks.k = pk.k
+		for _, in := range pk.inputs(n) {
+			if in.node.op == "Constant" {
+				ks.in = append(ks.in, constSlot(in))
+			} else {
+				ks.in = append(ks.in, newSlot(in))
+			}
+		}
+		for _, o := range append(slices.Clip(n.outs), pk.extraOut...) {
+			ks.out = append(ks.out, newSlot(o))
+			ks.shapes = append(ks.shapes, o.shape)
+		}
+	}
+
+	// Go segments: replay their nodes on a fresh builder each.
+	for i, gs := range goSegs {
+		st := p.steps[gs.step].(*goStep)
+		inner := lower.WrapBuilder(b.backend.Backend.Builder(fmt.Sprintf("%s#%d", b.name, i)))
+		g := inner.Main()
+		env := map[*value]compute.Value{}
+		in := func(v *value) (compute.Value, error) {
+			if x, ok := env[v]; ok {
+				return x, nil
+			}
+			var x compute.Value
+			var err error
+			if v.node.op == "Constant" {
+				var outs []compute.Value
+				outs, err = v.node.replay(g, nil)
+				if err == nil {
+					x = outs[0]
+				}
+			} else {
+				s := newSlot(v)
+				st.in = append(st.in, s)
+				x, err = g.Parameter(fmt.Sprintf("s%d", s), v.shape, nil)
+			}
+			if err != nil {
+				return nil, err
+			}
+			env[v] = x
+			return x, nil
+		}
+		var rets []compute.Value
+		for _, n := range gs.nodes {
+			args := make([]compute.Value, len(n.inputs))
+			for j, v := range n.inputs {
+				x, err := in(v)
+				if err != nil {
+					return nil, fmt.Errorf("engine: segment %d: %s: %w", i, n.op, err)
+				}
+				args[j] = x
+			}
+			outs, err := n.replay(g, args)
+			if err != nil {
+				return nil, fmt.Errorf("engine: segment %d: replay %s: %w", i, n.op, err)
+			}
+			for j, o := range n.outs {
+				env[o] = outs[j]
+				if crosses(o, gs.step) {
+					st.out = append(st.out, newSlot(o))
+					rets = append(rets, outs[j])
+				}
+			}
+		}
+		if err := g.Return(rets, nil); err != nil {
+			return nil, fmt.Errorf("engine: segment %d: %w", i, err)
+		}
+		exec, err := inner.Compile()
+		if err != nil {
+			return nil, fmt.Errorf("engine: segment %d: %w", i, err)
+		}
+		st.exec = exec
+	}
+
+	for _, v := range f.outputs {
+		if v.node.op == "Constant" {
+			p.outputs = append(p.outputs, constSlot(v))
+		} else {
+			p.outputs = append(p.outputs, newSlot(v))
+		}
+	}
+	p.lastUse = make([]int, p.nslots)
+	for i := range p.lastUse {
+		p.lastUse[i] = -1
+	}
+	for si, st := range p.steps {
+		for _, s := range st.inputs() {
+			p.lastUse[s] = si
+		}
+	}
+	for _, s := range p.outputs {
+		p.lastUse[s] = len(p.steps)
+	}
+	return p, nil
+}
+
+// liveNodes marks the nodes the outputs depend on, through what kernels
+// read where a node is placed as one.
+func liveNodes(f *function, kernels map[*node]*placed) []bool {
+	live := make([]bool, len(f.nodes))
+	var stack []*node
+	for _, v := range f.outputs {
+		stack = append(stack, v.node)
+	}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if n.index >= len(live) || live[n.index] {
+			continue
+		}
+		live[n.index] = true
+		ins := n.inputs
+		if pk, ok := kernels[n]; ok {
+			ins = pk.inputs(n)
+		}
+		for _, in := range ins {
+			stack = append(stack, in.node)
+		}
+	}
+	return live
+}
