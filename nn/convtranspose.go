@@ -16,155 +16,99 @@ import (
 // and output size (in-1)*s - 2p + k + op. (torch stores the weight as
 // [cIn, cOut, k, k]; permute it with (2, 3, 0, 1) to get this layout.)
 //
-// GoMLX's input-dilated Convolve has no gradient, so this is built from
-// differentiable ops as a sub-pixel convolution: output pixel o = s*m + a
-// (phase a) only sees input pixels m - d for the few offsets d with
-// k = s*d + a + p in range. Patches over those offsets (pad + slices +
-// concatenate) are multiplied by a [offsets*cIn, s*s*cOut] kernel gathered from
-// the real one by constant 0/1 selection matrices, and the s*s phases are
-// interleaved back (depth-to-space). For k == s, p == 0 this is a single
-// matmul plus a reshape.
-func ConvTranspose2DOp(x, kernel *Node, stride, padding, outputPadding int) *Node {
+// It is the convolution of x dilated by s (s-1 zeros between pixels),
+// padded by k-1-p (and op more at the end), with the kernel flipped: the
+// input gradient of a strided convolution, which the engine runs as
+// oneDNN's backward-data primitive. GoMLX defines no gradient for an
+// input-dilated convolution, so its gradients are attached here: dx is the
+// strided convolution of dy with the kernel, and dkernel the kernel
+// gradient of that same convolution (see transposeGradients).
+func ConvTranspose2DOp(x, kernel, bias *Node, stride, padding, outputPadding int) *Node {
 	if x.Rank() != 4 || kernel.Rank() != 4 {
 		exceptions.Panicf("nn.ConvTranspose2DOp: want x rank 4 (NHWC) and kernel rank 4 [k,k,cIn,cOut], got %s and %s",
 			x.Shape(), kernel.Shape())
 	}
-	kd := kernel.Shape().Dimensions
+	kd, xd := kernel.Shape().Dimensions, x.Shape().Dimensions
 	if kd[0] != kd[1] {
 		exceptions.Panicf("nn.ConvTranspose2DOp: only square kernels supported, got %s", kernel.Shape())
 	}
-	xd := x.Shape().Dimensions
 	if xd[3] != kd[2] {
 		exceptions.Panicf("nn.ConvTranspose2DOp: x channels %d != kernel input channels %d", xd[3], kd[2])
 	}
-	k, s, p := kd[0], stride, padding
-	if s < 1 || p < 0 || outputPadding < 0 || outputPadding >= s {
-		exceptions.Panicf("nn.ConvTranspose2DOp: invalid stride=%d padding=%d outputPadding=%d", s, p, outputPadding)
+	k, s, p, op := kd[0], stride, padding, outputPadding
+	if s < 1 || p < 0 || op < 0 || op >= s || p > k-1 {
+		exceptions.Panicf("nn.ConvTranspose2DOp: invalid stride=%d padding=%d outputPadding=%d for kernel %d", s, p, op, k)
 	}
-	tg := newTransposeGeom(xd[1], xd[2], k, s, p, outputPadding)
-	nD, dmax, mH, mW, outH, outW := tg.nD, tg.dmax, tg.mH, tg.mW, tg.outH, tg.outW
-
-	// Pad (or crop) x so that padded index m+j == input index m - dmax + j.
-	x = PadZeros(x, 1, dmax, mH+nD-1-xd[1]-dmax)
-	x = PadZeros(x, 2, dmax, mW+nD-1-xd[2]-dmax)
-	var patches *Node
-	if nD == 1 {
-		patches = x
-	} else {
-		parts := make([]*Node, 0, nD*nD)
-		for jy := range nD {
-			for jx := range nD {
-				parts = append(parts, Slice(x, AxisRange(), AxisRange(jy, jy+mH), AxisRange(jx, jx+mW), AxisRange()))
-			}
-		}
-		patches = Concatenate(parts, -1)
+	if (xd[1]-1)*s-2*p+k+op <= 0 || (xd[2]-1)*s-2*p+k+op <= 0 {
+		exceptions.Panicf("nn.ConvTranspose2DOp: empty output for a %dx%d input, k=%d s=%d p=%d", xd[1], xd[2], k, s, p)
 	}
-
-	big := Reshape(tg.subPixelKernel(kernel), nD*nD*kd[2], s*s*kd[3])
-	y := patchMatMul(patches, big) // [b, mH, mW, s*s*cOut]
-	if s > 1 {
-		y = Reshape(y, xd[0], mH, mW, s, s, kd[3])
-		y = TransposeAllAxes(y, 0, 1, 3, 2, 4, 5)
-		y = Reshape(y, xd[0], mH*s, mW*s, kd[3])
+	g := transposeGradients{stride: s, padding: p, outputPadding: op}
+	xIn := IdentityWithCustomGradient(x, func(_, v *Node) *Node { return g.dx(v, kernel) })
+	kIn := IdentityWithCustomGradient(kernel, func(_, v *Node) *Node { return g.dKernel(v, x) })
+	// The convolution itself is hidden from autodiff (it would panic on
+	// the input dilation); the gradients reach xIn and kIn through a
+	// zero that depends on both, added to the bias: no extra pass over
+	// the output.
+	y := StopGradient(ConvGeneral(x, Reverse(kernel, 0, 1), transposeAxes(),
+		nil, [][2]int{{k - 1 - p, k - 1 - p + op}, {k - 1 - p, k - 1 - p + op}}, []int{s, s}, nil, 1, 1))
+	zero := MulScalar(Add(ReduceAllSum(Slice(xIn, AxisElem(0), AxisElem(0), AxisElem(0), AxisElem(0))),
+		ReduceAllSum(Slice(kIn, AxisElem(0), AxisElem(0), AxisElem(0), AxisElem(0)))), 0)
+	if bias == nil {
+		bias = Zeros(x.Graph(), shapes.Make(x.DType(), kd[3]))
 	}
-	if mH*s != outH || mW*s != outW {
-		y = Slice(y, AxisRange(), AxisRange(0, outH), AxisRange(0, outW), AxisRange())
-	}
-	return y
+	y = Add(y, Reshape(Add(bias, zero), 1, 1, 1, kd[3]))
+	return IdentityWithCustomGradient(y, func(_, v *Node) *Node {
+		g.dy = v
+		return v
+	})
 }
 
-// transposeGeom is the sub-pixel geometry of a transposed convolution of an
-// h x w input with kernel k, stride s, padding p, output padding op: output
-// pixel o = s*m + a (phase a) sees input pixels m - d for offsets
-// d in [dmin, dmax] (nD of them); mH x mW output blocks cover outH x outW.
-type transposeGeom struct {
-	k, s, p            int
-	dmin, dmax, nD     int
-	outH, outW, mH, mW int
+// transposeAxes: x NHWC, kernel [k, k, cIn, cOut] read with input and
+// output channels swapped (the kernel of the strided convolution whose
+// input gradient this is maps cOut to cIn).
+func transposeAxes() ConvolveAxesConfig {
+	return ConvolveAxesConfig{InputBatch: 0, InputChannels: 3, InputSpatial: []int{1, 2},
+		KernelInputChannels: 2, KernelOutputChannels: 3, KernelSpatial: []int{0, 1},
+		OutputBatch: 0, OutputChannels: 3, OutputSpatial: []int{1, 2}}
 }
 
-func newTransposeGeom(h, w, k, s, p, op int) transposeGeom {
-	tg := transposeGeom{k: k, s: s, p: p, dmin: 1 << 30, dmax: -(1 << 30)}
-	// Offsets d (input pixel m-d feeds output block m) used by any phase.
-	for a := range s {
-		for kk := range k {
-			if (kk-a-p)%s == 0 {
-				d := floorDiv(kk-a-p, s)
-				tg.dmin, tg.dmax = min(tg.dmin, d), max(tg.dmax, d)
-			}
-		}
-	}
-	tg.nD = tg.dmax - tg.dmin + 1
-	tg.outH = (h-1)*s - 2*p + k + op
-	tg.outW = (w-1)*s - 2*p + k + op
-	if tg.outH <= 0 || tg.outW <= 0 {
-		exceptions.Panicf("nn.ConvTranspose2DOp: empty output for a %dx%d input, k=%d s=%d p=%d", h, w, k, s, p)
-	}
-	tg.mH, tg.mW = (tg.outH+s-1)/s, (tg.outW+s-1)/s
-	return tg
+// transposeGradients are the gradients of ConvTranspose2DOp. The
+// transposed convolution T(x) is the adjoint of the strided convolution
+// C(z) = conv(z, kernel; stride s, padding (p, p-op)) with the kernel's
+// channels read as [cOut -> cIn], so <T(x), dy> = <x, C(dy)>: dx = C(dy),
+// and dkernel is C's kernel gradient at input dy for output gradient x.
+type transposeGradients struct {
+	stride, padding, outputPadding int
+	dy                             *Node // the output gradient, set by the output's identity
 }
 
-// subPixelKernel gathers kernel [k, k, cIn, cOut] into the HWIO kernel
-// [nD, nD, cIn, s*s*cOut] of the equivalent stride-1 convolution whose
-// output channels are (phase y, phase x, cOut): tap j (input pixel
-// m - dmax + j) of phase a uses kernel tap kk = s*(dmax-j) + a + p.
-func (tg transposeGeom) subPixelKernel(kernel *Node) *Node {
-	nD, s, k := tg.nD, tg.s, tg.k
-	kd := kernel.Shape().Dimensions
-	// sel[j, a, kk] = 1 iff kernel tap kk feeds phase a from offset j.
-	selData := make([]float64, nD*s*k)
-	for j := range nD {
-		d := tg.dmax - j
-		for a := range s {
-			kk := s*d + a + tg.p
-			if kk >= 0 && kk < k {
-				selData[(j*s+a)*k+kk] = 1
-			}
-		}
-	}
-	sel := ConvertDType(Reshape(Const(kernel.Graph(), selData), nD, s, k), kernel.DType())
-	// [nD(y), s(y), k(x), cIn, cOut]
-	t1 := Dot(sel, kernel).General([]int{2}, nil, []int{0}, nil)
-	// [nD(x), s(x), nD(y), s(y), cIn, cOut]
-	t2 := Dot(sel, t1).General([]int{2}, nil, []int{2}, nil)
-	// -> [nD(y), nD(x), cIn, s(y), s(x), cOut]
-	return Reshape(TransposeAllAxes(t2, 2, 0, 4, 3, 1, 5), nD, nD, kd[2], s*s*kd[3])
+func (g *transposeGradients) pads() [][2]int {
+	p, op := g.padding, g.outputPadding
+	return [][2]int{{p, p - op}, {p, p - op}}
 }
 
-// ConvTranspose2DIn is ConvTranspose2DOp for x in layout (NHWC or CBHW
-// [c, batch, h, w]). On the pure-Go backend, in CBHW, when the sub-pixel
-// convolution is a "same" one (odd nD centred on the input pixel, as for
-// k4 s2 p1 and k3 s2 p1 op1) it runs as Conv2DSameCBHW plus one
-// depth-to-space transpose; otherwise it transposes to NHWC and back.
-func ConvTranspose2DIn(x, kernel *Node, stride, padding, outputPadding int, layout Layout) *Node {
-	if layout == NHWC {
-		return ConvTranspose2DOp(x, kernel, stride, padding, outputPadding)
+func (g *transposeGradients) dx(v, kernel *Node) *Node {
+	if g.dy == nil {
+		return v
 	}
-	kd, xd := kernel.Shape().Dimensions, x.Shape().Dimensions
-	if x.Rank() == 4 && kernel.Rank() == 4 && kd[0] == kd[1] && xd[0] == kd[2] && stride >= 1 && padding >= 0 &&
-		outputPadding >= 0 && outputPadding < stride && resolveImpl(x.Graph(), ConvAuto) == ConvIm2Col {
-		tg := newTransposeGeom(xd[2], xd[3], kd[0], stride, padding, outputPadding)
-		s := stride
-		if tg.nD%2 == 1 && tg.dmin == -tg.dmax && tg.mH == xd[2] && tg.mW == xd[3] &&
-			tg.outH == tg.mH*s && tg.outW == tg.mW*s {
-			y := Conv2DSameCBHW(x, tg.subPixelKernel(kernel)) // [(s, s, cOut), b, h, w]
-			if s == 1 {
-				return y
-			}
-			y = Reshape(y, s, s, kd[3], xd[1], xd[2], xd[3])
-			y = TransposeAllAxes(y, 2, 3, 4, 0, 5, 1) // [cOut, b, h, s, w, s]
-			return Reshape(y, kd[3], xd[1], xd[2]*s, xd[3]*s)
-		}
-	}
-	return ToLayout(ConvTranspose2DOp(ToLayout(x, CBHW, NHWC), kernel, stride, padding, outputPadding), NHWC, CBHW)
+	// C: input dy NHWC, kernel [k, k, cIn, cOut] as [.., out=cIn, in=cOut].
+	axes := ConvolveAxesConfig{InputBatch: 0, InputChannels: 3, InputSpatial: []int{1, 2},
+		KernelInputChannels: 3, KernelOutputChannels: 2, KernelSpatial: []int{0, 1},
+		OutputBatch: 0, OutputChannels: 3, OutputSpatial: []int{1, 2}}
+	return ConvGeneral(g.dy, kernel, axes, []int{g.stride, g.stride}, g.pads(), nil, nil, 1, 1)
 }
 
-func floorDiv(a, b int) int {
-	q := a / b
-	if (a%b != 0) && ((a < 0) != (b < 0)) {
-		q--
+func (g *transposeGradients) dKernel(v, x *Node) *Node {
+	if g.dy == nil {
+		return v
 	}
-	return q
+	// C's kernel gradient: a convolution of dy (its batch and channels
+	// swapped) with x as the kernel (x's batch contracted, its channels the
+	// outputs), dilated by the stride: the result is [k, k, cIn, cOut].
+	axes := ConvolveAxesConfig{InputBatch: 3, InputChannels: 0, InputSpatial: []int{1, 2},
+		KernelInputChannels: 0, KernelOutputChannels: 3, KernelSpatial: []int{1, 2},
+		OutputBatch: 3, OutputChannels: 2, OutputSpatial: []int{0, 1}}
+	return ConvGeneral(g.dy, x, axes, nil, g.pads(), nil, []int{g.stride, g.stride}, 1, 1)
 }
 
 // ConvTranspose2DConfig configures ConvTranspose2D. Kernel/Stride/Padding/
@@ -177,8 +121,6 @@ type ConvTranspose2DConfig struct {
 	Padding       int
 	OutputPadding int
 	NoBias        bool
-	// Layout of x and of the result (see ConvTranspose2DIn).
-	Layout Layout
 	// L2 adds L2*sum(kernel^2) to the train loss through GoMLX's regularizer
 	// (train.AddRegularizationLoss). When 0 the scope's regularizer params apply.
 	L2 float64
@@ -194,13 +136,12 @@ func ConvTranspose2D(scope *model.Scope, x *Node, cfg ConvTranspose2DConfig) *No
 		cfg.Stride = 2
 	}
 	g := x.Graph()
-	cIn := x.Shape().Dimensions[channelsAxis(cfg.Layout)]
+	cIn := x.Shape().Dimensions[3]
 	wVar := scope.VariableWithShape("weights", shapes.Make(x.DType(), cfg.Kernel, cfg.Kernel, cIn, cfg.Filters))
 	applyRegularizer(scope, g, cfg.L2, wVar)
-	y := ConvTranspose2DIn(x, wVar.NodeValue(g), cfg.Stride, cfg.Padding, cfg.OutputPadding, cfg.Layout)
+	var bias *Node
 	if !cfg.NoBias {
-		bVar := scope.VariableWithShape("biases", shapes.Make(x.DType(), cfg.Filters))
-		y = Add(y, channelVector(bVar.NodeValue(g), cfg.Layout))
+		bias = scope.VariableWithShape("biases", shapes.Make(x.DType(), cfg.Filters)).NodeValue(g)
 	}
-	return y
+	return ConvTranspose2DOp(x, wVar.NodeValue(g), bias, cfg.Stride, cfg.Padding, cfg.OutputPadding)
 }

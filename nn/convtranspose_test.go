@@ -30,7 +30,7 @@ func TestConvTranspose2DMatchesTorch(t *testing.T) {
 			dt := dtypes.Float32
 			out := run(t, func(in []*Node) []*Node {
 				x, w, b, gy := in[0], in[1], in[2], in[3]
-				y := Add(ConvTranspose2DOp(x, w, c.S, c.P, c.OP), Reshape(b, 1, 1, 1, -1))
+				y := ConvTranspose2DOp(x, w, b, c.S, c.P, c.OP)
 				return append([]*Node{y}, Gradient(weightedSum(y, gy), x, w, b)...)
 			}, c.X.tensor(dt), c.W.tensor(dt), c.B.tensor(dt), c.Gy.tensor(dt))
 			assertClose(t, "y", out[0], c.Y, 1e-5)
@@ -48,7 +48,7 @@ func TestConvTranspose2DFiniteDifferences(t *testing.T) {
 		oh, ow := (3-1)*c.s-2*c.p+c.k, (2-1)*c.s-2*c.p+c.k
 		gy := randArr(13, 1, oh, ow, 2)
 		fdCheck(t, func(in []*Node) *Node {
-			return weightedSum(ConvTranspose2DOp(in[0], in[1], c.s, c.p, 0), in[2])
+			return weightedSum(ConvTranspose2DOp(in[0], in[1], nil, c.s, c.p, 0), in[2])
 		}, x, w, gy)
 	}
 }

@@ -14,12 +14,19 @@ import (
 	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
 	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/dl4img/dl4img/engine"
 )
 
-// goBackend runs ops one at a time: with inter-op parallelism the pinned Go
-// backend can deadlock when two large matmuls saturate its worker pool at once
-// (see nn/netbench/netbench_test.go).
-var goBackend = sync.OnceValues(func() (compute.Backend, error) { return compute.NewWithConfig("go:ops_sequential") })
+// goBackend is the Go backend as jobs get it (tasks.NewBackend): one op at
+// a time, with the engine.
+var goBackend = sync.OnceValues(func() (compute.Backend, error) {
+	b, err := compute.NewWithConfig("go:ops_sequential")
+	if err != nil {
+		return nil, err
+	}
+	return engine.Wrap(b)
+})
 
 func backend(tb testing.TB) compute.Backend {
 	tb.Helper()

@@ -32,7 +32,7 @@ func TestLayersShapesAndRegularization(t *testing.T) {
 		seq := Reshape(up, 2, 10*12, 4)
 		bi := BiGRU(scope.In("bigru"), seq, 5, MergeConcat)
 		sum := BiGRU(scope.In("bigru_sum"), seq, 5, MergeSum)
-		bn := BatchNorm(scope.In("bn"), c)
+		bn := BatchNorm(scope.In("bn"), c, 0)
 		w := store.GetVariable("/up/weights").NodeValue(x.Graph())
 		return []*Node{c, up, bi, sum, bn, train.GetRegularizationLoss(x.Graph()), MulScalar(ReduceAllSum(Square(w)), lambda)}
 	}, tensors.FromShape(shapesF32(2, 10, 12, 3)))

@@ -7,26 +7,17 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 )
 
-// BatchNorm is GoMLX's norm.BatchNorm over the last (channels) axis, using the
-// backend's fused batch-norm ops only where the backend has them (the pure-Go
-// backend does not, so it gets the differentiable direct formulation).
-func BatchNorm(scope *model.Scope, x *Node) *Node {
-	return BatchNormIn(scope, x, NHWC, 0)
-}
-
-// BatchNormIn is BatchNorm over the channels axis of x in layout (NHWC: the
-// last axis, any rank; CBHW: axis 0), with the moving averages' momentum
-// (0: GoMLX's default, 0.99). The variables are the same in both layouts.
-func BatchNormIn(scope *model.Scope, x *Node, layout Layout, momentum float64) *Node {
+// BatchNorm is GoMLX's norm.BatchNorm over the last (channels) axis of x,
+// with the moving averages' momentum (0: GoMLX's default, 0.99). It uses
+// the backend's fused batch-norm ops where the backend has them (the
+// engine runs them on oneDNN), and GoMLX's differentiable direct
+// formulation elsewhere.
+func BatchNorm(scope *model.Scope, x *Node, momentum float64) *Node {
 	b := x.Graph().Backend()
 	fused := b != nil && b.Capabilities().Operations[compute.OpTypeBatchNormForTraining] &&
 		b.Capabilities().Operations[compute.OpTypeBatchNormForInference] &&
 		b.Capabilities().Operations[compute.OpTypeBatchNormGradient]
-	axis := -1
-	if layout == CBHW {
-		axis = channelsAxis(CBHW)
-	}
-	bn := norm.BatchNorm(scope, x, axis).UseBackendInference(fused)
+	bn := norm.BatchNorm(scope, x, -1).UseBackendInference(fused)
 	if momentum != 0 {
 		bn = bn.Momentum(momentum)
 	}

@@ -1,64 +1,30 @@
 package nn
 
 import (
-	"slices"
-
-	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
 	"github.com/gomlx/gomlx/support/exceptions"
 )
 
 // MaxPool2D applies non-overlapping size x size max pooling (stride = size,
 // "valid": trailing rows/columns that do not fill a window are dropped, like
-// torch's MaxPool2d and Keras' default) to x [batch, h, w, c].
-//
-// GoMLX's MaxPool gradient needs the SelectAndScatterMax op, which the pure-Go
-// backend lacks, so there (or when forced with reshape=true) it is computed as
-// reshape + ReduceMax, which is exact and differentiable for non-overlapping
-// windows. Ties inside a window all receive the gradient (torch picks one);
-// with continuous inputs ties do not occur, and the all-zero windows after a
-// ReLU get zero gradient from the ReLU anyway.
-func MaxPool2D(x *Node, size int) *Node {
-	return MaxPool2DIn(x, size, NHWC)
-}
+// torch's MaxPool2d and Keras' default) to x [batch, h, w, c]. It is GoMLX's
+// MaxPool; its gradient (SelectAndScatterMax) sends each window's gradient
+// to the window's first maximum, as torch does.
+func MaxPool2D(x *Node, size int) *Node { return MaxPool2DHW(x, size, size) }
 
-// MaxPool2DIn is MaxPool2D for x in layout (NHWC or CBHW [c, batch, h, w]).
-func MaxPool2DIn(x *Node, size int, layout Layout) *Node {
-	return maxPool2D(x, size, layout, !hasSelectAndScatter(x.Graph()))
-}
-
-func hasSelectAndScatter(g *Graph) bool {
-	b := g.Backend()
-	return b != nil && b.Capabilities().Operations[compute.OpTypeSelectAndScatterMax]
-}
-
-func maxPool2D(x *Node, size int, layout Layout, reshape bool) *Node {
+// MaxPool2DHW is MaxPool2D with an h x w window (stride the window): 2 x 1
+// pools the height alone, as text readers do to keep their columns.
+func MaxPool2DHW(x *Node, h, w int) *Node {
 	if x.Rank() != 4 {
-		exceptions.Panicf("nn.MaxPool2D: want a rank-4 %s image batch, got %s", layout, x.Shape())
+		exceptions.Panicf("nn.MaxPool2D: want a rank-4 NHWC image batch, got %s", x.Shape())
 	}
-	if size < 1 {
-		exceptions.Panicf("nn.MaxPool2D: size must be >= 1, got %d", size)
+	if h < 1 || w < 1 {
+		exceptions.Panicf("nn.MaxPool2D: window %dx%d must be >= 1", h, w)
 	}
-	h := 1 // the height axis; width follows it
-	if layout == CBHW {
-		h = 2
+	if d := x.Shape().Dimensions; d[1] < h || d[2] < w {
+		exceptions.Panicf("nn.MaxPool2D: input %s smaller than window %dx%d", x.Shape(), h, w)
 	}
-	d := x.Shape().Dimensions
-	oh, ow := d[h]/size, d[h+1]/size
-	if oh == 0 || ow == 0 {
-		exceptions.Panicf("nn.MaxPool2D: input %s smaller than window %d", x.Shape(), size)
-	}
-	if !reshape {
-		nhwc := ToLayout(x, layout, NHWC)
-		return ToLayout(MaxPool(nhwc).Window(size).Strides(size).NoPadding().Done(), NHWC, layout)
-	}
-	if oh*size != d[h] || ow*size != d[h+1] {
-		axes := []SliceAxisSpec{AxisRange(), AxisRange(), AxisRange(), AxisRange()}
-		axes[h], axes[h+1] = AxisRange(0, oh*size), AxisRange(0, ow*size)
-		x = Slice(x, axes...)
-	}
-	dims := append(append(slices.Clone(d[:h]), oh, size, ow, size), d[h+2:]...)
-	return reduceMaxWindows(Reshape(x, dims...), h+1, h+3)
+	return MaxPool(x).WindowPerAxis(h, w).StridePerAxis(h, w).NoPadding().Done()
 }
 
 // GlobalAvgPool2D averages x [batch, h, w, c] over the spatial axes -> [batch, c].
@@ -67,4 +33,12 @@ func GlobalAvgPool2D(x *Node) *Node {
 		exceptions.Panicf("nn.GlobalAvgPool2D: want x [batch, h, w, c], got %s", x.Shape())
 	}
 	return ReduceMean(x, 1, 2)
+}
+
+// ColumnsAsSteps turns the image batch x [batch, h, w, c] into the sequence
+// of its columns, [batch, w, h*c] (channels fastest): a CRNN's feature map
+// as the recurrent layers' input.
+func ColumnsAsSteps(x *Node) *Node {
+	d := x.Shape().Dimensions
+	return Reshape(TransposeAllAxes(x, 0, 2, 1, 3), d[0], d[2], d[1]*d[3])
 }

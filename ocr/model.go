@@ -34,10 +34,6 @@ type NetConfig struct {
 	RNNHidden     int // CRNN GRU units per direction (book: 128)
 	// BNMomentum of the batch-norm moving averages (0: 0.99, Keras').
 	BNMomentum float64
-
-	// forceNHWC builds the conv stack in NHWC on every backend (tests
-	// compare it with the channels-major one on the Go backend).
-	forceNHWC bool
 }
 
 // cnnBlocks and crnnBlocks are the book's numbers of conv+pool blocks.
@@ -87,34 +83,20 @@ func (c NetConfig) Logits(scope *model.Scope, x *Node) *Node {
 	return c.crnn(scope, x)
 }
 
-// layout is the layout of the conv stacks' activations: nn.PreferredLayout
-// (channels-major on the pure-Go backend, where it trains faster; NHWC on
-// XLA). The variables are the same in both, so checkpoints load either way.
-func (c NetConfig) layout(g *Graph) nn.Layout {
-	if c.forceNHWC {
-		return nn.NHWC
-	}
-	return nn.PreferredLayout(g)
-}
-
 // cnn is the book's captcha classifier: 4 blocks of 2 × (conv 3×3 + relu)
 // and a 2×2 max pool, flatten, dropout 0.25 and one dense softmax head per
 // character.
 func (c NetConfig) cnn(scope *model.Scope, x *Node) *Node {
 	x.AssertDims(-1, c.Height, c.Width, 3)
-	layout := c.layout(x.Graph())
-	x = nn.ToLayout(x, nn.NHWC, layout)
 	f := c.Filters
 	for i := range cnnBlocks {
 		for j := range 2 {
-			x = nn.Conv2D(scope.In("block%d_conv%d", i, j), x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame, Layout: layout})
+			x = nn.Conv2D(scope.In("block%d_conv%d", i, j), x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame})
 			x = nn.Relu(x)
 		}
-		x = nn.MaxPool2DIn(x, 2, layout)
+		x = nn.MaxPool2D(x, 2)
 		f *= 2
 	}
-	// The dense heads' weights follow the NHWC flattening order.
-	x = nn.ToLayout(x, layout, nn.NHWC)
 	batch := x.Shape().Dimensions[0]
 	x = Reshape(x, batch, -1)
 	x = layers.DropoutStatic(scope, x, 0.25)
@@ -131,21 +113,19 @@ func (c NetConfig) cnn(scope *model.Scope, x *Node) *Node {
 // concatenation, dropout 0.2 and a dense layer over characters + blank.
 func (c NetConfig) crnn(scope *model.Scope, x *Node) *Node {
 	x.AssertDims(-1, c.Height, c.Width, 3)
-	layout := c.layout(x.Graph())
-	x = nn.ToLayout(x, nn.NHWC, layout)
 	f := c.Filters
 	for i := range crnnBlocks {
 		for j := range 2 {
 			s := scope.In("block%d_conv%d", i, j)
-			x = nn.Conv2D(s, x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame, NoBias: true, Layout: layout})
-			x = nn.Relu(nn.BatchNormIn(s.In("bn"), x, layout, c.bnMomentum()))
+			x = nn.Conv2D(s, x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame, NoBias: true})
+			x = nn.Relu(nn.BatchNorm(s.In("bn"), x, c.bnMomentum()))
 		}
-		x = nn.MaxPool2DIn(x, 2, layout)
+		x = nn.MaxPool2D(x, 2)
 		f *= 2
 	}
-	x = nn.ColumnsAsSteps(x, layout) // [b, w, h*c]
+	x = nn.ColumnsAsSteps(x) // [b, w, h*c]
 	x = layers.Dense(scope.In("dense"), x, true, c.Dense)
-	x = nn.Relu(nn.BatchNormIn(scope.In("dense_bn"), x, nn.NHWC, c.bnMomentum()))
+	x = nn.Relu(nn.BatchNorm(scope.In("dense_bn"), x, c.bnMomentum()))
 	x = layers.DropoutStatic(scope, x, 0.2)
 	x = nn.BiGRU(scope.In("gru1"), x, c.RNNHidden, nn.MergeSum)
 	x = nn.BiGRU(scope.In("gru2"), x, c.RNNHidden, nn.MergeConcat)

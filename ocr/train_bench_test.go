@@ -5,7 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/gomlx/compute"
+	"github.com/dl4img/dl4img/tasks"
+
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/train"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
@@ -16,7 +17,7 @@ import (
 // benchTrainStep times Adam training steps of net at batch on the Go
 // backend with random images and labels (graph compilation excluded).
 func benchTrainStep(b *testing.B, net NetConfig, batch int) {
-	backend, err := compute.NewWithConfig("go:ops_sequential")
+	backend, _, err := tasks.NewBackend("go")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/gomlx/core/tensors"
 
@@ -362,7 +361,7 @@ func readRaster(t *testing.T, path string) []float32 {
 func TestPredictResume(t *testing.T) {
 	dir := t.TempDir()
 	idx := genSlides(t, dir, 1, 1024)
-	be, err := compute.NewWithConfig("go:ops_sequential")
+	be, _, err := tasks.NewBackend("go")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -427,7 +426,7 @@ func BenchmarkPredictSlide(b *testing.B) {
 	if err := slide.GenerateSlide(context.Background(), slide.GenConfig{Width: 2048, Height: 2048, Seed: 1}, img, filepath.Join(dir, "m.tif")); err != nil {
 		b.Fatal(err)
 	}
-	be, err := compute.NewWithConfig("go:ops_sequential")
+	be, _, err := tasks.NewBackend("go")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -25,41 +25,29 @@ type scratchNet struct{ pre Preprocess }
 
 func (s scratchNet) preprocess() Preprocess { return s.pre }
 
-// convs runs the conv blocks on x [batch, h, w, 3] with the activations in
-// layout; the result [batch, h/4, w/4, 64] is in layout too.
-func (s scratchNet) convs(scope *model.Scope, x *Node, layout nn.Layout) *Node {
+// convs runs the conv blocks on x [batch, h, w, 3]: [batch, h/4, w/4, 64].
+func (s scratchNet) convs(scope *model.Scope, x *Node) *Node {
 	sc := scope.At("scratch")
-	x = nn.ToLayout(x, nn.NHWC, layout)
 	for i, filters := range []int{16, 32, 64} {
-		x = nn.Conv2D(sc.At("conv%d", i+1), x, nn.Conv2DConfig{Filters: filters, Kernel: 3, Padding: nn.PadSame, Layout: layout})
+		x = nn.Conv2D(sc.At("conv%d", i+1), x, nn.Conv2DConfig{Filters: filters, Kernel: 3, Padding: nn.PadSame})
 		x = nn.Relu(x)
 		if i < 2 {
-			x = nn.MaxPool2DIn(x, 2, layout)
+			x = nn.MaxPool2D(x, 2)
 		}
 	}
 	return x
 }
 
-// mapGraph returns the pooled features [batch, 64] and the last conv map,
-// NHWC (what the CAM reads). The convolutions run in nn.PreferredLayout
-// (channels-major on the pure-Go backend, where they are faster; the
-// variables are the same in both layouts).
+// mapGraph returns the pooled features [batch, 64] and the last conv map
+// (what the CAM reads).
 func (s scratchNet) mapGraph(scope *model.Scope, x *Node) (*Node, *Node) {
-	layout := nn.PreferredLayout(x.Graph())
-	m := nn.ToLayout(s.convs(scope, x, layout), layout, nn.NHWC)
+	m := s.convs(scope, x)
 	return nn.GlobalAvgPool2D(m), m
 }
 
-// featuresGraph is mapGraph's pooled features without the NHWC map: in
-// channels-major layout it pools first and transposes the small [c, batch]
-// result instead of the map.
+// featuresGraph is mapGraph's pooled features.
 func (s scratchNet) featuresGraph(scope *model.Scope, x *Node) *Node {
-	layout := nn.PreferredLayout(x.Graph())
-	m := s.convs(scope, x, layout)
-	if layout == nn.CBHW {
-		return TransposeAllAxes(ReduceMean(m, 2, 3), 1, 0)
-	}
-	return nn.GlobalAvgPool2D(m)
+	return nn.GlobalAvgPool2D(s.convs(scope, x))
 }
 
 func scratchCkDir(env tasks.Env) string { return filepath.Join(env.JobDir(), "scratch", "checkpoints") }

@@ -1,18 +1,13 @@
 package netbench
 
 import (
+	"context"
 	"math"
 	"testing"
 
-	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
-	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/layers"
-	"github.com/gomlx/gomlx/ml/layers/activation"
-	"github.com/gomlx/gomlx/ml/model"
-	"github.com/gomlx/gomlx/ml/train"
-	"github.com/gomlx/gomlx/ml/train/loss"
-
-	"github.com/dl4img/dl4img/nn"
+	"github.com/dl4img/dl4img/engine"
+	"github.com/dl4img/dl4img/engine/lower"
+	"github.com/gomlx/compute"
 )
 
 func TestCheckDeterministic(t *testing.T) {
@@ -44,43 +39,34 @@ func TestCheckDeterministic(t *testing.T) {
 	}
 }
 
-// The comparison the GPU check makes between backends, made here between
-// the two convolution implementations: the same weights give the same loss,
-// gradient norm and outputs.
-func TestCheckModelConvImpls(t *testing.T) {
-	tiny := func(scope *model.Scope, x *Node) *Node {
-		x = activation.Relu(nn.Conv2D(scope.In("c1"), x, nn.Conv2DConfig{Filters: 24, Kernel: 3, Padding: nn.PadSame}))
-		x = nn.MaxPool2D(x, 2)
-		x = activation.Relu(nn.ConvTranspose2D(scope.In("up"), x, nn.ConvTranspose2DConfig{Filters: 4, Kernel: 4, Stride: 2, Padding: 1, L2: 1e-4}))
-		return layers.Dense(scope.In("out"), Reshape(x, x.Shape().Dimensions[0], -1), true, 5)
-	}
-	run := func(impl string) CheckResult {
-		st := model.NewStore()
-		st.SetParam(nn.ParamConvImpl, impl)
-		x := make([]float32, 2*8*8*16)
-		for i := range x {
-			x[i] = float32(math.Sin(float64(i)))
-		}
-		r, err := CheckModel(goBackend(t), Model{
-			Name: "tiny", Store: st, Fn: tiny,
-			Loss: func(labels, logits []*Node) *Node { return loss.SparseCategoricalCrossEntropyLogits(labels, logits) },
-			Batch: train.Batch{
-				Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(x, 2, 8, 8, 16)},
-				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions([]int32{1, 4}, 2, 1)},
-			},
+// TestNetsEngineMatchesLowering trains each book net for 20 steps with the
+// engine (convolutions and pools on oneDNN) and without it (the Go
+// backend with the lowering alone): the losses agree, and the engine ran
+// every convolution and pool itself.
+func TestNetsEngineMatchesLowering(t *testing.T) {
+	for _, net := range Nets() {
+		t.Run(net, func(t *testing.T) {
+			eng := goBackend(t)
+			plain, err := compute.NewWithConfig("go:ops_sequential")
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := Run(context.Background(), lower.Wrap(plain), net, 2, 19)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Run(context.Background(), eng, net, 2, 19)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rel := math.Abs(got.FinalLoss-want.FinalLoss) / math.Abs(want.FinalLoss); !(rel <= 1e-3) {
+				t.Errorf("loss after 20 steps: engine %g, lowering %g (relative difference %.2g)", got.FinalLoss, want.FinalLoss, rel)
+			}
+			s, _ := engine.StatsOf(eng)
+			if len(s.Kept) > 0 || len(s.Fallbacks) > 0 || s.Offloaded["conv forward"] == 0 {
+				t.Errorf("not everything ran on oneDNN: %s", s)
+			}
+			t.Logf("loss %g (lowering %g); %s", got.FinalLoss, want.FinalLoss, s)
 		})
-		if err != nil {
-			t.Fatalf("%s: %v", impl, err)
-		}
-		return r
-	}
-	native, im2col := run("native"), run("im2col")
-	e, err := RelErr(im2col, native)
-	if err != nil || e > 1e-5 {
-		t.Errorf("im2col vs native: rel err %g (%v), want <= 1e-5", e, err)
-	}
-	t.Logf("im2col vs native: rel err %g, loss %g", e, native.Loss)
-	if len(native.Outputs) != 10 || native.GradNorm == 0 {
-		t.Errorf("result %+v", native)
 	}
 }

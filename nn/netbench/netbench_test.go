@@ -9,13 +9,16 @@ import (
 
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
+
+	"github.com/dl4img/dl4img/engine"
 )
 
-// goBackend returns the pure-Go backend with its ops run one at a time (each
-// op still uses all cores): with the default inter-op parallelism, two large
-// matmuls that start concurrently can both block in the worker pool's
-// Saturate waiting for each other's slots (a deadlock seen with the captcha
-// net at batch 32 on 2 cores). NETBENCH_BACKEND overrides the config.
+// goBackend returns the backend jobs run on (tasks.NewBackend's): the
+// pure-Go one with its ops run one at a time (each op still uses all
+// cores; with the default inter-op parallelism two large matmuls that
+// start concurrently can both block in the worker pool's Saturate waiting
+// for each other's slots, a deadlock seen with the captcha net at batch 32
+// on 2 cores), under the engine. NETBENCH_BACKEND overrides the config.
 func goBackend(tb testing.TB) compute.Backend {
 	tb.Helper()
 	cfg := os.Getenv("NETBENCH_BACKEND")
@@ -24,6 +27,9 @@ func goBackend(tb testing.TB) compute.Backend {
 	}
 	b, err := compute.NewWithConfig(cfg)
 	if err != nil {
+		tb.Fatal(err)
+	}
+	if b, err = engine.Wrap(b); err != nil {
 		tb.Fatal(err)
 	}
 	return b

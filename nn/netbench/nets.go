@@ -22,12 +22,8 @@ const (
 	FCNL2 = 1e-4
 )
 
-// The convolutional parts run in nn.PreferredLayout (channels-major on the
-// pure-Go backend, NHWC elsewhere) and convert back to NHWC where the image
-// axes are flattened.
-
-func convRelu(scope *model.Scope, x *Node, filters int, layout nn.Layout) *Node {
-	return nn.Relu(nn.Conv2D(scope, x, nn.Conv2DConfig{Filters: filters, Kernel: 3, Padding: nn.PadSame, Layout: layout}))
+func convRelu(scope *model.Scope, x *Node, filters int) *Node {
+	return nn.Relu(nn.Conv2D(scope, x, nn.Conv2DConfig{Filters: filters, Kernel: 3, Padding: nn.PadSame}))
 }
 
 // CaptchaCNN is the book's captcha classifier: 4 blocks of 2 conv3x3+relu and
@@ -35,14 +31,11 @@ func convRelu(scope *model.Scope, x *Node, filters int, layout nn.Layout) *Node 
 // heads of 36 classes. x [b, 80, 170, 3] -> logits [b, 4, 36].
 func CaptchaCNN(scope *model.Scope, x *Node) *Node {
 	x.AssertDims(-1, CaptchaHeight, CaptchaWidth, 3)
-	layout := nn.PreferredLayout(x.Graph())
-	x = nn.ToLayout(x, nn.NHWC, layout)
 	for i, f := range []int{32, 64, 128, 256} {
-		x = convRelu(scope.In("block%d_conv1", i), x, f, layout)
-		x = convRelu(scope.In("block%d_conv2", i), x, f, layout)
-		x = nn.MaxPool2DIn(x, 2, layout)
+		x = convRelu(scope.In("block%d_conv1", i), x, f)
+		x = convRelu(scope.In("block%d_conv2", i), x, f)
+		x = nn.MaxPool2D(x, 2)
 	}
-	x = nn.ToLayout(x, layout, nn.NHWC)
 	x.AssertDims(-1, 5, 10, 256)
 	batch := x.Shape().Dimensions[0]
 	x = Reshape(x, batch, -1)
@@ -60,9 +53,9 @@ func CaptchaLoss(labels, logits []*Node) *Node {
 	return loss.SparseCategoricalCrossEntropyLogits(labels[:1], logits)
 }
 
-func convBnRelu(scope *model.Scope, x *Node, filters int, layout nn.Layout) *Node {
-	x = nn.Conv2D(scope, x, nn.Conv2DConfig{Filters: filters, Kernel: 3, Padding: nn.PadSame, NoBias: true, Layout: layout})
-	return nn.Relu(nn.BatchNormIn(scope, x, layout, 0))
+func convBnRelu(scope *model.Scope, x *Node, filters int) *Node {
+	x = nn.Conv2D(scope, x, nn.Conv2DConfig{Filters: filters, Kernel: 3, Padding: nn.PadSame, NoBias: true})
+	return nn.Relu(nn.BatchNorm(scope, x, 0))
 }
 
 // CRNN is the book's text-line reader: 3 blocks of 2 x [conv3x3, batchnorm,
@@ -71,14 +64,12 @@ func convBnRelu(scope *model.Scope, x *Node, filters int, layout nn.Layout) *Nod
 // x [b, 50, 200, 1] -> logits [b, 25, 37].
 func CRNN(scope *model.Scope, x *Node) *Node {
 	x.AssertDims(-1, CRNNHeight, CRNNWidth, 1)
-	layout := nn.PreferredLayout(x.Graph())
-	x = nn.ToLayout(x, nn.NHWC, layout)
 	for i, f := range []int{32, 64, 128} {
-		x = convBnRelu(scope.In("block%d_conv1", i), x, f, layout)
-		x = convBnRelu(scope.In("block%d_conv2", i), x, f, layout)
-		x = nn.MaxPool2DIn(x, 2, layout)
+		x = convBnRelu(scope.In("block%d_conv1", i), x, f)
+		x = convBnRelu(scope.In("block%d_conv2", i), x, f)
+		x = nn.MaxPool2D(x, 2)
 	}
-	x = nn.ColumnsAsSteps(x, layout) // [b, 25, 6*128]
+	x = nn.ColumnsAsSteps(x) // [b, 25, 6*128]
 	x = activation.Relu(layers.Dense(scope.In("dense1"), x, true, 128))
 	x = nn.BiGRU(scope.In("bigru1"), x, 128, nn.MergeConcat)
 	x = nn.BiGRU(scope.In("bigru2"), x, 128, nn.MergeConcat)
@@ -100,21 +91,18 @@ func CRNNLoss(labels, logits []*Node) *Node {
 // x [b, 256, 256, 3] -> logits [b, 256, 256, 2].
 func FCN(scope *model.Scope, x *Node) *Node {
 	x.AssertDims(-1, FCNSize, FCNSize, 3)
-	layout := nn.PreferredLayout(x.Graph())
-	x = nn.ToLayout(x, nn.NHWC, layout)
-	x = convRelu(scope.In("enc1a"), x, 32, layout)
-	x = convRelu(scope.In("enc1b"), x, 32, layout)
-	x = nn.MaxPool2DIn(x, 2, layout)
-	x = convRelu(scope.In("enc2a"), x, 64, layout)
-	x = convRelu(scope.In("enc2b"), x, 64, layout)
-	x = nn.MaxPool2DIn(x, 2, layout)
-	x = convRelu(scope.In("enc3"), x, 128, layout)
+	x = convRelu(scope.In("enc1a"), x, 32)
+	x = convRelu(scope.In("enc1b"), x, 32)
+	x = nn.MaxPool2D(x, 2)
+	x = convRelu(scope.In("enc2a"), x, 64)
+	x = convRelu(scope.In("enc2b"), x, 64)
+	x = nn.MaxPool2D(x, 2)
+	x = convRelu(scope.In("enc3"), x, 128)
 	x = nn.Relu(nn.ConvTranspose2D(scope.In("up1"), x,
-		nn.ConvTranspose2DConfig{Filters: 64, Kernel: 4, Stride: 2, Padding: 1, L2: FCNL2, Layout: layout}))
+		nn.ConvTranspose2DConfig{Filters: 64, Kernel: 4, Stride: 2, Padding: 1, L2: FCNL2}))
 	x = nn.Relu(nn.ConvTranspose2D(scope.In("up2"), x,
-		nn.ConvTranspose2DConfig{Filters: 32, Kernel: 4, Stride: 2, Padding: 1, L2: FCNL2, Layout: layout}))
-	x = nn.Conv2D(scope.In("classifier"), x, nn.Conv2DConfig{Filters: FCNClasses, Kernel: 1, Layout: layout})
-	x = nn.ToLayout(x, layout, nn.NHWC)
+		nn.ConvTranspose2DConfig{Filters: 32, Kernel: 4, Stride: 2, Padding: 1, L2: FCNL2}))
+	x = nn.Conv2D(scope.In("classifier"), x, nn.Conv2DConfig{Filters: FCNClasses, Kernel: 1})
 	x.AssertDims(-1, FCNSize, FCNSize, FCNClasses)
 	return x
 }

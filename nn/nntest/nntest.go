@@ -1,7 +1,7 @@
 // Package nntest holds test helpers for the packages that build models from
 // nn: running a model function once and collecting its outputs and the
-// gradients of every trainable variable, so that two formulations of the
-// same model (e.g. the NHWC and channels-major layouts) can be compared, and
+// gradients of every trainable variable, so that the same model on two
+// backends (the engine, and the Go backend without it) can be compared, and
 // timing training steps in benchmarks.
 package nntest
 
@@ -16,6 +16,8 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/train"
 
+	"github.com/dl4img/dl4img/engine"
+	"github.com/dl4img/dl4img/engine/lower"
 	"github.com/dl4img/dl4img/nn"
 	"github.com/dl4img/dl4img/nn/netbench"
 )
@@ -124,4 +126,39 @@ func BenchTrainSteps(b *testing.B, tr *train.Trainer, batch train.Batch) {
 		}
 	}
 	b.ReportMetric((netbench.ProcessCPU()-cpu).Seconds()/float64(b.N), "cpu-s/step")
+}
+
+// EngineAgrees runs fn (as OutputsAndGrads does) with the engine and on the
+// Go backend with the lowering alone, and fails unless the outputs and
+// gradients agree within tol and the engine ran every convolution and pool
+// on oneDNN.
+func EngineAgrees(tb testing.TB, seed int64, training bool, names []string,
+	fn func(scope *model.Scope, x *Node) []*Node, x *tensors.Tensor, tol float64) {
+	tb.Helper()
+	plain, err := compute.NewWithConfig("go:ops_sequential")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	eng, err := engine.Wrap(plain)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	other, err := compute.NewWithConfig("go:ops_sequential")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// A tensor binds to the first backend that uses it: each run gets a copy.
+	clone := func() *tensors.Tensor {
+		c, err := x.LocalClone()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return c
+	}
+	got := OutputsAndGrads(tb, eng, seed, training, names, fn, clone())
+	want := OutputsAndGrads(tb, lower.Wrap(other), seed, training, names, fn, clone())
+	AssertAgree(tb, got, want, tol, len(names)+1)
+	if s, ok := engine.StatsOf(eng); ok && (len(s.Kept) > 0 || len(s.Fallbacks) > 0) {
+		tb.Errorf("not everything ran on oneDNN: %s", s)
+	}
 }

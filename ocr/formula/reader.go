@@ -39,9 +39,6 @@ type ReaderConfig struct {
 	Hidden        int
 	L2            float64
 
-	// forceNHWC builds the conv stack in NHWC on every backend (tests
-	// compare it with the channels-major one on the Go backend).
-	forceNHWC bool
 }
 
 // Classes is the number of output classes, the blank included.
@@ -68,47 +65,24 @@ func (c ReaderConfig) Check() error {
 	return nil
 }
 
-// layout is the layout of the conv stack's activations: nn.PreferredLayout
-// (channels-major on the pure-Go backend, where it trains faster; NHWC on
-// XLA). The variables are the same in both, so checkpoints load either way.
-func (c ReaderConfig) layout(g *Graph) nn.Layout {
-	if c.forceNHWC {
-		return nn.NHWC
-	}
-	return nn.PreferredLayout(g)
-}
-
 // Logits maps strips x [batch, Height, Width, 1] (ink 1, paper 0) to
 // [batch, Steps, Classes].
 func (c ReaderConfig) Logits(scope *model.Scope, x *Node) *Node {
 	x.AssertDims(-1, c.Height, c.Width, 1)
-	layout := c.layout(x.Graph())
-	x = nn.ToLayout(x, nn.NHWC, layout)
 	f := c.Filters
 	for i, pool := range []int{2, 2, 1} {
 		s := scope.In("conv%d", i)
-		x = nn.Conv2D(s, x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame, L2: c.L2, NoBias: true, Layout: layout})
+		x = nn.Conv2D(s, x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame, L2: c.L2, NoBias: true})
 		// Batch norm trains the reader several times faster. Its moving
 		// averages use momentum 0.9, not GoMLX's 0.99: the weights move
 		// fast, and with 0.99 the inference-mode reader lagged far behind
 		// the training-mode one (CTC loss 7 vs 1.8 on the same strips).
-		x = nn.BatchNormIn(s.In("bn"), x, layout, 0.9)
+		x = nn.BatchNorm(s.In("bn"), x, 0.9)
 		x = nn.Relu(x)
-		if pool == 2 {
-			x = nn.MaxPool2DIn(x, 2, layout)
-		} else {
-			// Height only: 2×1 windows by reshape + max (exact and
-			// differentiable on every backend).
-			d := x.Shape().Dimensions
-			if layout == nn.CBHW { // [c, b, h, w]
-				x = ReduceMax(Reshape(x, d[0], d[1], d[2]/2, 2, d[3]), 3)
-			} else { // [b, h, w, c]
-				x = ReduceMax(Reshape(x, d[0], d[1]/2, 2, d[2], d[3]), 2)
-			}
-		}
+		x = nn.MaxPool2DHW(x, 2, pool) // the last pools the height alone
 		f *= 2
 	}
-	x = nn.ColumnsAsSteps(x, layout) // [b, w, h*c]
+	x = nn.ColumnsAsSteps(x) // [b, w, h*c]
 	x = nn.Relu(layers.Dense(scope.In("dense"), x, true, 2*c.Hidden))
 	x = nn.BiGRU(scope.In("bigru"), x, c.Hidden, nn.MergeConcat)
 	x = layers.Dense(scope.In("logits"), x, true, c.Classes())

@@ -62,61 +62,42 @@ func (c Config) Validate() error {
 func (c Config) Multiple() int { return 1 << c.Depth }
 
 // Logits returns the model function: x [batch, h, w, 3] (pixels scaled to
-// [-1, 1], see Input) → logits [batch, h, w, 1]. Inside, the activations are
-// in nn.PreferredLayout: channels-major on the pure-Go backend, where the
-// convolutions run faster that way, NHWC on XLA. The variables are the same
-// in both, so checkpoints load either way.
+// [-1, 1], see Input) → logits [batch, h, w, 1].
 func Logits(cfg Config) func(scope *model.Scope, x *Node) *Node {
-	return logits(cfg, false)
-}
-
-// logits is Logits; forceNHWC keeps the activations NHWC on every backend
-// (tests compare the two layouts).
-func logits(cfg Config, forceNHWC bool) func(scope *model.Scope, x *Node) *Node {
 	return func(scope *model.Scope, x *Node) *Node {
 		d := x.Shape().Dimensions
 		if m := cfg.Multiple(); d[1]%m != 0 || d[2]%m != 0 {
 			panic(fmt.Sprintf("fcn: input %dx%d is not a multiple of %d", d[1], d[2], m))
 		}
-		layout := nn.PreferredLayout(x.Graph())
-		if forceNHWC {
-			layout = nn.NHWC
-		}
-		channels := -1 // the channels axis, where skip connections are concatenated
-		if layout == nn.CBHW {
-			channels = 0
-		}
 		block := func(s *model.Scope, h *Node, filters int) *Node {
 			for i := range cfg.ConvsPerLevel {
 				h = nn.Conv2D(s.In("conv%d", i), h, nn.Conv2DConfig{
-					Filters: filters, Kernel: 3, Padding: nn.PadSame, Layout: layout})
+					Filters: filters, Kernel: 3, Padding: nn.PadSame})
 				h = nn.Relu(h)
 			}
 			return h
 		}
 		skips := make([]*Node, 0, cfg.Depth)
-		h := nn.ToLayout(x, nn.NHWC, layout)
+		h := x
 		f := cfg.Filters
 		for lvl := range cfg.Depth {
 			h = block(scope.In("enc%d", lvl), h, f)
 			skips = append(skips, h)
-			h = nn.MaxPool2DIn(h, 2, layout)
+			h = nn.MaxPool2D(h, 2)
 			f *= 2
 		}
 		h = block(scope.In("bottom"), h, f)
 		for lvl := cfg.Depth - 1; lvl >= 0; lvl-- {
 			f /= 2
-			// Kernel 2, stride 2: every output pixel gets exactly one tap, so
-			// the layer is one matmul plus a depth-to-space reshape (no
-			// checkerboard from overlapping taps).
+			// Kernel 2, stride 2: every output pixel gets exactly one tap
+			// (no checkerboard from overlapping taps).
 			up := nn.ConvTranspose2D(scope.In("up%d", lvl), h, nn.ConvTranspose2DConfig{
-				Filters: f, Kernel: 2, Stride: 2, L2: cfg.L2, Layout: layout})
+				Filters: f, Kernel: 2, Stride: 2, L2: cfg.L2})
 			up = nn.Relu(up)
-			h = Concatenate([]*Node{up, skips[lvl]}, channels)
+			h = Concatenate([]*Node{up, skips[lvl]}, -1)
 			h = block(scope.In("dec%d", lvl), h, f)
 		}
-		h = nn.Conv2D(scope.In("logits"), h, nn.Conv2DConfig{Filters: 1, Kernel: 1, Layout: layout})
-		return nn.ToLayout(h, layout, nn.NHWC)
+		return nn.Conv2D(scope.In("logits"), h, nn.Conv2DConfig{Filters: 1, Kernel: 1})
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/dl4img/dl4img/tasks"
+
 	"github.com/gomlx/compute"
 	_ "github.com/gomlx/compute/gobackend"
 	"github.com/gomlx/gomlx/core/tensors"
@@ -17,7 +19,7 @@ import (
 
 func backend(tb testing.TB) compute.Backend {
 	tb.Helper()
-	b, err := compute.NewWithConfig("go:ops_sequential")
+	b, _, err := tasks.NewBackend("go")
 	if err != nil {
 		tb.Fatal(err)
 	}
