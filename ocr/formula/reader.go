@@ -38,7 +38,6 @@ type ReaderConfig struct {
 	Filters       int
 	Hidden        int
 	L2            float64
-
 }
 
 // Classes is the number of output classes, the blank included.
