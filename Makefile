@@ -13,10 +13,6 @@ export GODEBUG ?= cpu.fma=off
 export GOMLX_NO_AUTO_INSTALL := 1
 # GDAL's block cache defaults to 5% of RAM: bound it.
 export GDAL_CACHEMAX ?= 128
-# oneDNN's OpenMP threads sleep between primitives instead of spinning on
-# the cores the Go backend's ops need (read when libgomp loads; the binary
-# re-executes itself with it, see engine.Environ).
-export OMP_WAIT_POLICY ?= PASSIVE
 
 GO      ?= go
 BIN     := bin/dl4img

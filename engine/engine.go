@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log"
 	"maps"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapes"
@@ -24,8 +24,8 @@ const Name = "go+onednn"
 
 // Wrap returns b with the engine if b is the pure-Go backend, and b itself
 // otherwise (XLA compiles whole graphs its own way). Without oneDNN (a
-// missing library at run time) it returns today's lowering alone and an
-// error saying which package to install.
+// missing library at run time) it returns the lowering alone and an error
+// saying which package to install.
 func Wrap(b compute.Backend) (compute.Backend, error) {
 	if b == nil || !lower.IsGo(b) {
 		return b, nil
@@ -35,7 +35,7 @@ func Wrap(b compute.Backend) (compute.Backend, error) {
 	}
 	lib, err := dnnl.Open(runtime.GOMAXPROCS(0))
 	if err != nil {
-		return lower.Wrap(b), fmt.Errorf("%w (install Debian's libdnnl2, or build with -tags nodnnl)", err)
+		return lower.Wrap(b), err
 	}
 	return &backend{Backend: b, lib: lib, stats: newStats()}, nil
 }
@@ -51,6 +51,10 @@ type backend struct {
 	lib   *dnnl.Library
 	stats *stats
 }
+
+// Capabilities adds the ops the engine (and its lowering) provide to the
+// Go backend's: the max pool's gradient and the batch-normalization ops.
+func (b *backend) Capabilities() compute.Capabilities { return lower.Capabilities(b.Backend) }
 
 func (b *backend) BufferFromFlatData(deviceNum compute.DeviceNum, flat any, shape shapes.Shape) (compute.Buffer, error) {
 	buf, err := b.Backend.BufferFromFlatData(deviceNum, flat, shape)
@@ -112,10 +116,25 @@ func (e *wholeExecutable) Execute(inputs []compute.Buffer, donate []bool, device
 // ops it left on the Go backend (and why), and the functions it compiled
 // whole on the fallback path (and why).
 type Stats struct {
-	Offloaded map[string]int // "conv forward", "pool max backward", ...
+	Offloaded map[string]int // "conv forward (jit:avx2)", "pool max backward (...)", ...
 	Kept      map[string]int // "op: reason" -> count
 	Fallbacks map[string]int // reason -> count
 	Segments  int            // Go segments compiled
+	// Time is the time spent running each kind of step: the keys of
+	// Offloaded, and "Go segments".
+	Time map[string]time.Duration
+}
+
+// Ran counts the ops of a kind ("conv forward") run on oneDNN, whatever
+// implementation oneDNN chose (the counters' keys name it in brackets).
+func (s Stats) Ran(kind string) int {
+	n := 0
+	for k, v := range s.Offloaded {
+		if strings.HasPrefix(k, kind+" (") {
+			n += v
+		}
+	}
+	return n
 }
 
 // String lists the counters on one line.
@@ -141,7 +160,8 @@ type stats struct {
 }
 
 func newStats() *stats {
-	return &stats{s: Stats{Offloaded: map[string]int{}, Kept: map[string]int{}, Fallbacks: map[string]int{}}}
+	return &stats{s: Stats{Offloaded: map[string]int{}, Kept: map[string]int{}, Fallbacks: map[string]int{},
+		Time: map[string]time.Duration{}}}
 }
 
 func (st *stats) update(f func(s *Stats)) {
@@ -170,17 +190,5 @@ func StatsOf(b compute.Backend) (Stats, bool) {
 	defer e.stats.mu.Unlock()
 	s := e.stats.s
 	return Stats{Offloaded: maps.Clone(s.Offloaded), Kept: maps.Clone(s.Kept), Fallbacks: maps.Clone(s.Fallbacks),
-		Segments: s.Segments}, true
-}
-
-// Environ is the environment the engine wants the process started with:
-// oneDNN's OpenMP threads read their wait policy once, when the library is
-// loaded, before main runs. PASSIVE makes them sleep between primitives
-// instead of spinning on the cores the Go backend's ops then need. A value
-// already set is kept.
-func Environ() map[string]string {
-	if os.Getenv("OMP_WAIT_POLICY") != "" {
-		return nil
-	}
-	return map[string]string{"OMP_WAIT_POLICY": "PASSIVE"}
+		Segments: s.Segments, Time: maps.Clone(s.Time)}, true
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	et "github.com/dl4img/dl4img/engine/internal/enginetest"
+	"github.com/dl4img/dl4img/engine/lower"
 	"github.com/gomlx/compute"
 )
 
@@ -62,6 +63,29 @@ func TestPoolMatchesGo(t *testing.T) {
 			}
 			s, _ := StatsOf(eng)
 			t.Log(s)
+		})
+	}
+}
+
+// TestBatchNormMatchesGo compares the batch-normalization ops on oneDNN,
+// and their lowering, with batch normalization written out in the plain
+// Go backend's element-wise ops (whose gradients autodiff derives).
+func TestBatchNormMatchesGo(t *testing.T) {
+	for _, c := range et.BatchNormCases {
+		t.Run(c.Name, func(t *testing.T) {
+			want := et.BatchNormResults(t, et.GoBackend(t), c, false)
+			eng := engineBackend(t)
+			for name, b := range map[string]compute.Backend{"engine": eng, "lowering": lower.Wrap(et.GoBackend(t))} {
+				got := et.BatchNormResults(t, b, c, true)
+				for i, what := range []string{"y", "mean", "variance", "dx", "dscale", "doffset"} {
+					if err := et.Close32(got[i], want[i], 1e-4); err != nil {
+						t.Errorf("%s %s: %v", name, what, err)
+					}
+				}
+			}
+			if s, _ := StatsOf(eng); s.Ran("batch norm training") != 1 || s.Ran("batch norm backward") != 1 {
+				t.Errorf("batch norm not on oneDNN: %s", s)
+			}
 		})
 	}
 }

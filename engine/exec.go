@@ -5,6 +5,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapes"
@@ -149,9 +150,11 @@ func (e *executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 		x.slots[s].buf = buf
 	}
 	for si, st := range p.steps {
+		start := time.Now()
 		if err := x.step(si, st); err != nil {
 			return nil, err
 		}
+		e.account(st, time.Since(start))
 		for _, s := range st.inputs() {
 			if p.lastUse[s] == si {
 				x.release(s)
@@ -181,6 +184,15 @@ func (e *executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 		outs[i] = e.backend.wrapBuffer(c)
 	}
 	return outs, nil
+}
+
+// account adds d to the time spent in steps like st.
+func (e *executable) account(st step, d time.Duration) {
+	kind := "Go segments"
+	if k, ok := st.(*kernelStep); ok {
+		kind = k.k.name()
+	}
+	e.backend.stats.update(func(s *Stats) { s.Time[kind] += d })
 }
 
 // release frees slot s if this execution owns it.

@@ -19,8 +19,9 @@ import (
 // it calls cuDNN: a convolution becomes a forward, backward-data or
 // backward-weights primitive by its shape (autodiff's two gradient
 // convolutions are ordinary ConvGeneral ops), a ReduceWindow becomes a
-// pooling, and SelectAndScatterMax (autodiff's max-pool gradient, which the
-// Go backend lacks) a pooling backward reading its forward's workspace.
+// pooling, SelectAndScatterMax (autodiff's max-pool gradient, which the
+// Go backend lacks) a pooling backward reading its forward's workspace,
+// and the three batch-normalization ops oneDNN's batch normalization.
 func (b *backend) placeKernels(f *function, live []bool) map[*node]*placed {
 	kernels := map[*node]*placed{}
 	keep := func(n *node, why string) {
@@ -63,6 +64,13 @@ func (b *backend) placeKernels(f *function, live []bool) map[*node]*placed {
 			}
 		case "SelectAndScatterMax":
 			pk, why := b.poolGradKernel(n, workspaces[n])
+			if pk == nil {
+				keep(n, why)
+				continue
+			}
+			kernels[n] = pk
+		case "BatchNormForTraining", "BatchNormForInference", "BatchNormGradient":
+			pk, why := b.bnKernel(n)
 			if pk == nil {
 				keep(n, why)
 				continue
@@ -423,7 +431,7 @@ type convKernel struct {
 }
 
 func (k *convKernel) name() string {
-	return [...]string{"conv forward", "conv backward data", "conv backward weights"}[k.mode]
+	return [...]string{"conv forward", "conv backward data", "conv backward weights"}[k.mode] + " (" + k.op.Impl() + ")"
 }
 
 func (k *convKernel) run(x *execution, ins, outs []*slot) error {

@@ -3,6 +3,8 @@
 package engine
 
 import (
+	"time"
+
 	"github.com/gomlx/compute"
 
 	"github.com/dl4img/dl4img/engine/lower"
@@ -22,10 +24,11 @@ func IsGo(b compute.Backend) bool { return lower.IsGo(b) }
 type Stats struct {
 	Offloaded, Kept, Fallbacks map[string]int
 	Segments                   int
+	Time                       map[string]time.Duration
 }
+
+// Ran counts nothing in this build.
+func (s Stats) Ran(kind string) int { return 0 }
 
 // StatsOf reports no engine in this build.
 func StatsOf(compute.Backend) (Stats, bool) { return Stats{}, false }
-
-// Environ: nothing to set without oneDNN.
-func Environ() map[string]string { return nil }

@@ -160,7 +160,7 @@ type poolKernel struct {
 	name_ string
 }
 
-func (k *poolKernel) name() string { return k.name_ }
+func (k *poolKernel) name() string { return k.name_ + " (" + k.op.Impl() + ")" }
 
 func (k *poolKernel) run(x *execution, ins, outs []*slot) error {
 	a, err := ins[0].data()
@@ -223,7 +223,7 @@ type poolGradKernel struct {
 	dyShape  shapes.Shape
 }
 
-func (k *poolGradKernel) name() string { return "pool max backward" }
+func (k *poolGradKernel) name() string { return "pool max backward (" + k.bwd.Impl() + ")" }
 
 func (k *poolGradKernel) run(x *execution, ins, outs []*slot) error {
 	dy, err := ins[1].data()

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dl4img/dl4img/engine"
 )
 
 type testParams struct {
@@ -135,7 +137,7 @@ func TestResolveBackend(t *testing.T) {
 	if got, _ := ResolveBackend("auto"); got != "xla:"+plugin {
 		t.Errorf("auto with PJRT_PLUGIN_LIBRARY_PATH: %q", got)
 	}
-	if _, name, err := NewBackend("go"); err != nil || name != goBackend {
+	if _, name, err := NewBackend("go"); err != nil || name != engine.Name {
 		t.Errorf("NewBackend(go): %q %v", name, err)
 	}
 }

@@ -1,14 +1,20 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/gomlx/compute"
 	"github.com/urfave/cli/v2"
 
+	"github.com/dl4img/dl4img/engine"
 	"github.com/dl4img/dl4img/nn/netbench"
 	"github.com/dl4img/dl4img/tasks"
 	"github.com/dl4img/dl4img/transfer"
@@ -51,10 +57,14 @@ func init() {
 			}
 			res.Backend = name
 			if c.Bool("json") {
-				return json.NewEncoder(c.App.Writer).Encode(res)
+				return json.NewEncoder(c.App.Writer).Encode(struct {
+					netbench.Result
+					Engine *engine.Stats `json:"engine,omitempty"`
+				}{res, engineStats(backend)})
 			}
 			fmt.Fprintf(c.App.Writer, "%s batch %d on %s: median step %s, %.1f GFLOP/s, first step (compile) %s, peak RSS %d MiB\n",
 				res.Net, res.Batch, name, res.MedianStep.Round(1e6), res.GFLOPs, res.FirstStep.Round(1e6), res.PeakRSSBytes>>20)
+			printEngineTimes(c.App.Writer, backend)
 			return nil
 		},
 	})
@@ -90,7 +100,10 @@ func benchONNXCommand() *cli.Command {
 			}
 			res.Backend = name
 			if c.Bool("json") {
-				return json.NewEncoder(c.App.Writer).Encode(res)
+				return json.NewEncoder(c.App.Writer).Encode(struct {
+					transfer.ONNXBench
+					Engine *engine.Stats `json:"engine,omitempty"`
+				}{res, engineStats(backend)})
 			}
 			what := "forward"
 			if res.FinetuneLayers > 0 {
@@ -99,7 +112,33 @@ func benchONNXCommand() *cli.Command {
 			fmt.Fprintf(c.App.Writer, "%s %s batch %d at %d² on %s: %.2f images/s, median batch %s, first batch (compile) %s, peak RSS %d MiB\n",
 				res.Model, what, res.Batch, res.Size, name, res.ImagesPerS, time.Duration(res.MedianBatchNS).Round(time.Millisecond),
 				time.Duration(res.FirstBatchNS).Round(time.Millisecond), res.PeakRSSBytes>>20)
+			printEngineTimes(c.App.Writer, backend)
 			return nil
 		},
+	}
+}
+
+// engineStats is the engine's record of a run (nil without the engine).
+func engineStats(b compute.Backend) *engine.Stats {
+	if s, ok := engine.StatsOf(b); ok {
+		return &s
+	}
+	return nil
+}
+
+// printEngineTimes lists where a run's time went, by kind of step, longest
+// first (all steps, the warm-up included).
+func printEngineTimes(w io.Writer, b compute.Backend) {
+	s := engineStats(b)
+	if s == nil {
+		return
+	}
+	kinds := slices.SortedFunc(maps.Keys(s.Time), func(a, b string) int { return cmp.Compare(s.Time[b], s.Time[a]) })
+	var total time.Duration
+	for _, k := range kinds {
+		total += s.Time[k]
+	}
+	for _, k := range kinds {
+		fmt.Fprintf(w, "  %5.1f%%  %s\n", 100*s.Time[k].Seconds()/total.Seconds(), k)
 	}
 }

@@ -152,6 +152,33 @@ func TestBadInputIsOneLineAndExit2(t *testing.T) {
 	}
 }
 
+// TestMissingOneDNN: without libdnnl a command that needs the engine stops
+// with one line naming the package to install; the others still work.
+func TestMissingOneDNN(t *testing.T) {
+	if engine.Name != "go+onednn" {
+		t.Skip("built without oneDNN")
+	}
+	dir := t.TempDir()
+	run := func(args ...string) (string, int) {
+		cmd := command(dir, args...)
+		cmd.Env = append(cmd.Env, "DL4IMG_DNNL_LIBRARY=libdl4img-missing.so.2")
+		var e bytes.Buffer
+		cmd.Stderr = &e
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return e.String(), ee.ExitCode()
+		}
+		return e.String(), 0
+	}
+	errOut, code := run("bench", "captcha-cnn", "--steps", "1")
+	if code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "apt-get install libdnnl2") {
+		t.Errorf("bench without libdnnl: exit %d, stderr %q; want 2 and one line naming libdnnl2", code, errOut)
+	}
+	if errOut, code := run("jobs", "list"); code != 0 {
+		t.Errorf("jobs list without libdnnl: exit %d, %s", code, errOut)
+	}
+}
+
 func TestRunSelftestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	out, errOut, code := dl(t, dir, "run", "selftest", "--name", "small", "--set", "preset=quick")

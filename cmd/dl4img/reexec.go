@@ -5,7 +5,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/dl4img/dl4img/engine"
 	"github.com/dl4img/dl4img/store"
 )
 
@@ -16,7 +15,6 @@ var dsnFlags = map[string]string{"db": "DL4IMG_DB", "from": "DL4IMG_COPY_FROM", 
 // reexec re-executes dl4img, early in main, when the process should run
 // with other settings than it started with:
 //   - GODEBUG=cpu.fma=off (see fma_simd_amd64.go);
-//   - what the engine needs set before its libraries load (engine.Environ);
 //   - database URLs that hold a password moved from the command line, which
 //     every user of the machine can read (ps, /proc/PID/cmdline), to the
 //     environment, which only the process's owner can. A long-running
@@ -28,9 +26,6 @@ func reexec() {
 	changed := false
 	if g, ok := withFMAOff(os.Getenv("GODEBUG")); ok {
 		env, changed = setEnv(env, "GODEBUG", g), true
-	}
-	for k, v := range engine.Environ() {
-		env, changed = setEnv(env, k, v), true
 	}
 	args, moved := hidePasswords(os.Args)
 	for k, v := range moved {

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DL_MAX_ARGS 6
+#define DL_MAX_ARGS 8
 
 // A tensor as the caller holds it: logical dimensions in oneDNN's order
 // (N, C, H, W for data; [G,] O, I, KH, KW for weights) and the element
@@ -43,14 +43,23 @@ typedef struct {
 	float scale; // FWD*: dst *= scale (a sum pool is an include-padding average times the window)
 } dl_pool_desc;
 
+enum { DL_BN_FWD_TRAINING = 0, DL_BN_FWD_INFERENCE = 1, DL_BN_BWD = 2 };
+
+typedef struct {
+	int prop;
+	dl_tensor data; // its dims[1] is the feature axis (C)
+	float epsilon;
+} dl_bnorm_desc;
+
 typedef struct dl_op dl_op;
 
-// dl_init creates the CPU engine and stream; threads > 0 sets OpenMP's team
-// size for the calling thread.
-int dl_init(int threads, char *err, size_t errlen);
+// dl_init loads the library (see load.h), creates the CPU engine and
+// stream; threads > 0 sets OpenMP's team size for the calling thread.
+int dl_init(const char *library, int threads, char *err, size_t errlen);
 
 int dl_conv_create(const dl_conv_desc *d, dl_op **op, char *err, size_t errlen);
 int dl_pool_create(const dl_pool_desc *d, dl_op **op, char *err, size_t errlen);
+int dl_bnorm_create(const dl_bnorm_desc *d, dl_op **op, char *err, size_t errlen);
 
 // dl_op_nargs / dl_op_workspace: the number of buffers dl_exec takes (in
 // the order of the kind's arguments, see dnnl.c) and the bytes of the

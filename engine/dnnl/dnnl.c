@@ -2,8 +2,8 @@
 
 #include "dl.h"
 
-#include <omp.h>
-#include <oneapi/dnnl/dnnl.h>
+#include "load.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +13,7 @@
 // that layout (in the scratch arena) and the reorder between the two.
 typedef struct {
 	int arg;  // DNNL_ARG_*
+	int ptr;  // which of the caller's buffers it is
 	int out;  // written by the primitive
 	int ws;   // a workspace: always in the primitive's own layout
 	dnnl_memory_t user, prim;
@@ -22,8 +23,9 @@ typedef struct {
 
 struct dl_op {
 	dnnl_primitive_t prim;
-	int nargs;
-	dl_arg args[DL_MAX_ARGS];
+	int nargs;  // the caller's buffers
+	int nprim;  // the primitive's arguments (a buffer may be bound twice)
+	dl_arg args[DL_MAX_ARGS + 1];
 	dnnl_memory_t scratchpad;
 	size_t scratchpad_offset;
 	size_t arena; // bytes of arena this op needs
@@ -50,8 +52,9 @@ static int fail(char *err, size_t errlen, const char *what, dnnl_status_t st) {
 		if (st_ != dnnl_success) return fail(err, errlen, what, st_);                                        \
 	} while (0)
 
-int dl_init(int threads, char *err, size_t errlen) {
-	if (threads > 0) omp_set_num_threads(threads);
+int dl_init(const char *library, int threads, char *err, size_t errlen) {
+	if (dl_load(library, err, errlen)) return 1;
+	if (threads > 0 && dl_omp_set_num_threads) dl_omp_set_num_threads(threads);
 	if (eng) return 0;
 	TRY("engine", dnnl_engine_create(&eng, dnnl_cpu, 0));
 	TRY("stream", dnnl_stream_create(&strm, eng, dnnl_stream_default_flags));
@@ -83,8 +86,9 @@ static size_t align64(size_t n) { return (n + 63) & ~(size_t)63; }
 // caller's layout umd, adding a reorder where the primitive chose another.
 static int add_arg(dl_op *op, const_dnnl_primitive_desc_t pd, int arg, int out, const dnnl_memory_desc_t *umd,
                    char *err, size_t errlen) {
-	dl_arg *a = &op->args[op->nargs++];
+	dl_arg *a = &op->args[op->nprim++];
 	a->arg = arg;
+	a->ptr = op->nargs++;
 	a->out = out;
 	const dnnl_memory_desc_t *pmd = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
 	if (!pmd) return fail(err, errlen, "query argument layout", dnnl_invalid_arguments);
@@ -105,6 +109,17 @@ static int add_arg(dl_op *op, const_dnnl_primitive_desc_t pd, int arg, int out, 
 	if (st != dnnl_success) return fail(err, errlen, "reorder", st);
 	a->offset = op->arena;
 	op->arena += align64(dnnl_memory_desc_get_size(pmd));
+	return 0;
+}
+
+// alias_arg binds argument arg to the caller's buffer of an earlier input
+// (an argument oneDNN requires but does not read, as batch normalization's
+// shift in its backward pass).
+static int alias_arg(dl_op *op, const_dnnl_primitive_desc_t pd, int arg, const dnnl_memory_desc_t *umd, int ptr,
+                     char *err, size_t errlen) {
+	if (add_arg(op, pd, arg, 0, umd, err, errlen)) return 1;
+	op->nargs--;
+	op->args[op->nprim - 1].ptr = ptr;
 	return 0;
 }
 
@@ -295,6 +310,75 @@ out:
 	return rc;
 }
 
+// Batch normalization over dims[1] of the data, with a scale and a shift:
+// XLA's BatchNormTraining, BatchNormInference and BatchNormGrad.
+int dl_bnorm_create(const dl_bnorm_desc *d, dl_op **out, char *err, size_t errlen) {
+	dnnl_memory_desc_t du, cu;
+	if (user_md(&du, &d->data, err, errlen)) return 1;
+	dnnl_dims_t cdims = {d->data.dims[1]};
+	TRY("channel descriptor", dnnl_memory_desc_init_by_tag(&cu, 1, cdims, dnnl_f32, dnnl_a));
+	unsigned flags = dnnl_use_scale | dnnl_use_shift;
+	if (d->prop == DL_BN_FWD_INFERENCE) flags |= dnnl_use_global_stats;
+	dnnl_batch_normalization_desc_t fd, bd;
+	dnnl_primitive_desc_t hint = NULL, pd = NULL;
+	dnnl_primitive_attr_t attr = user_scratchpad_attr();
+	dnnl_status_t st;
+	int rc = 1;
+	dl_op *op = NULL;
+	int bwd = d->prop == DL_BN_BWD;
+	st = dnnl_batch_normalization_forward_desc_init(
+	        &fd, d->prop == DL_BN_FWD_INFERENCE ? dnnl_forward_inference : dnnl_forward_training, &du, d->epsilon,
+	        flags);
+	if (st == dnnl_success) {
+		if (!bwd) {
+			st = dnnl_primitive_desc_create(&pd, &fd, attr, eng, NULL);
+		} else {
+			st = dnnl_primitive_desc_create(&hint, &fd, NULL, eng, NULL);
+			if (st == dnnl_success)
+				st = dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &du, &du, d->epsilon, flags);
+			if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &bd, attr, eng, hint);
+		}
+	}
+	if (st != dnnl_success) {
+		fail(err, errlen, "batch normalization primitive", st);
+		goto out;
+	}
+	op = new_op();
+	switch (d->prop) {
+	case DL_BN_FWD_TRAINING: // (src, scale, shift) -> (dst, mean, variance)
+		if (add_arg(op, pd, DNNL_ARG_SRC, 0, &du, err, errlen) || add_arg(op, pd, DNNL_ARG_SCALE, 0, &cu, err, errlen) ||
+		    add_arg(op, pd, DNNL_ARG_SHIFT, 0, &cu, err, errlen) || add_arg(op, pd, DNNL_ARG_DST, 1, &du, err, errlen) ||
+		    add_arg(op, pd, DNNL_ARG_MEAN, 1, &cu, err, errlen) || add_arg(op, pd, DNNL_ARG_VARIANCE, 1, &cu, err, errlen))
+			goto out;
+		break;
+	case DL_BN_FWD_INFERENCE: // (src, scale, shift, mean, variance) -> dst
+		if (add_arg(op, pd, DNNL_ARG_SRC, 0, &du, err, errlen) || add_arg(op, pd, DNNL_ARG_SCALE, 0, &cu, err, errlen) ||
+		    add_arg(op, pd, DNNL_ARG_SHIFT, 0, &cu, err, errlen) || add_arg(op, pd, DNNL_ARG_MEAN, 0, &cu, err, errlen) ||
+		    add_arg(op, pd, DNNL_ARG_VARIANCE, 0, &cu, err, errlen) || add_arg(op, pd, DNNL_ARG_DST, 1, &du, err, errlen))
+			goto out;
+		break;
+	default: // (src, scale, mean, variance, diff_dst) -> (diff_src, diff_scale, diff_shift)
+		if (add_arg(op, pd, DNNL_ARG_SRC, 0, &du, err, errlen) || add_arg(op, pd, DNNL_ARG_SCALE, 0, &cu, err, errlen) ||
+		    alias_arg(op, pd, DNNL_ARG_SHIFT, &cu, 1, err, errlen) ||
+		    add_arg(op, pd, DNNL_ARG_MEAN, 0, &cu, err, errlen) || add_arg(op, pd, DNNL_ARG_VARIANCE, 0, &cu, err, errlen) ||
+		    add_arg(op, pd, DNNL_ARG_DIFF_DST, 0, &du, err, errlen) ||
+		    add_arg(op, pd, DNNL_ARG_DIFF_SRC, 1, &du, err, errlen) ||
+		    add_arg(op, pd, DNNL_ARG_DIFF_SCALE, 1, &cu, err, errlen) ||
+		    add_arg(op, pd, DNNL_ARG_DIFF_SHIFT, 1, &cu, err, errlen))
+			goto out;
+	}
+	if (finish(op, pd, err, errlen)) goto out;
+	*out = op;
+	op = NULL;
+	rc = 0;
+out:
+	if (op) dl_op_destroy(op);
+	if (pd) dnnl_primitive_desc_destroy(pd);
+	if (hint) dnnl_primitive_desc_destroy(hint);
+	if (attr) dnnl_primitive_attr_destroy(attr);
+	return rc;
+}
+
 int dl_op_nargs(const dl_op *op) { return op->nargs; }
 size_t dl_op_workspace(const dl_op *op) { return op->workspace; }
 const char *dl_op_impl(const dl_op *op) { return op->impl; }
@@ -310,11 +394,11 @@ int dl_exec(dl_op *op, void **ptrs, char *err, size_t errlen) {
 		}
 		arena_size = op->arena;
 	}
-	dnnl_exec_arg_t args[DL_MAX_ARGS + 1];
+	dnnl_exec_arg_t args[DL_MAX_ARGS + 2];
 	int n = 0, rc = 0;
-	for (int i = 0; i < op->nargs; i++) {
+	for (int i = 0; i < op->nprim; i++) {
 		dl_arg *a = &op->args[i];
-		TRY("set buffer", dnnl_memory_set_data_handle(a->user, ptrs[i]));
+		TRY("set buffer", dnnl_memory_set_data_handle(a->user, ptrs[a->ptr]));
 		dnnl_memory_t m = a->user;
 		if (a->prim) {
 			TRY("set buffer", dnnl_memory_set_data_handle(a->prim, arena + a->offset));
@@ -336,7 +420,7 @@ int dl_exec(dl_op *op, void **ptrs, char *err, size_t errlen) {
 	}
 	dnnl_status_t st = dnnl_primitive_execute(op->prim, strm, n, args);
 	if (st != dnnl_success) rc = fail(err, errlen, "execute", st);
-	for (int i = 0; rc == 0 && i < op->nargs; i++) {
+	for (int i = 0; rc == 0 && i < op->nprim; i++) {
 		dl_arg *a = &op->args[i];
 		if (a->prim && a->out) {
 			dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->prim}, {DNNL_ARG_TO, a->user}};
@@ -349,13 +433,13 @@ int dl_exec(dl_op *op, void **ptrs, char *err, size_t errlen) {
 		if (st != dnnl_success) rc = fail(err, errlen, "wait", st);
 	}
 	// Keep no caller pointer past the call (cgo's rule for Go memory).
-	for (int i = 0; i < op->nargs; i++) dnnl_memory_set_data_handle(op->args[i].user, NULL);
+	for (int i = 0; i < op->nprim; i++) dnnl_memory_set_data_handle(op->args[i].user, NULL);
 	return rc;
 }
 
 void dl_op_destroy(dl_op *op) {
 	if (!op) return;
-	for (int i = 0; i < op->nargs; i++) {
+	for (int i = 0; i < op->nprim; i++) {
 		dl_arg *a = &op->args[i];
 		if (a->user) dnnl_memory_destroy(a->user);
 		if (a->prim) dnnl_memory_destroy(a->prim);

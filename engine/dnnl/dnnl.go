@@ -3,20 +3,23 @@
 package dnnl
 
 /*
-#cgo LDFLAGS: -ldnnl -lgomp
+#cgo LDFLAGS: -ldl
 #include <stdlib.h>
 #include "dl.h"
 
-static int dl_exec6(dl_op *op, void *a0, void *a1, void *a2, void *a3, void *a4, void *a5, char *err, size_t errlen) {
-	void *p[6] = {a0, a1, a2, a3, a4, a5};
+static int dl_exec8(dl_op *op, void *a0, void *a1, void *a2, void *a3, void *a4, void *a5, void *a6, void *a7,
+                    char *err, size_t errlen) {
+	void *p[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
 	return dl_exec(op, p, err, errlen);
 }
 */
 import "C"
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"sync"
 	"unsafe"
@@ -92,6 +95,27 @@ type PoolSpec struct {
 	Scale                       float32 // forward: multiplies the result (0 means 1)
 }
 
+// BatchNormProp is what a batch normalization primitive computes.
+type BatchNormProp int
+
+const (
+	// BatchNormTraining: (src, scale, shift) -> (dst, mean, variance), the
+	// statistics of the batch (the variance biased, as XLA's).
+	BatchNormTraining BatchNormProp = iota
+	// BatchNormInference: (src, scale, shift, mean, variance) -> dst.
+	BatchNormInference
+	// BatchNormBackward: (src, scale, mean, variance, diff_dst) ->
+	// (diff_src, diff_scale, diff_shift).
+	BatchNormBackward
+)
+
+// BatchNormSpec configures a batch normalization over Data's Dims[1].
+type BatchNormSpec struct {
+	Prop    BatchNormProp
+	Data    Tensor
+	Epsilon float32
+}
+
 // Op is a created primitive.
 type Op struct {
 	op        *C.dl_op
@@ -103,7 +127,8 @@ type Op struct {
 // Args is how many buffers Exec takes, in the primitive's argument order:
 // convolution forward (src, wei, [bias], dst); backward data (dst, wei,
 // src); backward weights (src, dst, wei, [bias]); pooling forward (src,
-// dst, [workspace]); pooling backward (dst, src, [workspace]).
+// dst, [workspace]); pooling backward (dst, src, [workspace]); batch
+// normalization as BatchNormProp lists.
 func (o *Op) Args() int { return o.nargs }
 
 // Workspace is the byte size of the op's workspace argument (0: none).
@@ -118,6 +143,7 @@ type Library struct {
 	mu    sync.Mutex
 	convs map[ConvSpec]*Op
 	pools map[PoolSpec]*Op
+	bns   map[BatchNormSpec]*Op
 }
 
 var (
@@ -126,19 +152,30 @@ var (
 	openErr  error
 )
 
-// Open starts the process's oneDNN thread with an OpenMP team of threads
-// threads (the first call decides) and returns the library.
+// Open loads libdnnl (libdnnl.so.2, or the file DL4IMG_DNNL_LIBRARY names),
+// starts the process's oneDNN thread with an OpenMP team of threads
+// threads (the first call decides) and returns the library. OpenMP's threads are told to sleep between primitives
+// (OMP_WAIT_POLICY=PASSIVE, read when libgomp loads, unless set already)
+// rather than spin on the cores the Go backend's ops need.
 func Open(threads int) (*Library, error) {
 	openOnce.Do(func() {
-		l := &Library{calls: make(chan func()), convs: map[ConvSpec]*Op{}, pools: map[PoolSpec]*Op{}}
+		if os.Getenv("OMP_WAIT_POLICY") == "" {
+			os.Setenv("OMP_WAIT_POLICY", "PASSIVE")
+		}
+		l := &Library{calls: make(chan func()), convs: map[ConvSpec]*Op{}, pools: map[PoolSpec]*Op{},
+			bns: map[BatchNormSpec]*Op{}}
 		started := make(chan error)
 		go func() {
 			// One OS thread for every call: OpenMP's team and its size
 			// belong to the thread that starts parallel regions.
 			runtime.LockOSThread()
 			var err [256]C.char
-			if C.dl_init(C.int(threads), &err[0], C.size_t(len(err))) != 0 {
-				started <- fmt.Errorf("oneDNN: %s", C.GoString(&err[0]))
+			name := cmp.Or(os.Getenv("DL4IMG_DNNL_LIBRARY"), "libdnnl.so.2")
+			cname := C.CString(name)
+			rc := C.dl_init(cname, C.int(threads), &err[0], C.size_t(len(err)))
+			C.free(unsafe.Pointer(cname))
+			if rc != 0 {
+				started <- errors.New(C.GoString(&err[0]))
 				return
 			}
 			started <- nil
@@ -222,6 +259,23 @@ func (l *Library) Pool(s PoolSpec) (*Op, error) {
 	return op, nil
 }
 
+// BatchNorm returns the primitive for s, creating it on first use.
+func (l *Library) BatchNorm(s BatchNormSpec) (*Op, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if op, ok := l.bns[s]; ok {
+		return op, nil
+	}
+	var d C.dl_bnorm_desc
+	d.prop, d.data, d.epsilon = C.int(s.Prop), s.Data.c(), C.float(s.Epsilon)
+	op, err := l.create(func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_bnorm_create(&d, out, e, n) })
+	if err != nil {
+		return nil, err
+	}
+	l.bns[s] = op
+	return op, nil
+}
+
 func (l *Library) create(mk func(**C.dl_op, *C.char, C.size_t) C.int) (*Op, error) {
 	var op *Op
 	var err error
@@ -244,7 +298,7 @@ func (l *Library) Exec(op *Op, bufs ...any) error {
 	if len(bufs) != op.nargs {
 		return fmt.Errorf("oneDNN op %s: %d buffers for %d arguments", op.impl, len(bufs), op.nargs)
 	}
-	var p [6]unsafe.Pointer
+	var p [8]unsafe.Pointer
 	for i, b := range bufs {
 		switch b := b.(type) {
 		case []float32:
@@ -258,7 +312,7 @@ func (l *Library) Exec(op *Op, bufs ...any) error {
 	var err error
 	l.do(func() {
 		var e [256]C.char
-		if C.dl_exec6(op.op, p[0], p[1], p[2], p[3], p[4], p[5], &e[0], C.size_t(len(e))) != 0 {
+		if C.dl_exec8(op.op, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], &e[0], C.size_t(len(e))) != 0 {
 			err = fmt.Errorf("oneDNN op %s: %s", op.impl, C.GoString(&e[0]))
 		}
 	})

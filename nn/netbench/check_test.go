@@ -63,7 +63,7 @@ func TestNetsEngineMatchesLowering(t *testing.T) {
 				t.Errorf("loss after 20 steps: engine %g, lowering %g (relative difference %.2g)", got.FinalLoss, want.FinalLoss, rel)
 			}
 			s, _ := engine.StatsOf(eng)
-			if len(s.Kept) > 0 || len(s.Fallbacks) > 0 || s.Offloaded["conv forward"] == 0 {
+			if len(s.Kept) > 0 || len(s.Fallbacks) > 0 || s.Ran("conv forward") == 0 {
 				t.Errorf("not everything ran on oneDNN: %s", s)
 			}
 			t.Logf("loss %g (lowering %g); %s", got.FinalLoss, want.FinalLoss, s)

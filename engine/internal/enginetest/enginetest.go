@@ -282,3 +282,59 @@ func (c PoolCase) Input() *tensors.Tensor {
 	}
 	return tensors.FromFlatDataAndDimensions(v, c.X...)
 }
+
+// BatchNormCase is a batch normalization of an input of dims over Axis.
+type BatchNormCase struct {
+	Name string
+	X    []int
+	Axis int
+}
+
+var BatchNormCases = []BatchNormCase{
+	{"nhwc", []int{2, 5, 6, 4}, 3},
+	{"nchw", []int{2, 4, 5, 6}, 1},
+	{"sequence", []int{3, 7, 5}, 2},
+	{"dense", []int{6, 5}, 1},
+}
+
+// BatchNormResults runs c in training mode on backend, with the
+// backend's batch-normalization ops (fused) or written out in element-wise
+// ops: the output, the batch mean and variance, and the gradients of a
+// random projection of the output with respect to x, scale and offset.
+func BatchNormResults(t *testing.T, backend compute.Backend, c BatchNormCase, fused bool) []*tensors.Tensor {
+	t.Helper()
+	const eps = 1e-3
+	c4 := c.X[c.Axis]
+	exec, err := NewExec(backend, func(x, scale, offset *Node) []*Node {
+		var y, mean, variance *Node
+		if fused {
+			y, mean, variance = InternalBatchNormForTraining(x, scale, offset, eps, c.Axis)
+		} else {
+			var axes []int
+			for a := range x.Rank() {
+				if a != c.Axis {
+					axes = append(axes, a)
+				}
+			}
+			shape := make([]int, x.Rank())
+			for i := range shape {
+				shape[i] = 1
+			}
+			shape[c.Axis] = c4
+			mean = ReduceMean(x, axes...)
+			xc := Sub(x, Reshape(mean, shape...))
+			variance = ReduceMean(Square(xc), axes...)
+			y = Add(Mul(xc, Reshape(Div(scale, Sqrt(AddScalar(variance, eps))), shape...)), Reshape(offset, shape...))
+		}
+		proj := Const(x.Graph(), RandomTensor(y.Shape().Dimensions, 3))
+		return append([]*Node{y, mean, variance}, Gradient(ReduceAllSum(Mul(y, proj)), x, scale, offset)...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Exec(RandomTensor(c.X, 1), RandomTensor([]int{c4}, 4), RandomTensor([]int{c4}, 5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

@@ -1,0 +1,87 @@
+//go:build !nodnnl
+
+package engine
+
+import (
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+
+	"github.com/dl4img/dl4img/engine/dnnl"
+)
+
+// bnKernel maps the batch-normalization ops (which the engine declares,
+// so GoMLX's norm.BatchNorm emits them) to oneDNN's primitive: each
+// node's inputs, then its outputs, are the primitive's arguments in
+// order (see dnnl.BatchNormProp).
+func (b *backend) bnKernel(n *node) (*placed, string) {
+	x := n.inputs[0].shape
+	if x.DType != dtypes.Float32 {
+		return nil, "not float32"
+	}
+	prop := map[string]dnnl.BatchNormProp{"BatchNormForTraining": dnnl.BatchNormTraining,
+		"BatchNormForInference": dnnl.BatchNormInference, "BatchNormGradient": dnnl.BatchNormBackward}[n.op]
+	s := dnnl.BatchNormSpec{Prop: prop, Data: featureTensor(x.Dimensions, n.args[1].(int)), Epsilon: n.args[0].(float32)}
+	op, err := b.lib.BatchNorm(s)
+	if err != nil {
+		return nil, "oneDNN: " + err.Error()
+	}
+	k := &argsKernel{lib: b.lib, op: op, label: []string{"batch norm training", "batch norm inference", "batch norm backward"}[prop]}
+	for _, o := range n.outs {
+		k.shapes = append(k.shapes, o.shape)
+	}
+	return &placed{k: k}, ""
+}
+
+// featureTensor describes a row-major tensor as (N, C[, H, W]) around its
+// feature axis: the axes before it merged into N, those after into W.
+func featureTensor(dims []int, axis int) dnnl.Tensor {
+	n, w := int64(1), int64(1)
+	for _, d := range dims[:axis] {
+		n *= int64(d)
+	}
+	for _, d := range dims[axis+1:] {
+		w *= int64(d)
+	}
+	c := int64(dims[axis])
+	if w == 1 && axis > 1 {
+		// Channels last: (batch, C, 1, the rest) in oneDNN's nhwc, which
+		// its vectorized batch normalization takes.
+		n, w = int64(dims[0]), n/int64(dims[0])
+		return dnnl.Tensor{Rank: 4, Dims: [5]int64{n, c, 1, w}, Strides: [5]int64{w * c, 1, w * c, c}}
+	}
+	if w == 1 {
+		return dnnl.Tensor{Rank: 2, Dims: [5]int64{n, c}, Strides: [5]int64{c, 1}}
+	}
+	return dnnl.Tensor{Rank: 4, Dims: [5]int64{n, c, 1, w}, Strides: [5]int64{c * w, w, w, 1}}
+}
+
+// argsKernel runs a primitive whose arguments are the node's inputs, then
+// its outputs, in order.
+type argsKernel struct {
+	lib    *dnnl.Library
+	op     *dnnl.Op
+	label  string
+	shapes []shapes.Shape
+}
+
+func (k *argsKernel) name() string { return k.label + " (" + k.op.Impl() + ")" }
+
+func (k *argsKernel) run(x *execution, ins, outs []*slot) error {
+	args := make([]any, 0, len(ins)+len(outs))
+	for _, in := range ins {
+		d, err := in.data()
+		if err != nil {
+			return err
+		}
+		args = append(args, d)
+	}
+	for i, shape := range k.shapes {
+		buf, d, err := x.newBuffer(shape)
+		if err != nil {
+			return err
+		}
+		outs[i].buf, outs[i].owned = buf, true // released with the slots on failure
+		args = append(args, d)
+	}
+	return k.lib.Exec(k.op, args...)
+}
