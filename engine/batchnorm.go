@@ -25,11 +25,8 @@ func (b *backend) bnKernel(n *node) (*placed, string) {
 	if err != nil {
 		return nil, "oneDNN: " + err.Error()
 	}
-	k := &argsKernel{lib: b.lib, op: op, label: []string{"batch norm training", "batch norm inference", "batch norm backward"}[prop]}
-	for _, o := range n.outs {
-		k.shapes = append(k.shapes, o.shape)
-	}
-	return &placed{k: k}, ""
+	return &placed{k: &argsKernel{lib: b.lib, op: op, shapes: n.outShapes(),
+		label: []string{"batch norm training", "batch norm inference", "batch norm backward"}[prop]}}, ""
 }
 
 // featureTensor describes a row-major tensor as (N, C[, H, W]) around its

@@ -89,3 +89,23 @@ func TestBatchNormMatchesGo(t *testing.T) {
 		})
 	}
 }
+
+// TestDotMatchesGo compares matmuls on oneDNN (and their gradients, which
+// are matmuls too) with the plain Go backend.
+func TestDotMatchesGo(t *testing.T) {
+	native := et.GoBackend(t)
+	for _, c := range et.DotCases {
+		t.Run(c.Name, func(t *testing.T) {
+			eng := engineBackend(t)
+			want := et.DotResults(t, native, c)
+			got := et.DotResults(t, eng, c)
+			for i, name := range []string{"y", "dlhs", "drhs"} {
+				if err := et.Close32(got[i], want[i], 1e-4); err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			}
+			s, _ := StatsOf(eng)
+			t.Log(s)
+		})
+	}
+}

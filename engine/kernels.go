@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -21,7 +22,8 @@ import (
 // convolutions are ordinary ConvGeneral ops), a ReduceWindow becomes a
 // pooling, SelectAndScatterMax (autodiff's max-pool gradient, which the
 // Go backend lacks) a pooling backward reading its forward's workspace,
-// and the three batch-normalization ops oneDNN's batch normalization.
+// the three batch-normalization ops oneDNN's batch normalization, and a
+// DotGeneral large enough to pay for its step oneDNN's matmul.
 func (b *backend) placeKernels(f *function, live []bool) map[*node]*placed {
 	kernels := map[*node]*placed{}
 	keep := func(n *node, why string) {
@@ -73,6 +75,15 @@ func (b *backend) placeKernels(f *function, live []bool) map[*node]*placed {
 			pk, why := b.bnKernel(n)
 			if pk == nil {
 				keep(n, why)
+				continue
+			}
+			kernels[n] = pk
+		case "DotGeneral":
+			pk, why := b.dotKernel(n)
+			if pk == nil {
+				if why != "" {
+					keep(n, why)
+				}
 				continue
 			}
 			kernels[n] = pk
@@ -271,9 +282,22 @@ func (b *backend) convKernel(n *node) (*placed, string) {
 	if err != nil {
 		return nil, fmt.Sprintf("oneDNN: %v (%+v)", err, s)
 	}
+	if why := reference(op); why != "" {
+		return nil, why
+	}
 	kern.op = op
 	pk.k = kern
 	return pk, ""
+}
+
+// reference says why an op oneDNN would only run with its reference
+// implementation (a plain loop, for layouts its kernels do not take) stays
+// on the Go backend, whose lowering is faster.
+func reference(op *dnnl.Op) string {
+	if strings.HasPrefix(op.Impl(), "ref") {
+		return "oneDNN has only its reference implementation for this layout"
+	}
+	return ""
 }
 
 func sameAxes(a, b []int) bool {

@@ -92,6 +92,15 @@ type node struct {
 	index  int // position in function.nodes (a topological order)
 }
 
+// outShapes are the shapes of n's outputs.
+func (n *node) outShapes() []shapes.Shape {
+	s := make([]shapes.Shape, len(n.outs))
+	for i, o := range n.outs {
+		s[i] = o.shape
+	}
+	return s
+}
+
 type replayFn func(g compute.Function, in []compute.Value) ([]compute.Value, error)
 
 // value is one output of a node: the compute.Value the graph code holds.

@@ -51,6 +51,12 @@ typedef struct {
 	float epsilon;
 } dl_bnorm_desc;
 
+// A matmul: dst (B, M, N) = src (B, M, K) x wei (B, K, N), each with the
+// caller's strides (rank 2 when there is no batch).
+typedef struct {
+	dl_tensor src, wei, dst;
+} dl_matmul_desc;
+
 typedef struct dl_op dl_op;
 
 // dl_init loads the library (see load.h), creates the CPU engine and
@@ -60,6 +66,7 @@ int dl_init(const char *library, int threads, char *err, size_t errlen);
 int dl_conv_create(const dl_conv_desc *d, dl_op **op, char *err, size_t errlen);
 int dl_pool_create(const dl_pool_desc *d, dl_op **op, char *err, size_t errlen);
 int dl_bnorm_create(const dl_bnorm_desc *d, dl_op **op, char *err, size_t errlen);
+int dl_matmul_create(const dl_matmul_desc *d, dl_op **op, char *err, size_t errlen);
 
 // dl_op_nargs / dl_op_workspace: the number of buffers dl_exec takes (in
 // the order of the kind's arguments, see dnnl.c) and the bytes of the

@@ -379,6 +379,38 @@ out:
 	return rc;
 }
 
+// A matmul on the caller's layouts (oneDNN takes transposed or strided
+// operands directly): src, wei -> dst.
+int dl_matmul_create(const dl_matmul_desc *d, dl_op **out, char *err, size_t errlen) {
+	dnnl_memory_desc_t su, wu, du;
+	if (user_md(&su, &d->src, err, errlen) || user_md(&wu, &d->wei, err, errlen) || user_md(&du, &d->dst, err, errlen))
+		return 1;
+	dnnl_matmul_desc_t md;
+	dnnl_primitive_desc_t pd = NULL;
+	dnnl_primitive_attr_t attr = user_scratchpad_attr();
+	int rc = 1;
+	dl_op *op = NULL;
+	dnnl_status_t st = dnnl_matmul_desc_init(&md, &su, &wu, NULL, &du);
+	if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &md, attr, eng, NULL);
+	if (st != dnnl_success) {
+		fail(err, errlen, "matmul primitive", st);
+		goto out;
+	}
+	op = new_op();
+	if (add_arg(op, pd, DNNL_ARG_SRC, 0, &su, err, errlen) || add_arg(op, pd, DNNL_ARG_WEIGHTS, 0, &wu, err, errlen) ||
+	    add_arg(op, pd, DNNL_ARG_DST, 1, &du, err, errlen))
+		goto out;
+	if (finish(op, pd, err, errlen)) goto out;
+	*out = op;
+	op = NULL;
+	rc = 0;
+out:
+	if (op) dl_op_destroy(op);
+	if (pd) dnnl_primitive_desc_destroy(pd);
+	if (attr) dnnl_primitive_attr_destroy(attr);
+	return rc;
+}
+
 int dl_op_nargs(const dl_op *op) { return op->nargs; }
 size_t dl_op_workspace(const dl_op *op) { return op->workspace; }
 const char *dl_op_impl(const dl_op *op) { return op->impl; }

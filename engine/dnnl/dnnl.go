@@ -116,6 +116,10 @@ type BatchNormSpec struct {
 	Epsilon float32
 }
 
+// MatMulSpec configures Dst (B, M, N) = Src (B, M, K) x Wei (B, K, N), or
+// the same without B (rank 2).
+type MatMulSpec struct{ Src, Wei, Dst Tensor }
+
 // Op is a created primitive.
 type Op struct {
 	op        *C.dl_op
@@ -128,7 +132,7 @@ type Op struct {
 // convolution forward (src, wei, [bias], dst); backward data (dst, wei,
 // src); backward weights (src, dst, wei, [bias]); pooling forward (src,
 // dst, [workspace]); pooling backward (dst, src, [workspace]); batch
-// normalization as BatchNormProp lists.
+// normalization as BatchNormProp lists; matmul (src, wei, dst).
 func (o *Op) Args() int { return o.nargs }
 
 // Workspace is the byte size of the op's workspace argument (0: none).
@@ -144,6 +148,7 @@ type Library struct {
 	convs map[ConvSpec]*Op
 	pools map[PoolSpec]*Op
 	bns   map[BatchNormSpec]*Op
+	mms   map[MatMulSpec]*Op
 }
 
 var (
@@ -163,7 +168,7 @@ func Open(threads int) (*Library, error) {
 			os.Setenv("OMP_WAIT_POLICY", "PASSIVE")
 		}
 		l := &Library{calls: make(chan func()), convs: map[ConvSpec]*Op{}, pools: map[PoolSpec]*Op{},
-			bns: map[BatchNormSpec]*Op{}}
+			bns: map[BatchNormSpec]*Op{}, mms: map[MatMulSpec]*Op{}}
 		started := make(chan error)
 		go func() {
 			// One OS thread for every call: OpenMP's team and its size
@@ -273,6 +278,23 @@ func (l *Library) BatchNorm(s BatchNormSpec) (*Op, error) {
 		return nil, err
 	}
 	l.bns[s] = op
+	return op, nil
+}
+
+// MatMul returns the primitive for s, creating it on first use.
+func (l *Library) MatMul(s MatMulSpec) (*Op, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if op, ok := l.mms[s]; ok {
+		return op, nil
+	}
+	var d C.dl_matmul_desc
+	d.src, d.wei, d.dst = s.Src.c(), s.Wei.c(), s.Dst.c()
+	op, err := l.create(func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_matmul_create(&d, out, e, n) })
+	if err != nil {
+		return nil, err
+	}
+	l.mms[s] = op
 	return op, nil
 }
 

@@ -338,3 +338,32 @@ func BatchNormResults(t *testing.T, backend compute.Backend, c BatchNormCase, fu
 	}
 	return out
 }
+
+// DotCase is one DotGeneral configuration.
+type DotCase struct {
+	Name                  string
+	Lhs, Rhs              []int
+	LhsContract, LhsBatch []int
+	RhsContract, RhsBatch []int
+}
+
+var DotCases = []DotCase{
+	{Name: "matrix", Lhs: []int{64, 96}, Rhs: []int{96, 80}, LhsContract: []int{1}, RhsContract: []int{0}},
+	{Name: "rhs transposed", Lhs: []int{64, 96}, Rhs: []int{80, 96}, LhsContract: []int{1}, RhsContract: []int{1}},
+	{Name: "lhs transposed", Lhs: []int{96, 64}, Rhs: []int{96, 80}, LhsContract: []int{0}, RhsContract: []int{0}},
+	{Name: "dense over a sequence", Lhs: []int{4, 25, 96}, Rhs: []int{96, 72}, LhsContract: []int{2}, RhsContract: []int{0}},
+	{Name: "batched", Lhs: []int{3, 40, 50}, Rhs: []int{3, 50, 60}, LhsContract: []int{2}, LhsBatch: []int{0},
+		RhsContract: []int{1}, RhsBatch: []int{0}},
+	{Name: "two contracting axes", Lhs: []int{30, 8, 12}, Rhs: []int{8, 12, 70}, LhsContract: []int{1, 2}, RhsContract: []int{0, 1}},
+	{Name: "batch axis last", Lhs: []int{40, 50, 3}, Rhs: []int{50, 60, 3}, LhsContract: []int{1}, LhsBatch: []int{2},
+		RhsContract: []int{0}, RhsBatch: []int{2}},
+}
+
+// DotResults runs c on backend: the product and the gradients of a random
+// projection of it with respect to both operands.
+func DotResults(t *testing.T, backend compute.Backend, c DotCase) []*tensors.Tensor {
+	t.Helper()
+	return Results(t, backend, true, func(in []*Node) *Node {
+		return Dot(in[0], in[1]).General(c.LhsContract, c.LhsBatch, c.RhsContract, c.RhsBatch)
+	}, RandomTensor(c.Lhs, 1), RandomTensor(c.Rhs, 2))
+}
