@@ -8,13 +8,16 @@ import (
 )
 
 // BatchNorm is GoMLX's norm.BatchNorm over the last (channels) axis of x,
-// with the moving averages' momentum (0: GoMLX's default, 0.99). It uses
-// the backend's fused batch-norm ops where the backend has them (the
-// engine runs them on oneDNN), and GoMLX's differentiable direct
-// formulation elsewhere.
+// with the moving averages' momentum (0: GoMLX's default, 0.99). In
+// training it uses the backend's fused batch-norm ops where the backend
+// has them (the engine runs them on oneDNN); in inference, and elsewhere,
+// GoMLX's direct formulation, which stays differentiable (GoMLX defines no
+// gradient for the fused inference op, and checks such as backend-check
+// differentiate inference graphs).
 func BatchNorm(scope *model.Scope, x *Node, momentum float64) *Node {
-	b := x.Graph().Backend()
-	fused := b != nil && b.Capabilities().Operations[compute.OpTypeBatchNormForTraining] &&
+	g := x.Graph()
+	b := g.Backend()
+	fused := b != nil && scope.IsTraining(g) && b.Capabilities().Operations[compute.OpTypeBatchNormForTraining] &&
 		b.Capabilities().Operations[compute.OpTypeBatchNormForInference] &&
 		b.Capabilities().Operations[compute.OpTypeBatchNormGradient]
 	bn := norm.BatchNorm(scope, x, -1).UseBackendInference(fused)

@@ -51,11 +51,11 @@ func TestNetsEngineMatchesLowering(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, err := Run(context.Background(), lower.Wrap(plain), net, 2, 19)
+			want, err := Run(context.Background(), lower.Wrap(plain), net, 1, 19)
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := Run(context.Background(), eng, net, 2, 19)
+			got, err := Run(context.Background(), eng, net, 1, 19)
 			if err != nil {
 				t.Fatal(err)
 			}
