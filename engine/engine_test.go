@@ -5,9 +5,12 @@ package engine
 import (
 	"testing"
 
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
+
 	et "github.com/dl4img/dl4img/engine/internal/enginetest"
 	"github.com/dl4img/dl4img/engine/lower"
 	"github.com/gomlx/compute"
+	"github.com/gomlx/gomlx/core/tensors"
 )
 
 func engineBackend(t *testing.T) *backend {
@@ -106,6 +109,62 @@ func TestDotMatchesGo(t *testing.T) {
 			}
 			s, _ := StatsOf(eng)
 			t.Log(s)
+		})
+	}
+}
+
+// TestFusedConvMatchesGo: a ResNet block's conv + bias + residual + ReLU
+// (in both layouts, as ONNX imports and nn build them) runs as one oneDNN
+// convolution with post-ops and equals the Go backend; where an
+// intermediate value is read elsewhere, nothing is fused.
+func TestFusedConvMatchesGo(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		axes     ConvolveAxesConfig
+		x, k, b  []int
+		residual bool
+		reuse    bool // the pre-ReLU sum is an output too: no ReLU fusion
+		want     string
+	}{
+		{"nchw bias relu", et.NCHW, []int{2, 8, 9, 10}, []int{16, 8, 3, 3}, []int{1, 16, 1, 1}, false, false, "conv forward+bias+relu"},
+		{"nchw bias residual relu", et.NCHW, []int{2, 8, 9, 10}, []int{8, 8, 3, 3}, []int{1, 8, 1, 1}, true, false, "conv forward+bias+residual+relu"},
+		{"nhwc bias residual relu", et.NHWC, []int{2, 9, 10, 8}, []int{3, 3, 8, 8}, []int{1, 1, 1, 8}, true, false, "conv forward+bias+residual+relu"},
+		{"nhwc bias relu", et.NHWC, []int{2, 9, 10, 8}, []int{3, 3, 8, 16}, []int{1, 1, 1, 16}, false, false, "conv forward+bias+relu"},
+		{"pre-relu read elsewhere", et.NHWC, []int{2, 9, 10, 8}, []int{3, 3, 8, 16}, []int{1, 1, 1, 16}, false, true, "conv forward+bias"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			block := func(in []*Node) []*Node {
+				y := Add(ConvGeneral(in[0], in[1], c.axes, nil, [][2]int{{1, 1}, {1, 1}}, nil, nil, 1, 1), in[2])
+				if c.residual {
+					y = Add(y, in[0])
+				}
+				out := []*Node{Max(y, ZerosLike(y))}
+				if c.reuse {
+					out = append(out, y)
+				}
+				return out
+			}
+			run := func(b compute.Backend) []*tensors.Tensor {
+				exec, err := NewExec(b, block)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out, err := exec.Exec(et.RandomTensor(c.x, 1), et.RandomTensor(c.k, 2), et.RandomTensor(c.b, 3))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return out
+			}
+			eng := engineBackend(t)
+			want, got := run(et.GoBackend(t)), run(eng)
+			for i := range want {
+				if err := et.Close32(got[i], want[i], 1e-4); err != nil {
+					t.Errorf("output %d: %v", i, err)
+				}
+			}
+			if s, _ := StatsOf(eng); s.Ran(c.want) != 1 {
+				t.Errorf("want one %q: %s", c.want, s)
+			}
 		})
 	}
 }

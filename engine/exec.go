@@ -92,6 +92,7 @@ type slot struct {
 	buf   compute.Buffer
 	owned bool
 	ws    []byte
+	last  bool // while a kernel runs: it may take this input's buffer (owned, read by nothing later)
 }
 
 // execution is the state of one Execute.
@@ -234,7 +235,13 @@ func (x *execution) step(si int, st step) error {
 		ins := make([]*slot, len(st.in))
 		for i, s := range st.in {
 			ins[i] = &x.slots[s]
+			ins[i].last = ins[i].owned && p.lastUse[s] == si
 		}
+		defer func() {
+			for _, in := range ins {
+				in.last = false
+			}
+		}()
 		outs := make([]*slot, len(st.out))
 		for i, s := range st.out {
 			outs[i] = &x.slots[s]

@@ -26,6 +26,7 @@ import (
 // DotGeneral large enough to pay for its step oneDNN's matmul.
 func (b *backend) placeKernels(f *function, live []bool) map[*node]*placed {
 	kernels := map[*node]*placed{}
+	defer func() { b.fuse(f, kernels, live) }()
 	keep := func(n *node, why string) {
 		b.stats.note(func(s *Stats) map[string]int { return s.Kept }, n.op+" kept on Go: "+why)
 	}
@@ -285,7 +286,7 @@ func (b *backend) convKernel(n *node) (*placed, string) {
 	if why := reference(op); why != "" {
 		return nil, why
 	}
-	kern.op = op
+	kern.op, kern.spec, kern.channels = op, s, yd[axes.OutputChannels]
 	pk.k = kern
 	return pk, ""
 }
@@ -445,17 +446,28 @@ func at(v []int, i, def int) int {
 
 // convKernel runs one convolution primitive.
 type convKernel struct {
-	lib    *dnnl.Library
-	op     *dnnl.Op
-	mode   dnnl.ConvProp
-	shape  shapes.Shape
-	offset int64  // where the input's view starts (a crop by negative padding)
-	tails  []tail // ends of the output left to zero
-	flip   *flip  // backward data on a kernel not already flipped
+	lib      *dnnl.Library
+	op       *dnnl.Op
+	spec     dnnl.ConvSpec
+	channels int // output channels
+	mode     dnnl.ConvProp
+	shape    shapes.Shape
+	offset   int64  // where the input's view starts (a crop by negative padding)
+	tails    []tail // ends of the output left to zero
+	flip     *flip  // backward data on a kernel not already flipped
 }
 
 func (k *convKernel) name() string {
-	return [...]string{"conv forward", "conv backward data", "conv backward weights"}[k.mode] + " (" + k.op.Impl() + ")"
+	n := [...]string{"conv forward", "conv backward data", "conv backward weights"}[k.mode]
+	for _, p := range []struct {
+		on   bool
+		name string
+	}{{k.spec.Bias, "+bias"}, {k.spec.Sum, "+residual"}, {k.spec.Relu, "+relu"}} {
+		if p.on {
+			n += p.name
+		}
+	}
+	return n + " (" + k.op.Impl() + ")"
 }
 
 func (k *convKernel) run(x *execution, ins, outs []*slot) error {
@@ -471,19 +483,45 @@ func (k *convKernel) run(x *execution, ins, outs []*slot) error {
 		w = k.flip.apply(w)
 	}
 	a = a[k.offset:]
-	buf, y, err := x.newBuffer(k.shape)
+	// Argument order: forward (src, wei, [bias], dst), backward data
+	// (diff_dst, wei, diff_src), backward weights (src, diff_dst,
+	// diff_wei): in all three, this op's input, kernel, output.
+	args := []any{a, w}
+	if k.spec.Bias {
+		bias, err := ins[2].data()
+		if err != nil {
+			return err
+		}
+		args = append(args, bias)
+	}
+	var y []float32
+	if k.spec.Sum {
+		// The residual is the destination's initial value: its buffer
+		// itself where nothing else reads it, else a copy.
+		res := ins[len(ins)-1]
+		if res.last && !slices.Contains(ins[:len(ins)-1], res) {
+			outs[0].buf, outs[0].owned = res.buf, true
+			res.buf, res.owned = nil, false
+			y, err = outs[0].data()
+		} else {
+			var r []float32
+			if r, err = res.data(); err == nil {
+				outs[0].buf, y, err = x.newBuffer(k.shape)
+				outs[0].owned = err == nil
+				copy(y, r)
+			}
+		}
+	} else {
+		outs[0].buf, y, err = x.newBuffer(k.shape)
+		outs[0].owned = err == nil
+	}
 	if err != nil {
 		return err
 	}
-	// Argument order: forward (src, wei, dst), backward data (diff_dst,
-	// wei, diff_src), backward weights (src, diff_dst, diff_wei): in all
-	// three, this op's input, kernel, output.
-	if err := k.lib.Exec(k.op, a, w, y); err != nil {
-		_ = buf.Finalize()
+	if err := k.lib.Exec(k.op, append(args, y)...); err != nil {
 		return err
 	}
 	zeroTails(y, k.shape.Dimensions, k.tails)
-	outs[0].buf, outs[0].owned = buf, true
 	return nil
 }
 

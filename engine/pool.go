@@ -112,6 +112,10 @@ func poolSpec(x, y shapes.Shape, window, strides []int, paddings [][2]int) (dnnl
 	s.Dst = poolTensor(y.Dimensions, n, c, sp)
 	s.Kernel, s.Strides = pick2(window, sp, 1), pick2(strides, sp, 1)
 	s.PadL, s.PadR = pickPads(paddings, sp, 0), pickPads(paddings, sp, 1)
+	// oneDNN's vectorized pooling takes channels-last data as it is; other
+	// layouts it reorders into its blocked one (its plain NCHW pooling is
+	// a scalar loop).
+	s.Plain = s.Src.Strides[1] == 1 && s.Dst.Strides[1] == 1
 	return s, ""
 }
 

@@ -29,7 +29,8 @@ typedef struct {
 	dl_tensor src, wei, dst;
 	int64_t strides[2], dilates[2], pad_l[2], pad_r[2]; // dilates: 0 = none (oneDNN's convention)
 	int bias;  // FWD: a bias [O] input; BWD_WEIGHTS: a diff_bias [O] output
-	int relu;  // FWD: ReLU as a post-op
+	int sum;   // FWD: dst += the convolution (dst holds an addend when called)
+	int relu;  // FWD: ReLU as a post-op (after the sum)
 	int plain; // 1: the primitive works on the caller's layouts (no reorders)
 } dl_conv_desc;
 
@@ -41,6 +42,7 @@ typedef struct {
 	dl_tensor src, dst; // BWD: diff_src (output) and diff_dst (input)
 	int64_t kernel[2], strides[2], pad_l[2], pad_r[2];
 	float scale; // FWD*: dst *= scale (a sum pool is an include-padding average times the window)
+	int plain;   // 1: the primitive works on the caller's layouts (no reorders)
 } dl_pool_desc;
 
 enum { DL_BN_FWD_TRAINING = 0, DL_BN_FWD_INFERENCE = 1, DL_BN_BWD = 2 };

@@ -16,8 +16,10 @@ typedef struct {
 	int ptr;  // which of the caller's buffers it is
 	int out;  // written by the primitive
 	int ws;   // a workspace: always in the primitive's own layout
+	int acc;  // an output that also holds an input (a sum post-op's addend)
 	dnnl_memory_t user, prim;
-	dnnl_primitive_t reorder;
+	dnnl_primitive_t reorder;    // user -> prim for inputs, prim -> user for outputs
+	dnnl_primitive_t reorder_in; // user -> prim for an accumulating output
 	size_t offset; // of prim in the arena
 } dl_arg;
 
@@ -112,6 +114,23 @@ static int add_arg(dl_op *op, const_dnnl_primitive_desc_t pd, int arg, int out, 
 	return 0;
 }
 
+// accumulate makes op's last argument an output that also holds an input
+// (a sum post-op's addend): reordered into the primitive's layout first.
+static int accumulate(dl_op *op, char *err, size_t errlen) {
+	dl_arg *a = &op->args[op->nprim - 1];
+	a->acc = 1;
+	if (!a->prim) return 0;
+	const dnnl_memory_desc_t *umd, *pmd;
+	TRY("query", dnnl_memory_get_memory_desc(a->user, &umd));
+	TRY("query", dnnl_memory_get_memory_desc(a->prim, &pmd));
+	dnnl_primitive_desc_t rpd;
+	TRY("reorder", dnnl_reorder_primitive_desc_create(&rpd, umd, eng, pmd, eng, NULL));
+	dnnl_status_t st = dnnl_primitive_create(&a->reorder_in, rpd);
+	dnnl_primitive_desc_destroy(rpd);
+	if (st != dnnl_success) return fail(err, errlen, "reorder", st);
+	return 0;
+}
+
 // alias_arg binds argument arg to the caller's buffer of an earlier input
 // (an argument oneDNN requires but does not read, as batch normalization's
 // shift in its backward pass).
@@ -180,9 +199,10 @@ int dl_conv_create(const dl_conv_desc *d, dl_op **out, char *err, size_t errlen)
 		goto out;
 	}
 	if (fwd) {
-		if (d->relu) {
+		if (d->relu || d->sum) {
 			dnnl_post_ops_create(&po);
-			dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+			if (d->sum) dnnl_post_ops_append_sum(po, 1.0f);
+			if (d->relu) dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
 			dnnl_primitive_attr_set_post_ops(attr, po);
 		}
 		st = dnnl_primitive_desc_create(&pd, &fd, attr, eng, NULL);
@@ -217,6 +237,7 @@ int dl_conv_create(const dl_conv_desc *d, dl_op **out, char *err, size_t errlen)
 		    (d->bias && add_arg(op, pd, DNNL_ARG_BIAS, 0, &bu, err, errlen)) ||
 		    add_arg(op, pd, DNNL_ARG_DST, 1, &du, err, errlen))
 			goto out;
+		if (d->sum && accumulate(op, err, errlen)) goto out;
 		break;
 	case DL_CONV_BWD_DATA:
 		if (add_arg(op, pd, DNNL_ARG_DIFF_DST, 0, &du, err, errlen) ||
@@ -244,9 +265,17 @@ out:
 }
 
 int dl_pool_create(const dl_pool_desc *d, dl_op **out, char *err, size_t errlen) {
-	// Pooling is memory-bound: it works on the caller's layouts.
-	dnnl_memory_desc_t su, du;
+	dnnl_memory_desc_t su, du, sa, da;
 	if (user_md(&su, &d->src, err, errlen) || user_md(&du, &d->dst, err, errlen)) return 1;
+	if (d->plain) {
+		sa = su, da = du;
+	} else {
+		// Pooling takes no "any" source: the blocked layout is named
+		// (channels in blocks of 8, which every AVX2 and AVX-512 kernel
+		// reads); the destination follows it.
+		TRY("pooling source layout", dnnl_memory_desc_init_by_tag(&sa, 4, d->src.dims, dnnl_f32, dnnl_aBcd8b));
+		if (any_md(&da, &d->dst, err, errlen)) return 1;
+	}
 	dnnl_alg_kind_t alg = d->alg == DL_POOL_MAX           ? dnnl_pooling_max
 	                      : d->alg == DL_POOL_AVG_INCLUDE ? dnnl_pooling_avg_include_padding
 	                                                      : dnnl_pooling_avg_exclude_padding;
@@ -261,7 +290,7 @@ int dl_pool_create(const dl_pool_desc *d, dl_op **out, char *err, size_t errlen)
 	dl_op *op = NULL;
 	int bwd = d->prop == DL_POOL_BWD;
 	st = dnnl_pooling_forward_desc_init(&fd, d->prop == DL_POOL_FWD ? dnnl_forward_inference : dnnl_forward_training,
-	                                    alg, &su, &du, strides, kernel, pad_l, pad_r);
+	                                    alg, &sa, &da, strides, kernel, pad_l, pad_r);
 	if (st != dnnl_success) {
 		fail(err, errlen, "pooling descriptor", st);
 		goto out;
@@ -276,7 +305,7 @@ int dl_pool_create(const dl_pool_desc *d, dl_op **out, char *err, size_t errlen)
 	} else {
 		st = dnnl_primitive_desc_create(&hint, &fd, NULL, eng, NULL);
 		if (st == dnnl_success) {
-			st = dnnl_pooling_backward_desc_init(&bd, alg, &su, &du, strides, kernel, pad_l, pad_r);
+			st = dnnl_pooling_backward_desc_init(&bd, alg, &sa, &da, strides, kernel, pad_l, pad_r);
 		}
 		if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &bd, attr, eng, hint);
 	}
@@ -435,9 +464,9 @@ int dl_exec(dl_op *op, void **ptrs, char *err, size_t errlen) {
 		if (a->prim) {
 			TRY("set buffer", dnnl_memory_set_data_handle(a->prim, arena + a->offset));
 			m = a->prim;
-			if (!a->out) {
+			if (!a->out || a->acc) {
 				dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->user}, {DNNL_ARG_TO, a->prim}};
-				TRY("reorder", dnnl_primitive_execute(a->reorder, strm, 2, r));
+				TRY("reorder", dnnl_primitive_execute(a->out ? a->reorder_in : a->reorder, strm, 2, r));
 			}
 		}
 		args[n].arg = a->arg;
@@ -476,6 +505,7 @@ void dl_op_destroy(dl_op *op) {
 		if (a->user) dnnl_memory_destroy(a->user);
 		if (a->prim) dnnl_memory_destroy(a->prim);
 		if (a->reorder) dnnl_primitive_destroy(a->reorder);
+		if (a->reorder_in) dnnl_primitive_destroy(a->reorder_in);
 	}
 	if (op->scratchpad) dnnl_memory_destroy(op->scratchpad);
 	if (op->prim) dnnl_primitive_destroy(op->prim);

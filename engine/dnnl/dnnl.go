@@ -59,13 +59,13 @@ const (
 
 // ConvSpec configures a 2-D convolution (a 1-D one has a unit height).
 type ConvSpec struct {
-	Prop          ConvProp
-	Src, Wei, Dst Tensor
-	Strides       [2]int64
-	Dilates       [2]int64 // oneDNN's convention: 0 is no dilation
-	PadL, PadR    [2]int64
-	Bias, Relu    bool
-	Plain         bool // work on the caller's layouts instead of oneDNN's blocked ones
+	Prop            ConvProp
+	Src, Wei, Dst   Tensor
+	Strides         [2]int64
+	Dilates         [2]int64 // oneDNN's convention: 0 is no dilation
+	PadL, PadR      [2]int64
+	Bias, Sum, Relu bool // forward post-ops: Dst = relu(conv + bias + what Dst holds)
+	Plain           bool // work on the caller's layouts instead of oneDNN's blocked ones
 }
 
 // PoolProp is what a pooling primitive computes.
@@ -93,6 +93,7 @@ type PoolSpec struct {
 	Src, Dst                    Tensor
 	Kernel, Strides, PadL, PadR [2]int64
 	Scale                       float32 // forward: multiplies the result (0 means 1)
+	Plain                       bool    // work on the caller's layouts instead of oneDNN's blocked ones
 }
 
 // BatchNormProp is what a batch normalization primitive computes.
@@ -232,7 +233,7 @@ func (l *Library) Conv(s ConvSpec) (*Op, error) {
 	d.prop = C.int(s.Prop)
 	d.src, d.wei, d.dst = s.Src.c(), s.Wei.c(), s.Dst.c()
 	d.strides, d.dilates, d.pad_l, d.pad_r = c2(s.Strides), c2(s.Dilates), c2(s.PadL), c2(s.PadR)
-	d.bias, d.relu, d.plain = cbool(s.Bias), cbool(s.Relu), cbool(s.Plain)
+	d.bias, d.sum, d.relu, d.plain = cbool(s.Bias), cbool(s.Sum), cbool(s.Relu), cbool(s.Plain)
 	op, err := l.create(func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_conv_create(&d, out, e, n) })
 	if err != nil {
 		return nil, err
@@ -255,7 +256,7 @@ func (l *Library) Pool(s PoolSpec) (*Op, error) {
 	d.prop, d.alg = C.int(s.Prop), C.int(s.Alg)
 	d.src, d.dst = s.Src.c(), s.Dst.c()
 	d.kernel, d.strides, d.pad_l, d.pad_r = c2(s.Kernel), c2(s.Strides), c2(s.PadL), c2(s.PadR)
-	d.scale = C.float(s.Scale)
+	d.scale, d.plain = C.float(s.Scale), cbool(s.Plain)
 	op, err := l.create(func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_pool_create(&d, out, e, n) })
 	if err != nil {
 		return nil, err

@@ -23,10 +23,12 @@
 	X(dnnl_memory_desc_init_by_strides) \
 	X(dnnl_memory_desc_init_by_tag) \
 	X(dnnl_memory_destroy) \
+	X(dnnl_memory_get_memory_desc) \
 	X(dnnl_memory_set_data_handle) \
 	X(dnnl_pooling_backward_desc_init) \
 	X(dnnl_pooling_forward_desc_init) \
 	X(dnnl_post_ops_append_eltwise) \
+	X(dnnl_post_ops_append_sum) \
 	X(dnnl_post_ops_create) \
 	X(dnnl_post_ops_destroy) \
 	X(dnnl_primitive_attr_create) \
@@ -69,10 +71,12 @@ extern void (*dl_omp_set_num_threads)(int);
 #define dnnl_memory_desc_init_by_strides (*dl_dnnl_memory_desc_init_by_strides)
 #define dnnl_memory_desc_init_by_tag (*dl_dnnl_memory_desc_init_by_tag)
 #define dnnl_memory_destroy (*dl_dnnl_memory_destroy)
+#define dnnl_memory_get_memory_desc (*dl_dnnl_memory_get_memory_desc)
 #define dnnl_memory_set_data_handle (*dl_dnnl_memory_set_data_handle)
 #define dnnl_pooling_backward_desc_init (*dl_dnnl_pooling_backward_desc_init)
 #define dnnl_pooling_forward_desc_init (*dl_dnnl_pooling_forward_desc_init)
 #define dnnl_post_ops_append_eltwise (*dl_dnnl_post_ops_append_eltwise)
+#define dnnl_post_ops_append_sum (*dl_dnnl_post_ops_append_sum)
 #define dnnl_post_ops_create (*dl_dnnl_post_ops_create)
 #define dnnl_post_ops_destroy (*dl_dnnl_post_ops_destroy)
 #define dnnl_primitive_attr_create (*dl_dnnl_primitive_attr_create)

@@ -1,0 +1,124 @@
+//go:build !nodnnl
+
+package engine
+
+import (
+	"github.com/dl4img/dl4img/engine/dnnl"
+)
+
+// fuse folds into each forward convolution the ops after it that oneDNN
+// runs as part of it (TVM's conv2d+bias+relu patterns): a per-channel bias
+// Add, an Add of a tensor of the output's shape (a residual: oneDNN's sum
+// post-op) and a ReLU (Max with zero), in that order, seeing through
+// Identity ops. Each folded op must be the only reader of the value before
+// it, so nothing else needs the intermediate results; in training graphs
+// that holds where the ReLU's gradient reads its output (nn.Relu does).
+func (b *backend) fuse(f *function, kernels map[*node]*placed, live []bool) {
+	readers := map[*value][]*node{}
+	for _, n := range f.nodes {
+		if live[n.index] {
+			for _, in := range n.inputs {
+				readers[in] = append(readers[in], n)
+			}
+		}
+	}
+	for _, v := range f.outputs {
+		readers[v] = append(readers[v], nil) // an output: read outside
+	}
+	sole := func(v *value) *node {
+		if r := readers[v]; len(r) == 1 {
+			return r[0]
+		}
+		return nil
+	}
+	for conv, pk := range kernels {
+		ck, ok := pk.k.(*convKernel)
+		if !ok || ck.mode != dnnl.ConvForward || pk.in != nil {
+			continue
+		}
+		spec := ck.spec
+		cur, last := conv.outs[0], conv
+		var bias, residual *value
+		for {
+			next := sole(cur)
+			if next == nil || kernels[next] != nil {
+				break
+			}
+			other := func() *value {
+				if next.inputs[0] == cur {
+					return next.inputs[1]
+				}
+				return next.inputs[0]
+			}
+			switch {
+			case next.op == "Identity":
+			case next.op == "Add" && bias == nil && residual == nil && !spec.Relu && perChannel(other().shape.Dimensions, ck.channels):
+				bias = other()
+			case next.op == "Add" && residual == nil && !spec.Relu && other().shape.Equal(cur.shape):
+				residual = other()
+			case next.op == "Max" && !spec.Relu && isZero(other()):
+				spec.Relu = true
+			default:
+				goto done
+			}
+			cur, last = next.outs[0], next
+		}
+	done:
+		if last == conv {
+			continue
+		}
+		spec.Bias, spec.Sum = bias != nil, residual != nil
+		op, err := b.lib.Conv(spec)
+		if err != nil || reference(op) != "" {
+			continue // the ops stay on Go; the convolution alone runs as planned
+		}
+		fused := *ck
+		fused.op, fused.spec, fused.shape = op, spec, cur.shape
+		in := []*value{conv.inputs[0], conv.inputs[1]}
+		if bias != nil {
+			in = append(in, bias)
+		}
+		if residual != nil {
+			in = append(in, residual)
+		}
+		delete(kernels, conv)
+		kernels[last] = &placed{k: &fused, in: in}
+	}
+}
+
+// perChannel reports whether a tensor of dims holds one value per output
+// channel in a row ([1, C, 1, 1], [1, 1, 1, C] or [C]): oneDNN's bias.
+func perChannel(dims []int, channels int) bool {
+	n := 0
+	for _, d := range dims {
+		if d != 1 {
+			if d != channels || n > 0 {
+				return false
+			}
+			n++
+		}
+	}
+	return n == 1 || channels == 1
+}
+
+// isZero reports whether v is the constant 0 (a scalar, a filled tensor,
+// or a scalar broadcast).
+func isZero(v *value) bool {
+	n := v.node
+	if n.op == "BroadcastInDim" {
+		n = n.inputs[0].node
+	}
+	if n.op != "Constant" {
+		return false
+	}
+	switch flat := n.args[0].(type) {
+	case []float32:
+		for _, x := range flat {
+			if x != 0 {
+				return false
+			}
+		}
+		return len(flat) > 0
+	}
+	return false
+}
