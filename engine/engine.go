@@ -126,11 +126,12 @@ type Stats struct {
 }
 
 // Ran counts the ops of a kind ("conv forward") run on oneDNN, whatever
-// implementation oneDNN chose (the counters' keys name it in brackets).
+// was fused into them ("+relu") and whatever implementation oneDNN chose
+// (in brackets).
 func (s Stats) Ran(kind string) int {
 	n := 0
 	for k, v := range s.Offloaded {
-		if strings.HasPrefix(k, kind+" (") {
+		if strings.HasPrefix(k, kind+" (") || strings.HasPrefix(k, kind+"+") {
 			n += v
 		}
 	}

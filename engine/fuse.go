@@ -25,8 +25,9 @@ func (b *backend) fuse(f *function, kernels map[*node]*placed, live []bool) {
 	for _, v := range f.outputs {
 		readers[v] = append(readers[v], nil) // an output: read outside
 	}
+	absorbed := map[*node]bool{} // each node joins one convolution at most
 	sole := func(v *value) *node {
-		if r := readers[v]; len(r) == 1 {
+		if r := readers[v]; len(r) == 1 && r[0] != nil && !absorbed[r[0]] && kernels[r[0]] == nil {
 			return r[0]
 		}
 		return nil
@@ -39,9 +40,10 @@ func (b *backend) fuse(f *function, kernels map[*node]*placed, live []bool) {
 		spec := ck.spec
 		cur, last := conv.outs[0], conv
 		var bias, residual *value
+		var path []*node // the nodes folded in
 		for {
 			next := sole(cur)
-			if next == nil || kernels[next] != nil {
+			if next == nil {
 				break
 			}
 			other := func() *value {
@@ -62,6 +64,7 @@ func (b *backend) fuse(f *function, kernels map[*node]*placed, live []bool) {
 				goto done
 			}
 			cur, last = next.outs[0], next
+			path = append(path, next)
 		}
 	done:
 		if last == conv {
@@ -71,6 +74,9 @@ func (b *backend) fuse(f *function, kernels map[*node]*placed, live []bool) {
 		op, err := b.lib.Conv(spec)
 		if err != nil || reference(op) != "" {
 			continue // the ops stay on Go; the convolution alone runs as planned
+		}
+		for _, n := range path {
+			absorbed[n] = true
 		}
 		fused := *ck
 		fused.op, fused.spec, fused.shape = op, spec, cur.shape

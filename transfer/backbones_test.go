@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/dl4img/dl4img/engine"
 	"github.com/dl4img/dl4img/tasks"
 )
 
@@ -27,8 +28,8 @@ func fixtureImage(n, size int) []float32 {
 // TestBackbonesMatchPyTorch runs small networks with the op mix of
 // torchvision's ResNet-50, MobileNetV2 and InceptionV3 exports and of a
 // tf2onnx NHWC export (make_backbones.py) on dl4img's Go backend, whose
-// convolutions and pools goconv lowers, and compares the pooled features
-// with PyTorch's.
+// convolutions and pools the engine runs on oneDNN (all of them: no op is
+// left to the fallback), and compares the pooled features with PyTorch's.
 func TestBackbonesMatchPyTorch(t *testing.T) {
 	dir := filepath.Join(fixtureDir, "backbones")
 	raw, err := os.ReadFile(filepath.Join(dir, "ref.json"))
@@ -43,15 +44,15 @@ func TestBackbonesMatchPyTorch(t *testing.T) {
 	if err := json.Unmarshal(raw, &ref); err != nil {
 		t.Fatal(err)
 	}
-	backend, _, err := tasks.NewBackend("go")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, name := range []string{"resnet-mini", "mobilenetv2-mini", "inceptionv3-mini", "keras-nhwc-mini"} {
 		t.Run(name, func(t *testing.T) {
 			r, ok := ref[name]
 			if !ok {
 				t.Fatalf("%s missing from ref.json", name)
+			}
+			backend, _, err := tasks.NewBackend("go")
+			if err != nil {
+				t.Fatal(err)
 			}
 			bb, err := LoadBackbone(backend, filepath.Join(dir, name+".onnx"), Preprocess{r.Size, "squash", "unit"}, "")
 			if err != nil {
@@ -78,6 +79,9 @@ func TestBackbonesMatchPyTorch(t *testing.T) {
 						i, worst, worst/scale)
 				}
 				t.Logf("image %d: max relative difference %.2g over %d features", i, worst/scale, len(want))
+			}
+			if s, ok := engine.StatsOf(backend); ok && (len(s.Kept) > 0 || len(s.Fallbacks) > 0 || s.Ran("conv forward") == 0) {
+				t.Errorf("not every convolution and pool ran on oneDNN: %s", s)
 			}
 		})
 	}
