@@ -168,3 +168,27 @@ func TestFusedConvMatchesGo(t *testing.T) {
 		})
 	}
 }
+
+// TestReluGradMatchesGo: ReLU's gradient written as nn.Relu writes it runs
+// as oneDNN's ReLU backward and equals the Go backend's select.
+func TestReluGradMatchesGo(t *testing.T) {
+	grad := func(in []*Node) []*Node {
+		y := Max(in[0], ZerosLike(in[0]))
+		zero := ScalarZero(y.Graph(), y.DType())
+		return []*Node{Where(GreaterThan(y, zero), in[1], zero)}
+	}
+	run := func(b compute.Backend) *tensors.Tensor {
+		out, err := MustNewExec(b, grad).Exec(et.RandomTensor([]int{4, 64, 70}, 1), et.RandomTensor([]int{4, 64, 70}, 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[0]
+	}
+	eng := engineBackend(t)
+	if err := et.Close32(run(eng), run(et.GoBackend(t)), 0); err != nil {
+		t.Error(err)
+	}
+	if s, _ := StatsOf(eng); s.Ran("relu backward") != 1 {
+		t.Errorf("relu backward not on oneDNN: %s", s)
+	}
+}

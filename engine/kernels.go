@@ -22,8 +22,9 @@ import (
 // convolutions are ordinary ConvGeneral ops), a ReduceWindow becomes a
 // pooling, SelectAndScatterMax (autodiff's max-pool gradient, which the
 // Go backend lacks) a pooling backward reading its forward's workspace,
-// the three batch-normalization ops oneDNN's batch normalization, and a
-// DotGeneral large enough to pay for its step oneDNN's matmul.
+// the three batch-normalization ops oneDNN's batch normalization, a
+// DotGeneral large enough to pay for its step oneDNN's matmul, and ReLU's
+// gradient oneDNN's ReLU backward.
 func (b *backend) placeKernels(f *function, live []bool) map[*node]*placed {
 	kernels := map[*node]*placed{}
 	defer func() { b.fuse(f, kernels, live) }()
@@ -38,6 +39,17 @@ func (b *backend) placeKernels(f *function, live []bool) map[*node]*placed {
 		}
 	}
 	workspaces := map[*node]*value{} // gradient node -> workspace of its forward
+	readers := map[*value]int{}
+	for _, n := range f.nodes {
+		if live[n.index] {
+			for _, in := range n.inputs {
+				readers[in]++
+			}
+		}
+	}
+	for _, v := range f.outputs {
+		readers[v]++
+	}
 	for _, n := range f.nodes {
 		if !live[n.index] {
 			continue
@@ -79,6 +91,12 @@ func (b *backend) placeKernels(f *function, live []bool) map[*node]*placed {
 				continue
 			}
 			kernels[n] = pk
+		case "Where":
+			if pk, why := b.reluGradKernel(n, readers); pk != nil {
+				kernels[n] = pk
+			} else if why != "" {
+				keep(n, why)
+			}
 		case "DotGeneral":
 			pk, why := b.dotKernel(n)
 			if pk == nil {

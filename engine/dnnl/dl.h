@@ -59,6 +59,12 @@ typedef struct {
 	dl_tensor src, wei, dst;
 } dl_matmul_desc;
 
+// ReLU's backward pass from its output: diff_src = diff_dst where dst > 0,
+// else 0, over n elements.
+typedef struct {
+	int64_t n;
+} dl_relu_bwd_desc;
+
 typedef struct dl_op dl_op;
 
 // dl_init loads the library (see load.h), creates the CPU engine and
@@ -69,6 +75,7 @@ int dl_conv_create(const dl_conv_desc *d, dl_op **op, char *err, size_t errlen);
 int dl_pool_create(const dl_pool_desc *d, dl_op **op, char *err, size_t errlen);
 int dl_bnorm_create(const dl_bnorm_desc *d, dl_op **op, char *err, size_t errlen);
 int dl_matmul_create(const dl_matmul_desc *d, dl_op **op, char *err, size_t errlen);
+int dl_relu_bwd_create(const dl_relu_bwd_desc *d, dl_op **op, char *err, size_t errlen);
 
 // dl_op_nargs / dl_op_workspace: the number of buffers dl_exec takes (in
 // the order of the kind's arguments, see dnnl.c) and the bytes of the

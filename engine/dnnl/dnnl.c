@@ -440,6 +440,42 @@ out:
 	return rc;
 }
 
+// ReLU backward from its output (dst, diff_dst -> diff_src), on flat data:
+// multithreaded where the Go backend compares and selects on one core.
+int dl_relu_bwd_create(const dl_relu_bwd_desc *d, dl_op **out, char *err, size_t errlen) {
+	dnnl_memory_desc_t md;
+	dnnl_dims_t dims = {d->n};
+	TRY("descriptor", dnnl_memory_desc_init_by_tag(&md, 1, dims, dnnl_f32, dnnl_a));
+	dnnl_eltwise_desc_t fd, bd;
+	dnnl_primitive_desc_t hint = NULL, pd = NULL;
+	dnnl_primitive_attr_t attr = user_scratchpad_attr();
+	int rc = 1;
+	dl_op *op = NULL;
+	dnnl_status_t st = dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd, &md,
+	                                                  0.0f, 0.0f);
+	if (st == dnnl_success) st = dnnl_primitive_desc_create(&hint, &fd, NULL, eng, NULL);
+	if (st == dnnl_success) st = dnnl_eltwise_backward_desc_init(&bd, dnnl_eltwise_relu_use_dst_for_bwd, &md, &md, 0.0f, 0.0f);
+	if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &bd, attr, eng, hint);
+	if (st != dnnl_success) {
+		fail(err, errlen, "relu backward primitive", st);
+		goto out;
+	}
+	op = new_op();
+	if (add_arg(op, pd, DNNL_ARG_DST, 0, &md, err, errlen) || add_arg(op, pd, DNNL_ARG_DIFF_DST, 0, &md, err, errlen) ||
+	    add_arg(op, pd, DNNL_ARG_DIFF_SRC, 1, &md, err, errlen))
+		goto out;
+	if (finish(op, pd, err, errlen)) goto out;
+	*out = op;
+	op = NULL;
+	rc = 0;
+out:
+	if (op) dl_op_destroy(op);
+	if (pd) dnnl_primitive_desc_destroy(pd);
+	if (hint) dnnl_primitive_desc_destroy(hint);
+	if (attr) dnnl_primitive_attr_destroy(attr);
+	return rc;
+}
+
 int dl_op_nargs(const dl_op *op) { return op->nargs; }
 size_t dl_op_workspace(const dl_op *op) { return op->workspace; }
 const char *dl_op_impl(const dl_op *op) { return op->impl; }

@@ -150,6 +150,7 @@ type Library struct {
 	pools map[PoolSpec]*Op
 	bns   map[BatchNormSpec]*Op
 	mms   map[MatMulSpec]*Op
+	relus map[int64]*Op
 }
 
 var (
@@ -169,7 +170,7 @@ func Open(threads int) (*Library, error) {
 			os.Setenv("OMP_WAIT_POLICY", "PASSIVE")
 		}
 		l := &Library{calls: make(chan func()), convs: map[ConvSpec]*Op{}, pools: map[PoolSpec]*Op{},
-			bns: map[BatchNormSpec]*Op{}, mms: map[MatMulSpec]*Op{}}
+			bns: map[BatchNormSpec]*Op{}, mms: map[MatMulSpec]*Op{}, relus: map[int64]*Op{}}
 		started := make(chan error)
 		go func() {
 			// One OS thread for every call: OpenMP's team and its size
@@ -296,6 +297,23 @@ func (l *Library) MatMul(s MatMulSpec) (*Op, error) {
 		return nil, err
 	}
 	l.mms[s] = op
+	return op, nil
+}
+
+// ReluBackward returns the primitive computing ReLU's input gradient
+// from its output over n elements: (dst, diff_dst) -> diff_src.
+func (l *Library) ReluBackward(n int64) (*Op, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if op, ok := l.relus[n]; ok {
+		return op, nil
+	}
+	d := C.dl_relu_bwd_desc{n: C.int64_t(n)}
+	op, err := l.create(func(out **C.dl_op, e *C.char, m C.size_t) C.int { return C.dl_relu_bwd_create(&d, out, e, m) })
+	if err != nil {
+		return nil, err
+	}
+	l.relus[n] = op
 	return op, nil
 }
 

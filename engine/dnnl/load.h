@@ -16,6 +16,8 @@
 	X(dnnl_dilated_convolution_backward_weights_desc_init) \
 	X(dnnl_dilated_convolution_forward_desc_init) \
 	X(dnnl_engine_create) \
+	X(dnnl_eltwise_forward_desc_init) \
+	X(dnnl_eltwise_backward_desc_init) \
 	X(dnnl_matmul_desc_init) \
 	X(dnnl_memory_create) \
 	X(dnnl_memory_desc_equal) \
@@ -64,6 +66,8 @@ extern void (*dl_omp_set_num_threads)(int);
 #define dnnl_dilated_convolution_backward_weights_desc_init (*dl_dnnl_dilated_convolution_backward_weights_desc_init)
 #define dnnl_dilated_convolution_forward_desc_init (*dl_dnnl_dilated_convolution_forward_desc_init)
 #define dnnl_engine_create (*dl_dnnl_engine_create)
+#define dnnl_eltwise_forward_desc_init (*dl_dnnl_eltwise_forward_desc_init)
+#define dnnl_eltwise_backward_desc_init (*dl_dnnl_eltwise_backward_desc_init)
 #define dnnl_matmul_desc_init (*dl_dnnl_matmul_desc_init)
 #define dnnl_memory_create (*dl_dnnl_memory_create)
 #define dnnl_memory_desc_equal (*dl_dnnl_memory_desc_equal)
