@@ -192,3 +192,32 @@ func TestReluGradMatchesGo(t *testing.T) {
 		t.Errorf("relu backward not on oneDNN: %s", s)
 	}
 }
+
+// TestConvBiasGradients: a convolution layer with a bias (as nn builds it)
+// trains with the bias's gradient folded into oneDNN's backward-weights,
+// and every value equals the Go backend's.
+func TestConvBiasGradients(t *testing.T) {
+	layer := func(x, k, b *Node) []*Node {
+		y := Add(Convolve(x, k).PadSame().Done(), Reshape(b, 1, 1, 1, -1))
+		y = Max(y, ZerosLike(y))
+		return append([]*Node{y}, Gradient(ReduceAllSum(Mul(y, y)), x, k, b)...)
+	}
+	run := func(b compute.Backend) []*tensors.Tensor {
+		out, err := MustNewExec(b, layer).Exec(et.RandomTensor([]int{2, 9, 8, 3}, 1), et.RandomTensor([]int{3, 3, 3, 6}, 2),
+			et.RandomTensor([]int{6}, 3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	eng := engineBackend(t)
+	want, got := run(et.GoBackend(t)), run(eng)
+	for i, name := range []string{"y", "dx", "dkernel", "dbias"} {
+		if err := et.Close32(got[i], want[i], 1e-4); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if s, _ := StatsOf(eng); s.Ran("conv backward weights+bias") != 1 {
+		t.Errorf("the bias gradient was not folded: %s", s)
+	}
+}

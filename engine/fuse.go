@@ -3,7 +3,10 @@
 package engine
 
 import (
+	"slices"
+
 	"github.com/dl4img/dl4img/engine/dnnl"
+	"github.com/gomlx/compute"
 )
 
 // fuse folds into each forward convolution the ops after it that oneDNN
@@ -127,4 +130,43 @@ func isZero(v *value) bool {
 		return len(flat) > 0
 	}
 	return false
+}
+
+// foldBiasGradients gives each kernel-gradient convolution the bias
+// gradient of the same layer, ReduceSum(dy) over every axis but the
+// channels, which oneDNN's backward-weights computes in the same pass:
+// the reduction's value is then the kernel's second output.
+func (b *backend) foldBiasGradients(f *function, kernels map[*node]*placed, live []bool) {
+	sums := map[*value][]*node{} // dy -> the ReduceSums of it
+	for _, n := range f.nodes {
+		if live[n.index] && n.op == "ReduceSum" && kernels[n] == nil {
+			sums[n.inputs[0]] = append(sums[n.inputs[0]], n)
+		}
+	}
+	taken := map[*node]bool{}
+	for conv, pk := range kernels {
+		ck, ok := pk.k.(*convKernel)
+		if !ok || ck.mode != dnnl.ConvBackwardWeights || len(pk.extraOut) > 0 {
+			continue
+		}
+		dy := conv.inputs[1] // the output gradient, the "kernel" of this convolution
+		channel := conv.args[0].(compute.ConvolveAxesConfig).KernelOutputChannels
+		for _, r := range sums[dy] {
+			axes := r.args[0].([]int)
+			if taken[r] || len(axes) != dy.shape.Rank()-1 || slices.Contains(axes, channel) {
+				continue
+			}
+			spec := ck.spec
+			spec.Bias = true
+			op, err := b.lib.Conv(spec)
+			if err != nil || reference(op) != "" {
+				break
+			}
+			fused := *ck
+			fused.op, fused.spec = op, spec
+			pk.k, pk.extraOut = &fused, []*value{r.outs[0]}
+			taken[r] = true
+			break
+		}
+	}
 }

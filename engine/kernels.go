@@ -27,7 +27,10 @@ import (
 // gradient oneDNN's ReLU backward.
 func (b *backend) placeKernels(f *function, live []bool) map[*node]*placed {
 	kernels := map[*node]*placed{}
-	defer func() { b.fuse(f, kernels, live) }()
+	defer func() {
+		b.fuse(f, kernels, live)
+		b.foldBiasGradients(f, kernels, live)
+	}()
 	keep := func(n *node, why string) {
 		b.stats.note(func(s *Stats) map[string]int { return s.Kept }, n.op+" kept on Go: "+why)
 	}
@@ -505,7 +508,7 @@ func (k *convKernel) run(x *execution, ins, outs []*slot) error {
 	// (diff_dst, wei, diff_src), backward weights (src, diff_dst,
 	// diff_wei): in all three, this op's input, kernel, output.
 	args := []any{a, w}
-	if k.spec.Bias {
+	if k.mode == dnnl.ConvForward && k.spec.Bias {
 		bias, err := ins[2].data()
 		if err != nil {
 			return err
@@ -536,7 +539,18 @@ func (k *convKernel) run(x *execution, ins, outs []*slot) error {
 	if err != nil {
 		return err
 	}
-	if err := k.lib.Exec(k.op, append(args, y)...); err != nil {
+	args = append(args, y)
+	if k.mode == dnnl.ConvBackwardWeights && k.spec.Bias {
+		// The bias gradient, folded in (foldBiasGradients).
+		var db []float32
+		outs[1].buf, db, err = x.newBuffer(shapes.Make(dtypes.Float32, k.channels))
+		if err != nil {
+			return err
+		}
+		outs[1].owned = true
+		args = append(args, db)
+	}
+	if err := k.lib.Exec(k.op, args...); err != nil {
 		return err
 	}
 	zeroTails(y, k.shape.Dimensions, k.tails)

@@ -89,43 +89,68 @@ func (pk *placed) inputs(n *node) []*value {
 // oneDNN (it then compiles whole).
 func (b *builder) compilePlan() (*plan, error) {
 	f := b.main
-	kernels := b.backend.placeKernels(f, liveNodes(f, nil))
+	kernels := b.backend.placeKernels(f, liveNodes(f, nil, nil))
 	if len(kernels) == 0 {
 		return nil, nil
 	}
+	// A kernel may make a value of another node (a folded reduction):
+	// readers of that value then wait for the kernel.
+	producer := map[*value]*node{}
+	for n, pk := range kernels {
+		for _, v := range pk.extraOut {
+			if v.node != n {
+				producer[v] = n
+			}
+		}
+	}
+	source := func(v *value) *node {
+		if p, ok := producer[v]; ok {
+			return p
+		}
+		return v.node
+	}
 	// A kernel may read other values than its node (the kernel under a
 	// Reverse): what only its node read is dead now.
-	live := liveNodes(f, kernels)
+	live := liveNodes(f, kernels, source)
 
-	// Phases.
+	// Phases, each node's after its inputs' (through the nodes that make
+	// them, which recording order does not always put first: autodiff
+	// records a bias gradient before the convolution it is folded into).
 	phase := make([]int, len(f.nodes))
-	maxPhase := 0
-	for _, n := range f.nodes {
-		if !live[n.index] || n.op == "Parameter" || n.op == "Constant" {
-			continue
+	done := make([]bool, len(f.nodes))
+	var order []*node
+	var phaseOf func(n *node) int
+	phaseOf = func(n *node) int {
+		if done[n.index] || n.op == "Parameter" || n.op == "Constant" {
+			return phase[n.index]
 		}
 		p := 0
 		pk, isKernel := kernels[n]
 		ins := n.inputs
 		if isKernel {
 			ins = pk.inputs(n)
+			p = 1
 		}
 		for _, in := range ins {
-			src := in.node
+			src := source(in)
 			if src.op == "Parameter" || src.op == "Constant" {
 				continue
 			}
-			q := phase[src.index]
+			q := phaseOf(src)
 			if _, k := kernels[src]; isKernel && !k {
 				q++ // a kernel follows the Go segment of its input
 			}
 			p = max(p, q)
 		}
-		if isKernel {
-			p = max(p, 1)
+		phase[n.index], done[n.index] = p, true
+		order = append(order, n) // after its inputs: a topological order
+		return p
+	}
+	maxPhase := 0
+	for _, n := range f.nodes {
+		if live[n.index] {
+			maxPhase = max(maxPhase, phaseOf(n))
 		}
-		phase[n.index] = p
-		maxPhase = max(maxPhase, p)
 	}
 
 	p := &plan{constants: map[int]shapes.Shape{}, constData: map[int]any{}}
@@ -146,10 +171,7 @@ func (b *builder) compilePlan() (*plan, error) {
 	type seg struct{ nodes []*node }
 	segs := make([]seg, maxPhase+1)
 	var kernelOrder [][]*node = make([][]*node, maxPhase+1)
-	for _, n := range f.nodes {
-		if !live[n.index] || n.op == "Parameter" || n.op == "Constant" {
-			continue
-		}
+	for _, n := range order {
 		if _, ok := kernels[n]; ok {
 			kernelOrder[phase[n.index]] = append(kernelOrder[phase[n.index]], n)
 		} else {
@@ -315,12 +337,16 @@ func (b *builder) compilePlan() (*plan, error) {
 }
 
 // liveNodes marks the nodes the outputs depend on, through what kernels
-// read where a node is placed as one.
-func liveNodes(f *function, kernels map[*node]*placed) []bool {
+// read where a node is placed as one, and through the node that makes
+// each value (source; nil: the value's own).
+func liveNodes(f *function, kernels map[*node]*placed, source func(*value) *node) []bool {
+	if source == nil {
+		source = func(v *value) *node { return v.node }
+	}
 	live := make([]bool, len(f.nodes))
 	var stack []*node
 	for _, v := range f.outputs {
-		stack = append(stack, v.node)
+		stack = append(stack, source(v))
 	}
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
@@ -334,7 +360,7 @@ func liveNodes(f *function, kernels map[*node]*placed) []bool {
 			ins = pk.inputs(n)
 		}
 		for _, in := range ins {
-			stack = append(stack, in.node)
+			stack = append(stack, source(in))
 		}
 	}
 	return live
