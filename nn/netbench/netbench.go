@@ -41,6 +41,8 @@ type Result struct {
 	// ru_maxrss) after the run; it includes anything the process did before.
 	PeakRSSBytes int64   `json:"peak_rss_bytes"`
 	FinalLoss    float64 `json:"final_loss"`
+	// Losses are every step's loss, the warm-up step's first.
+	Losses []float64 `json:"-"`
 }
 
 // ErrUnknownNet is returned for a net name not in Nets().
@@ -60,6 +62,10 @@ func DefaultBatch(net string) int {
 // Run trains net for 1 warm-up step (compilation) plus steps timed steps
 // with Adam on deterministic synthetic data, and reports the median step time.
 func Run(ctx context.Context, backend compute.Backend, net string, batch, steps int) (res Result, err error) {
+	return run(ctx, backend, net, batch, steps, optimizer.Adam().LearningRate(1e-3).Done())
+}
+
+func run(ctx context.Context, backend compute.Backend, net string, batch, steps int, opt optimizer.Interface) (res Result, err error) {
 	if !slices.Contains(Nets(), net) {
 		return res, fmt.Errorf("%w %q (want one of %v)", ErrUnknownNet, net, Nets())
 	}
@@ -71,7 +77,6 @@ func Run(ctx context.Context, backend compute.Backend, net string, batch, steps 
 		return res, err
 	}
 	var trainer *train.Trainer
-	opt := optimizer.Adam().LearningRate(1e-3).Done()
 	// Graph-building code panics on misuse; convert to an error here.
 	if err := exceptions.TryCatch[error](func() {
 		switch net {
@@ -102,6 +107,7 @@ func Run(ctx context.Context, backend compute.Backend, net string, batch, steps 
 			// Reading the loss back also waits for the step to finish.
 			if v, ok := metrics[0].Value().(float32); ok {
 				res.FinalLoss = float64(v)
+				res.Losses = append(res.Losses, res.FinalLoss)
 			}
 		}
 		d := time.Since(start)
