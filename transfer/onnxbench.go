@@ -47,9 +47,6 @@ func BenchONNX(ctx context.Context, backend compute.Backend, path string, batch,
 	if batch < 1 || steps < 1 || size < 0 {
 		return res, fmt.Errorf("bench onnx: batch (%d) and steps (%d) must be >= 1", batch, steps)
 	}
-	if _, err := onnxNodes(path); err != nil { // names the file when it is not ONNX
-		return res, err
-	}
 	defer recoverErr(&err, path)
 	im, err := parseImageModel(path, size)
 	if err != nil {

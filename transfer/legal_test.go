@@ -1,0 +1,262 @@
+package transfer
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/onnx-gomlx/onnx"
+	"github.com/gomlx/onnx-gomlx/onnx/parser"
+
+	"github.com/dl4img/dl4img/onnxlegal"
+	"github.com/dl4img/dl4img/tasks"
+)
+
+const legalDir = "../testdata/transfer/legal"
+
+// inputValues and pattern are make_legal.py's input_values and pattern.
+func inputValues(n int) []float32 {
+	out := make([]float32, n)
+	for k := range out {
+		out[k] = float32(math.Sin(0.37*float64(k)+1.1)*1.5 + 0.3*math.Cos(0.05*float64(k)))
+	}
+	return out
+}
+
+func pattern(n int) []float32 {
+	out := make([]float32, n)
+	for k := range out {
+		out[k] = float32(math.Sin(0.61*float64(k)+0.3) * math.Cos(0.13*float64(k)))
+	}
+	return out
+}
+
+type legalRef struct {
+	Dims    []int  `json:"dims"`
+	OutDims []int  `json:"out_dims"`
+	Output  string `json:"output"`
+	Grad    string `json:"grad"`
+	Weight  string `json:"weight"`
+	WGrad   string `json:"wgrad"`
+	Groups  int    `json:"groups"`
+}
+
+func float32s(tb testing.TB, b64 string) []float32 {
+	tb.Helper()
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := make([]float32, len(raw)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	return out
+}
+
+// relDiff is max |got − want| over max |want|; +Inf where got is NaN or
+// infinite and want is not.
+func relDiff(got, want []float32) float64 {
+	scale, worst := 0.0, 0.0
+	for i, w := range want {
+		d := math.Abs(float64(got[i]) - float64(w))
+		if math.IsNaN(d) || math.IsInf(d, 0) {
+			return math.Inf(1)
+		}
+		scale = math.Max(scale, math.Abs(float64(w)))
+		worst = math.Max(worst, d)
+	}
+	if scale == 0 {
+		return worst
+	}
+	return worst / scale
+}
+
+// noMaxPoolGradient are the cases whose input gradient goes through a max
+// pool: the Go backend has no SelectAndScatter (the gradient of max
+// pooling) yet, so only their forward pass is checked; the oneDNN CPU
+// engine is to bring it.
+var noMaxPoolGradient = map[string]bool{"maxpool_ceil": true, "maxpool_ceil_drop": true, "maxpool_nostrides": true,
+	"maxpool_same_upper": true, "unet_decoder": true}
+
+// legalized reads a fixture, legalizes it for its input dims and parses it.
+func legalized(tb testing.TB, name string, dims []int) (onnx.Model, onnxlegal.Report) {
+	tb.Helper()
+	raw, err := os.ReadFile(filepath.Join(legalDir, name+".onnx"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lm, err := onnxlegal.Read(raw)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	in := make([]int64, len(dims))
+	for i, d := range dims {
+		in[i] = int64(d)
+	}
+	rep, err := lm.Legalize(onnxlegal.Options{Inputs: map[string][]int64{"x": in}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(rep.Rewrites) == 0 {
+		tb.Fatalf("%s: nothing was rewritten", name)
+	}
+	m, err := parser.Parse(lm.Bytes())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m, rep
+}
+
+// TestLegalizedOpsMatchPyTorch runs each rewrite on its own, and the U-Net
+// decoder with its ConvTransposes, MaxPools and bilinear Resize, on
+// dl4img's Go backend, and compares the outputs and the gradients (the
+// input's, and ConvTranspose's weights', which fine-tuning trains through
+// the rewritten kernel) with PyTorch's.
+func TestLegalizedOpsMatchPyTorch(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(legalDir, "ref.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs map[string]legalRef
+	if err := json.Unmarshal(raw, &refs); err != nil {
+		t.Fatal(err)
+	}
+	backend, _, err := tasks.NewBackend("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(refs))
+	for name := range refs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		ref := refs[name]
+		t.Run(name, func(t *testing.T) {
+			m, rep := legalized(t, name, ref.Dims)
+			var whats []string
+			for _, r := range rep.Rewrites {
+				whats = append(whats, r.Op+": "+r.What)
+			}
+			t.Logf("rewrites: %s", strings.Join(whats, "; "))
+			got := runLegalCase(t, backend, m, rep, ref, !noMaxPoolGradient[name])
+			want := map[string][]float32{"output": float32s(t, ref.Output)}
+			if !noMaxPoolGradient[name] {
+				want["input gradient"] = float32s(t, ref.Grad)
+			}
+			if ref.WGrad != "" {
+				want["weight gradient"] = float32s(t, ref.WGrad)
+			}
+			for what, w := range want {
+				g := got[what]
+				if len(g) != len(w) {
+					t.Fatalf("%s: %d values, PyTorch has %d", what, len(g), len(w))
+				}
+				d := relDiff(g, w)
+				if d > 1e-4 {
+					t.Errorf("%s: max |dl4img − PyTorch| is %.3g of the largest value, want ≤ 1e-4", what, d)
+				}
+				t.Logf("%s: max relative difference %.2g over %d values", what, d, len(w))
+			}
+		})
+	}
+}
+
+// runLegalCase computes y, and with grads the gradients of sum(y·pattern).
+func runLegalCase(t *testing.T, backend compute.Backend, m onnx.Model, rep onnxlegal.Report, ref legalRef, inputGrad bool) map[string][]float32 {
+	t.Helper()
+	store := model.NewStore()
+	if err := m.VariablesToScope(store.RootScope()); err != nil {
+		t.Fatal(err)
+	}
+	// The kernel the ConvTranspose rewrite derived from the weights PyTorch
+	// differentiated.
+	var kernel *model.Variable
+	if ref.Weight != "" {
+		for derived, from := range rep.Derived {
+			if from != ref.Weight {
+				continue
+			}
+			for v := range store.IterVariables() {
+				if v.Scope() == "/"+onnx.ModelScope && v.Name() == safeVarName(derived) {
+					kernel = v
+				}
+			}
+		}
+		if kernel == nil {
+			t.Fatalf("no initializer derived from %q", ref.Weight)
+		}
+	}
+	n := 1
+	for _, d := range ref.OutDims {
+		n *= d
+	}
+	p := tensors.FromFlatDataAndDimensions(pattern(n), ref.OutDims...)
+	exec, err := model.NewExec(backend, store, func(scope *model.Scope, x *Node) []*Node {
+		y := m.CallGraph(scope, x.Graph(), map[string]*Node{"x": x}, "y")[0]
+		outs := []*Node{y}
+		loss := ReduceAllSum(Mul(y, Const(x.Graph(), p)))
+		if inputGrad {
+			outs = append(outs, Gradient(loss, x)[0])
+		}
+		if kernel != nil {
+			outs = append(outs, Gradient(loss, kernel.NodeValue(x.Graph()))[0])
+		}
+		return outs
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := 1
+	for _, d := range ref.Dims {
+		size *= d
+	}
+	res, err := exec.Call(tensors.FromFlatDataAndDimensions(inputValues(size), ref.Dims...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]float32{"output": tensors.MustCopyFlatData[float32](res[0])}
+	if !slices.Equal(res[0].Shape().Dimensions, ref.OutDims) {
+		t.Fatalf("output %v, PyTorch's %v", res[0].Shape().Dimensions, ref.OutDims)
+	}
+	k := 1
+	if inputGrad {
+		got["input gradient"] = tensors.MustCopyFlatData[float32](res[1])
+		k++
+	}
+	if kernel != nil {
+		got["weight gradient"] = unflipKernel(tensors.MustCopyFlatData[float32](res[k]), kernel.Shape(), max(1, ref.Groups))
+	}
+	return got
+}
+
+// unflipKernel maps the gradient of the rewritten kernel W'[g·coutG+co,
+// i, flipped taps] back to ConvTranspose's layout W[g·cinG+i, co, taps].
+func unflipKernel(dw []float32, s shapes.Shape, groups int) []float32 {
+	cout, cinG := s.Dimensions[0], s.Dimensions[1]
+	taps := s.Size() / (cout * cinG)
+	coutG := cout / groups
+	out := make([]float32, len(dw))
+	for g := range groups {
+		for i := range cinG {
+			for co := range coutG {
+				for p := range taps {
+					out[((g*cinG+i)*coutG+co)*taps+p] = dw[((g*coutG+co)*cinG+i)*taps+taps-1-p]
+				}
+			}
+		}
+	}
+	return out
+}
