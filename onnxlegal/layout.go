@@ -1,6 +1,9 @@
 package onnxlegal
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // Ops that move elements: DepthToSpace and SpaceToDepth as Reshape and
 // Transpose; Pad and Slice in the forms the import reads.
@@ -10,6 +13,19 @@ func init() {
 	rewrites["SpaceToDepth"] = spaceToDepth
 	rewrites["Pad"] = pad
 	rewrites["Slice"] = slice
+	rewrites["Einsum"] = einsum
+}
+
+// einsum implements Einsum-12 for the import, whose equation parser
+// takes no whitespace (torchvision's MaxViT exports "B G H I J, B G H J D
+// -> B G H I D"): the spaces are dropped, which ONNX's definition ignores.
+func einsum(e *emit) (string, error) {
+	eq := e.n.String("equation", "")
+	if !strings.ContainsAny(eq, " \t") {
+		return "", nil
+	}
+	e.copyNode(nil, stringAttr("equation", strings.Join(strings.Fields(eq), "")))
+	return "whitespace dropped from the equation", nil
 }
 
 // depthToSpace implements DepthToSpace-13 (and -1, -11), both modes, by

@@ -55,7 +55,13 @@ func LoadBackbone(backend compute.Backend, path string, pre Preprocess, featureN
 	if err != nil {
 		return nil, fmt.Errorf("backbone %w", err)
 	}
+	return newBackbone(backend, im, path, pre, featureNode)
+}
+
+// newBackbone cuts a parsed model and loads its weights.
+func newBackbone(backend compute.Backend, im imageModel, path string, pre Preprocess, featureNode string) (*Backbone, error) {
 	var cut featureCut
+	var err error
 	if featureNode != "" {
 		cut, err = cutAt(im.nodes, featureNode)
 	} else {

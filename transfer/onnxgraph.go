@@ -41,6 +41,8 @@ type imageModel struct {
 	outputs []string
 	inits   map[string]bool
 	report  onnxlegal.Report
+	opset   int64
+	bytes   int64 // the file's size
 }
 
 // parseImageModel reads the ONNX file at path, checks that it has one
@@ -85,6 +87,8 @@ func parseImageModel(path string, size int) (im imageModel, err error) {
 		fixed[0] = int64(im.dims[0])
 	}
 	im.report, err = lm.Legalize(onnxlegal.Options{Inputs: map[string][]int64{in.Name: fixed}})
+	im.nodes, im.outputs, im.inits = summarize(lm)
+	im.opset, im.bytes = lm.Opset, int64(len(b))
 	if err != nil {
 		return im, fmt.Errorf("%s: %w", path, err)
 	}
@@ -95,7 +99,6 @@ func parseImageModel(path string, size int) (im imageModel, err error) {
 		im.hash = hex.EncodeToString(sum[:])
 		b = lm.Bytes()
 	}
-	im.nodes, im.outputs, im.inits = summarize(lm)
 	if im.m, err = parser.Parse(b); err != nil {
 		return im, fmt.Errorf("%s: %w", path, err)
 	}
