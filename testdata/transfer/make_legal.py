@@ -25,6 +25,8 @@ Outputs, in testdata/transfer/legal/:
               where PyTorch has no such function (ONNX's asymmetric linear
               Upsample, DCR DepthToSpace, an even LRN window), a few lines
               of torch tensor ops written from the ONNX definition.
+  unsupported-attr.onnx  an AveragePool with dilations (AveragePool-19),
+              which the legalization refuses: the one-line error's fixture.
   blocks.json for the backbone blocks (googlenet-block, mobilenetv3-block,
               convnext-mini and the Keras-style NHWC models): input size,
               layout and PyTorch's features at the classifier's input for
@@ -610,8 +612,23 @@ def blocks():
         json.dump(out, f)
 
 
+def unsupported_attr():
+    """An op the import has with an attribute the legalization refuses:
+    AveragePool-19's dilations (the error must name node, op and
+    attribute)."""
+    pool = helper.make_node("AveragePool", ["input"], ["p"], name="dilated_avg", kernel_shape=[3, 3],
+                            dilations=[2, 2])
+    flat = helper.make_node("Flatten", ["p"], ["out"], name="flat")
+    g = helper.make_graph([pool, flat], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 32, 32])],
+                          [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["batch", 2028])])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 19)])
+    m.ir_version = 8
+    onnx.save(m, os.path.join(OUT, "unsupported-attr.onnx"))
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    unsupported_attr()
     for f in (pooling_cases, conv_cases, conv_transpose_cases, activation_cases, norm_cases, layout_cases,
               resize_cases, blocks):
         f()
