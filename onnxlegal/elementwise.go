@@ -22,7 +22,7 @@ func init() {
 // weight.
 func identity(e *emit) (string, error) {
 	e.finish(e.n.Inputs[0])
-	return "→ its input", nil
+	return "→ its input (GoMLX cannot differentiate Identity)", nil
 }
 
 // hardSigmoidOf emits max(0, min(1, alpha·x + beta)) (HardSigmoid-6).

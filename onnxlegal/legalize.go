@@ -185,7 +185,7 @@ func (m *Model) Legalize(opt Options) (Report, error) {
 	if len(l.rep.Unsupported) > 0 {
 		return l.rep, l.rep.Unsupported[0]
 	}
-	if len(l.rep.Rewrites) > 0 || len(l.alias) > 0 {
+	if len(l.rep.Rewrites) > 0 {
 		g.Nodes = out
 		g.Inits = append(g.Inits, l.newInits...)
 	}
@@ -240,9 +240,7 @@ func (l *legalizer) legalize(n *Node) ([]*Node, error) {
 			if got := l.shapes[out]; want != nil && got != nil && !sameKnown(want, got) {
 				return nil, fmt.Errorf("onnxlegal: the rewrite of node %q (%s) gives shape %v, want %v", n.Label(), n.Op, got, want)
 			}
-			if n.Op != "Identity" {
-				l.rep.Rewrites = append(l.rep.Rewrites, Rewrite{Node: n.Label(), Op: n.Op, What: what})
-			}
+			l.rep.Rewrites = append(l.rep.Rewrites, Rewrite{Node: n.Label(), Op: n.Op, What: what})
 			return e.nodes, nil
 		}
 	}

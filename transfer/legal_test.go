@@ -16,6 +16,9 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/train"
+	"github.com/gomlx/gomlx/ml/train/loss"
+	"github.com/gomlx/gomlx/ml/train/optimizer"
 	"github.com/gomlx/onnx-gomlx/onnx"
 	"github.com/gomlx/onnx-gomlx/onnx/parser"
 
@@ -259,4 +262,146 @@ func unflipKernel(dw []float32, s shapes.Shape, groups int) []float32 {
 		}
 	}
 	return out
+}
+
+// TestFinetuneThroughRewrittenOps checks fine-tuning of the legalized
+// blocks, the last layers as finetune_layers picks them: the gradient of
+// a loss on the features with respect to every tuned weight passes
+// through the rewritten HardSwish and HardSigmoid (MobileNetV3), the
+// classifier's LayerNorm (ConvNeXt), Keras' "same" average pool (a padded
+// pool rewritten as zero blocks, a mean and K/count) and ZeroPadding2D
+// (Pad as Concat), and it agrees with the loss itself: along the
+// gradient's direction d, (L(θ+εd) − L(θ−εd))/2ε equals |∇L|. Then two
+// training steps with a dense head change every tuned weight.
+// GoogLeNet's block is left out: its last layers feed a max pool, whose
+// gradient (SelectAndScatter) the Go backend lacks until the oneDNN CPU
+// engine comes.
+func TestFinetuneThroughRewrittenOps(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(legalDir, "blocks.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref map[string]struct {
+		Size int `json:"size"`
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		t.Fatal(err)
+	}
+	backend, _, err := tasks.NewBackend("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		layers int
+	}{{"mobilenetv3-block", 6}, {"convnext-mini", 3}, {"keras-inceptionv3-mini", 4}, {"keras-resnet50-mini", 6}} {
+		t.Run(c.name, func(t *testing.T) {
+			size := ref[c.name].Size
+			bb, err := LoadBackbone(backend, filepath.Join(legalDir, c.name+".onnx"), Preprocess{size, "squash", "unit"}, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tune, err := bb.tuneVars(c.layers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var vars []*model.Variable
+			for v := range bb.store.IterVariables() {
+				if v.Scope() == "/"+onnx.ModelScope && tune[v.Name()] {
+					vars = append(vars, v)
+				}
+			}
+			x := tensors.FromFlatDataAndDimensions(append(fixtureImage(0, size), fixtureImage(1, size)...), 2, size, size, 3)
+			lossOf := func(scope *model.Scope, x *Node) *Node {
+				f := bb.featuresGraph(scope, x)
+				p := tensors.FromFlatDataAndDimensions(pattern(f.Shape().Size()), f.Shape().Dimensions...)
+				return ReduceAllSum(Mul(f, Const(x.Graph(), p)))
+			}
+			gradExec, err := model.NewExec(backend, bb.store, func(scope *model.Scope, x *Node) []*Node {
+				var ws []*Node
+				for _, v := range vars {
+					ws = append(ws, v.NodeValue(x.Graph()))
+				}
+				return Gradient(lossOf(scope, x), ws...)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gs, err := gradExec.Call(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var norm float64
+			grads := make([][]float32, len(vars))
+			for i, g := range gs {
+				grads[i] = tensors.MustCopyFlatData[float32](g)
+				sq := 0.0
+				for _, v := range grads[i] {
+					sq += float64(v) * float64(v)
+				}
+				if sq == 0 || math.IsNaN(sq) || math.IsInf(sq, 0) {
+					t.Errorf("weight %s: gradient with squared norm %g", vars[i].Name(), sq)
+				}
+				norm += sq
+			}
+			norm = math.Sqrt(norm)
+			lossExec, err := model.NewExec(backend, bb.store, lossOf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig := make([][]float32, len(vars))
+			for i, v := range vars {
+				orig[i] = tensors.MustCopyFlatData[float32](v.MustValue())
+			}
+			eps := 1e-2 / norm * float64(len(vars)) // a step small against the weights
+			lossAt := func(sign float64) float64 {
+				for i, v := range vars {
+					w := slices.Clone(orig[i])
+					for k := range w {
+						w[k] += float32(sign * eps * float64(grads[i][k]) / norm)
+					}
+					v.MustSetValue(tensors.FromFlatDataAndDimensions(w, v.Shape().Dimensions...))
+				}
+				l, err := lossExec.Call1(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return float64(tensors.MustCopyFlatData[float32](l)[0])
+			}
+			num := (lossAt(1) - lossAt(-1)) / (2 * eps)
+			for i, v := range vars {
+				v.MustSetValue(tensors.FromFlatDataAndDimensions(orig[i], v.Shape().Dimensions...))
+			}
+			if math.Abs(num-norm) > 0.02*norm {
+				t.Errorf("directional derivative %g along the gradient, |gradient| %g", num, norm)
+			}
+			t.Logf("%d weights of %d layers: |∇L| %.4g, central difference along it %.4g", len(vars), c.layers, norm, num)
+
+			// Two training steps with a dense head, as the finetune task.
+			for v := range bb.store.IterVariables() {
+				if v.Scope() == "/"+onnx.ModelScope {
+					v.SetTrainable(tune[v.Name()])
+				}
+			}
+			modelFn := func(scope *model.Scope, x *Node) *Node {
+				f := bb.featuresGraph(scope, x)
+				w := scope.At("test_head").VariableWithShape("weights", shapes.Make(f.DType(), f.Shape().Dimensions[1], 1))
+				return MatMul(f, w.NodeValue(x.Graph()))
+			}
+			lossFn := func(labels, logits []*Node) *Node { return loss.BinaryCrossentropyLogits(labels, logits) }
+			trainer := train.NewTrainer(backend, bb.store, modelFn, lossFn, optimizer.Adam().LearningRate(1e-3).Done(), nil, nil)
+			for range 2 {
+				if _, err := trainer.TrainStep(train.Batch{Inputs: []*tensors.Tensor{x},
+					Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions([]float32{0, 1}, 2, 1)}}); err != nil {
+					t.Fatal(err)
+				}
+				x = tensors.FromFlatDataAndDimensions(append(fixtureImage(0, size), fixtureImage(1, size)...), 2, size, size, 3)
+			}
+			for i, v := range vars {
+				if relDiff(tensors.MustCopyFlatData[float32](v.MustValue()), orig[i]) == 0 {
+					t.Errorf("weight %s did not change in training", v.Name())
+				}
+			}
+		})
+	}
 }
