@@ -6,6 +6,7 @@ forward images/s. `bash bench/backbones.sh table DIR` then runs dl4img on
 the same files (BenchmarkTorchvisionBackbones) and prints the README's table.
 
     /usr/bin/python3 bench/torchvision_table.py DIR [--nets a,b] [--batch 4] [--steps 2] [--threads 2]
+    ... | /usr/bin/python3 bench/torchvision_table.py --markdown   # "table {json}" lines → the table
 
 DIR gets NET.onnx (full size: 5 MB to 550 MB; keep it out of the
 repository) and NET.json: {"net", "size", "opset", "cut", "features" (two
@@ -61,7 +62,26 @@ def all_nets():
     return [n for n in list_models(module=M) if n not in skip]
 
 
+def markdown(lines):
+    """The README's table from BenchmarkTorchvisionBackbones' "table {json}"
+    lines."""
+    print("| architecture | loads | features | max difference from PyTorch | dl4img images/s | PyTorch images/s | nodes rewritten |")
+    print("|---|---|---|---|---|---|---|")
+    for line in lines:
+        if "table {" not in line:
+            continue
+        r = json.loads(line[line.index("table {") + len("table "):])
+        if "error" in r:
+            print("| %s | no: %s | | | | | |" % (r["net"], r["error"].replace("|", "\\|")))
+            continue
+        print("| %s | yes | %d | %.1e | %.2f | %.2f | %d |" % (r["net"], r["features"], r["max_rel_diff"], r["images_per_s"],
+                                                           r["torch_images_per_s"], r["rewrites"]))
+
+
 def main():
+    if sys.argv[1:] == ["--markdown"]:
+        markdown(sys.stdin)
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
     ap.add_argument("--nets", default=DEFAULT)

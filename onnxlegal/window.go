@@ -197,6 +197,28 @@ func (w window) explicitAttrs(withExtra bool) []*Attr {
 	return []*Attr{intsAttr("kernel_shape", w.kernel...), intsAttr("strides", w.strides...), intsAttr("pads", pads...)}
 }
 
+// change is one reason for a rewrite, reported when it applies.
+type change struct {
+	applies bool
+	what    string
+}
+
+// poolChanges lists what a pooling rewrite changes: the attributes every
+// pool shares, then more.
+func poolChanges(n *Node, more ...change) []string {
+	var out []string
+	for _, c := range append([]change{
+		{n.Attr("strides") == nil, "strides missing → 1"},
+		{n.String("auto_pad", "NOTSET") != "NOTSET", "auto_pad → explicit pads"},
+		{n.Int("ceil_mode", 0) != 0, "ceil_mode=1 → explicit end pads"},
+	}, more...) {
+		if c.applies {
+			out = append(out, c.what)
+		}
+	}
+	return out
+}
+
 // spatialOrNil is the input's spatial dims when known.
 func (e *emit) spatialOrNil() []int64 {
 	x := e.l.shapes[e.n.Inputs[0]]
@@ -232,21 +254,9 @@ func maxPool(e *emit) (string, error) {
 	if err != nil {
 		return "", e.geometryErr(err)
 	}
-	var what []string
-	for _, c := range []struct {
-		ok   bool
-		what string
-	}{
-		{n.Attr("strides") == nil, "strides missing → 1"},
-		{n.String("auto_pad", "NOTSET") != "NOTSET", "auto_pad → explicit pads"},
-		{n.Int("ceil_mode", 0) != 0, "ceil_mode=1 → explicit end pads"},
-		{n.Attr("storage_order") != nil, "storage_order dropped (no Indices output)"},
-		{n.Attr("dilations") != nil && allOnes(w.dilations), "dilations of 1 dropped"},
-	} {
-		if c.ok {
-			what = append(what, c.what)
-		}
-	}
+	what := poolChanges(n,
+		change{n.Attr("storage_order") != nil, "storage_order dropped (no Indices output)"},
+		change{n.Attr("dilations") != nil && allOnes(w.dilations), "dilations of 1 dropped"})
 	if !allOnes(w.dilations) {
 		if err := e.dilatedMaxPool(w); err != nil {
 			return "", err
@@ -335,21 +345,9 @@ func averagePool(e *emit) (string, error) {
 	}
 	include := n.Int("count_include_pad", 0) != 0
 	padded := slices.ContainsFunc(append(append(slices.Clone(w.padBegin), w.padEnd...), w.extra...), func(p int64) bool { return p != 0 })
-	var what []string
-	for _, c := range []struct {
-		ok   bool
-		what string
-	}{
-		{n.Attr("strides") == nil, "strides missing → 1"},
-		{n.String("auto_pad", "NOTSET") != "NOTSET", "auto_pad → explicit pads"},
-		{n.Int("ceil_mode", 0) != 0, "ceil_mode=1 → explicit end pads"},
-		{padded, "padding → zero blocks, mean, times K/count"},
-		{n.Attr("dilations") != nil, "dilations of 1 dropped"},
-	} {
-		if c.ok {
-			what = append(what, c.what)
-		}
-	}
+	what := poolChanges(n,
+		change{padded, "padding → zero blocks, mean, times K/count"},
+		change{n.Attr("dilations") != nil, "dilations of 1 dropped"})
 	if what == nil {
 		return "", nil
 	}

@@ -17,8 +17,6 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/train"
-	"github.com/gomlx/gomlx/ml/train/loss"
-	"github.com/gomlx/gomlx/ml/train/optimizer"
 	"github.com/gomlx/onnx-gomlx/onnx"
 	"github.com/gomlx/onnx-gomlx/onnx/parser"
 
@@ -377,19 +375,11 @@ func TestFinetuneThroughRewrittenOps(t *testing.T) {
 			}
 			t.Logf("%d weights of %d layers: |∇L| %.4g, central difference along it %.4g", len(vars), c.layers, norm, num)
 
-			// Two training steps with a dense head, as the finetune task.
-			for v := range bb.store.IterVariables() {
-				if v.Scope() == "/"+onnx.ModelScope {
-					v.SetTrainable(tune[v.Name()])
-				}
+			// Two training steps with a dense head, as bench onnx --finetune.
+			trainer, err := bb.finetuneTrainer(c.layers, 1e-3)
+			if err != nil {
+				t.Fatal(err)
 			}
-			modelFn := func(scope *model.Scope, x *Node) *Node {
-				f := bb.featuresGraph(scope, x)
-				w := scope.At("test_head").VariableWithShape("weights", shapes.Make(f.DType(), f.Shape().Dimensions[1], 1))
-				return MatMul(f, w.NodeValue(x.Graph()))
-			}
-			lossFn := func(labels, logits []*Node) *Node { return loss.BinaryCrossentropyLogits(labels, logits) }
-			trainer := train.NewTrainer(backend, bb.store, modelFn, lossFn, optimizer.Adam().LearningRate(1e-3).Done(), nil, nil)
 			for range 2 {
 				if _, err := trainer.TrainStep(train.Batch{Inputs: []*tensors.Tensor{x},
 					Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions([]float32{0, 1}, 2, 1)}}); err != nil {

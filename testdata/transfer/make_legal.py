@@ -47,6 +47,8 @@ from onnx import TensorProto, helper, numpy_helper
 from torchvision.models import convnext, mobilenetv3
 from torchvision.models.googlenet import BasicConv2d, Inception
 
+from make_backbones import image, randomize_bn  # the same images and batch-norm statistics
+
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "legal")
 torch.manual_seed(7)
 
@@ -61,12 +63,6 @@ def pattern(n):
     """The loss weights: transfer/legal_test.go's pattern."""
     k = np.arange(n, dtype=np.float64)
     return (np.sin(0.61 * k + 0.3) * np.cos(0.13 * k)).astype(np.float32)
-
-
-def image(n, size):
-    h, w, c = np.meshgrid(np.arange(size), np.arange(size), np.arange(3), indexing="ij")
-    v = np.sin(0.37 * h + 0.11 * w * (c + 1) + 1.3 * n) * np.cos(0.05 * (h - w))
-    return v.astype(np.float32)
 
 
 def b64(t):
@@ -323,16 +319,6 @@ class UNetDecoder(nn.Module):
         d1 = self.dec1(torch.cat([self.up1(b), e2], 1))
         d2 = self.dec2(torch.cat([self.up2(d1), e1], 1))
         return F.interpolate(self.head(d2), scale_factor=2, mode="bilinear", align_corners=False)
-
-
-def randomize_bn(m):
-    for mod in m.modules():
-        if isinstance(mod, nn.BatchNorm2d):
-            with torch.no_grad():
-                mod.weight.uniform_(0.5, 1.5)
-                mod.bias.uniform_(-0.2, 0.2)
-                mod.running_mean.uniform_(-0.2, 0.2)
-                mod.running_var.uniform_(0.5, 1.5)
 
 
 class GoogLeNetBlock(nn.Module):
