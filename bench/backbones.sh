@@ -16,14 +16,16 @@
 # dl4img, compares its features with PyTorch's and times extraction in
 # batches of BATCH (4) images, STEPS (3) timed batches; the markdown table
 # goes to stdout, the raw lines to DIR/bench.log. NETS=a,b (or "all") picks
-# the architectures. About an hour on 2 cores.
+# the architectures; REUSE=1 keeps DIR's exports and PyTorch's numbers and
+# reruns only dl4img. About 40 minutes on 2 quiet cores.
 set -euo pipefail
 if [ "${1:-}" = table ]; then
   export GOEXPERIMENT=${GOEXPERIMENT:-simd} GODEBUG=${GODEBUG:-cpu.fma=off} GOMLX_NO_AUTO_INSTALL=1
   dir=${2:-$(mktemp -d)}
   py=${PYTHON:-/usr/bin/python3}
   echo "exports in $dir; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  "$py" bench/torchvision_table.py "$dir" ${NETS:+--nets "$NETS"} --batch "${BATCH:-4}" --steps "${STEPS:-3}" >&2
+  # REUSE=1 keeps DIR's exports (and PyTorch's numbers) and reruns dl4img.
+  [ "${REUSE:-}" = 1 ] || "$py" bench/torchvision_table.py "$dir" ${NETS:+--nets "$NETS"} --batch "${BATCH:-4}" --steps "${STEPS:-3}" >&2
   DL4IMG_BACKBONES="$dir" DL4IMG_BATCH="${BATCH:-4}" go test ./transfer -run '^$' -bench TorchvisionBackbones \
     -benchtime "${STEPS:-3}x" -v -timeout 6h >"$dir/bench.log" 2>&1 || true
   "$py" bench/torchvision_table.py --markdown <"$dir/bench.log"

@@ -65,17 +65,19 @@ def all_nets():
 def markdown(lines):
     """The README's table from BenchmarkTorchvisionBackbones' "table {json}"
     lines."""
-    print("| architecture | loads | features | max difference from PyTorch | dl4img images/s | PyTorch images/s | nodes rewritten |")
+    print("| architecture | loads | features | max difference from PyTorch | dl4img images/s | PyTorch images/s | rewritten for the import (besides Identity) |")
     print("|---|---|---|---|---|---|---|")
+    rows = {}
     for line in lines:
-        if "table {" not in line:
-            continue
-        r = json.loads(line[line.index("table {") + len("table "):])
+        if "table {" in line:
+            r = json.loads(line[line.index("table {") + len("table "):])
+            rows[r["net"]] = r
+    for r in rows.values():
         if "error" in r:
             print("| %s | no: %s | | | | | |" % (r["net"], r["error"].replace("|", "\\|")))
             continue
-        print("| %s | yes | %d | %.1e | %.2f | %.2f | %d |" % (r["net"], r["features"], r["max_rel_diff"], r["images_per_s"],
-                                                           r["torch_images_per_s"], r["rewrites"]))
+        print("| %s | yes | %d | %.1e | %.2f | %.2f | %s |" % (r["net"], r["features"], r["max_rel_diff"], r["images_per_s"],
+                                                           r["torch_images_per_s"], r["rewrites"] or "—"))
 
 
 def main():

@@ -521,11 +521,11 @@ func transposeGeometry(n *Node, kernel, in []int64) (transposed, error) {
 
 // convTranspose implements ConvTranspose-11 (and -1, the same
 // attributes) as a Conv: the input with stride−1 zeros between its
-// elements (Reshape, Pad, Reshape), padded by (k−1)·d − pad on each side
-// (plus output_padding at the end; negative amounts crop), convolved with
-// stride 1, the same dilations and groups, and the kernel flipped in
-// space and with its channel axes swapped per group: a new initializer,
-// computed here once, so fine-tuning trains it.
+// elements, padded by (k−1)·d − pad on each side (plus output_padding at
+// the end; negative amounts crop), convolved with stride 1, the same
+// dilations and groups, and the kernel flipped in space and with its
+// channel axes swapped per group: a new initializer, computed here once,
+// so fine-tuning trains it.
 func convTranspose(e *emit) (string, error) {
 	n := e.n
 	in, err := e.spatial("ConvTranspose")

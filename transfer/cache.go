@@ -214,6 +214,7 @@ func (e *Extractor) Run(ctx context.Context, items []Item) ([][]float32, []error
 	return out, bad, nil
 }
 
+// fileHash is the sha256 of a file: an image's feature-cache key.
 func fileHash(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
