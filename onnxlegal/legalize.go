@@ -530,8 +530,7 @@ func intAttr(name string, v int64) *Attr { return &Attr{Name: name, Type: attrIn
 func intsAttr(name string, v ...int64) *Attr {
 	return &Attr{Name: name, Type: attrInts, Ints: slices.Clone(v)}
 }
-func floatAttr(name string, v float32) *Attr { return &Attr{Name: name, Type: attrFloat, F: v} }
-func stringAttr(name, v string) *Attr        { return &Attr{Name: name, Type: attrString, S: v} }
+func stringAttr(name, v string) *Attr { return &Attr{Name: name, Type: attrString, S: v} }
 
 // spatial returns the input's spatial dims (those after batch and
 // channels), or an error naming what needs them.

@@ -254,3 +254,21 @@ func TestHalfFloat(t *testing.T) {
 		}
 	}
 }
+
+// encodeValueInfo writes a ValueInfoProto for a tensor of the given type
+// and dims (-1: unknown).
+func encodeValueInfo(name string, elem int32, dims []int64) []byte {
+	var shape []byte
+	for _, d := range dims {
+		var dim []byte
+		if d >= 0 {
+			dim = appendVarint(nil, fDimValue, d)
+		}
+		shape = appendMsg(shape, fShapeDim, dim)
+	}
+	tt := appendVarint(nil, fTTElem, int64(elem))
+	if dims != nil {
+		tt = appendMsg(tt, fTTShape, shape)
+	}
+	return appendMsg(appendString(nil, fValueName, name), fValueType, appendMsg(nil, fTypeTensor, tt))
+}

@@ -608,24 +608,6 @@ func (t *Tensor) encode() []byte {
 	return appendMsg(b, fTensorRaw, t.data)
 }
 
-// encodeValueInfo writes a ValueInfoProto for a tensor of the given type
-// and dims (-1: unknown).
-func encodeValueInfo(name string, elem int32, dims []int64) []byte {
-	var shape []byte
-	for _, d := range dims {
-		var dim []byte
-		if d >= 0 {
-			dim = appendVarint(nil, fDimValue, d)
-		}
-		shape = appendMsg(shape, fShapeDim, dim)
-	}
-	tt := appendVarint(nil, fTTElem, int64(elem))
-	if dims != nil {
-		tt = appendMsg(tt, fTTShape, shape)
-	}
-	return appendMsg(appendString(nil, fValueName, name), fValueType, appendMsg(nil, fTypeTensor, tt))
-}
-
 // Attr returns the node's attribute of that name, or nil.
 func (n *Node) Attr(name string) *Attr {
 	for _, a := range n.Attrs {
