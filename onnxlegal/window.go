@@ -81,9 +81,10 @@ func geometry(n *Node, kernel, in []int64) (window, error) {
 		for i := range r {
 			span := in[i] + w.padBegin[i] + w.padEnd[i] - w.extent(i)
 			out := ceilDiv(span, w.strides[i]) + 1
-			// PyTorch's rule, which ONNX adopted in MaxPool-22 and
-			// onnxruntime follows: a last window that would start in the
-			// end padding is dropped.
+			// PyTorch's rule (its MaxPool docs: "sliding windows that would
+			// start in the right padded region are ignored"), which its
+			// exports carry: a last window starting in the end padding is
+			// dropped.
 			if (out-1)*w.strides[i] >= in[i]+w.padBegin[i] {
 				out--
 			}
@@ -238,9 +239,8 @@ func (e *emit) geometryErr(err error) error {
 }
 
 // maxPool implements MaxPool-12 (and -1, -8, -10, -11, whose attributes
-// are subsets; MaxPool-22 only added types and the ceil_mode rule
-// applied in geometry). Max pooling pads with -inf, so ceil_mode's extra
-// end padding is exact.
+// are subsets), ceil_mode by PyTorch's rule (see geometry). Max pooling
+// pads with -inf, so ceil_mode's extra end padding is exact.
 func maxPool(e *emit) (string, error) {
 	n := e.n
 	if e.usesOutput(1) {
