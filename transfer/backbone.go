@@ -1,11 +1,7 @@
 package transfer
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"strings"
 
@@ -16,14 +12,16 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/support/exceptions"
 	"github.com/gomlx/onnx-gomlx/onnx"
-	"github.com/gomlx/onnx-gomlx/onnx/parser"
+
+	"github.com/dl4img/dl4img/onnxlegal"
 )
 
 // Backbone is a pretrained CNN imported from ONNX, cut at its pooled
 // features.
 type Backbone struct {
 	Path string
-	// Hash is the sha256 of the ONNX file: the feature cache key.
+	// Hash is the sha256 of the ONNX file (and of the legalization
+	// version when it rewrote the graph): the feature cache key.
 	Hash string
 	Pre  Preprocess
 	// Dim is the feature vector length (known after the first call).
@@ -31,6 +29,7 @@ type Backbone struct {
 
 	m         onnx.Model
 	nodes     []onnxNode
+	report    onnxlegal.Report
 	cut       featureCut
 	input     string
 	nchw      bool
@@ -47,23 +46,6 @@ func LoadBackbone(backend compute.Backend, path string, pre Preprocess, featureN
 	if err := pre.validate(); err != nil {
 		return nil, fmt.Errorf("backbone %s: %w", path, err)
 	}
-	hash, err := fileHash(path)
-	if err != nil {
-		return nil, fmt.Errorf("backbone: %w", err)
-	}
-	nodes, err := onnxNodes(path)
-	if err != nil {
-		return nil, fmt.Errorf("backbone: %w", err)
-	}
-	var cut featureCut
-	if featureNode != "" {
-		cut, err = cutAt(nodes, featureNode)
-	} else {
-		cut, err = findCut(nodes)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("backbone %s: %w", path, err)
-	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("backbone %s: %v", path, r)
@@ -73,83 +55,27 @@ func LoadBackbone(backend compute.Backend, path string, pre Preprocess, featureN
 	if err != nil {
 		return nil, fmt.Errorf("backbone %w", err)
 	}
-	m, nchw := im.m, im.nchw
-	st := model.NewStore()
-	if err := m.VariablesToScope(st.RootScope()); err != nil {
+	return newBackbone(backend, im, path, pre, featureNode)
+}
+
+// newBackbone cuts a parsed model and loads its weights.
+func newBackbone(backend compute.Backend, im imageModel, path string, pre Preprocess, featureNode string) (*Backbone, error) {
+	var cut featureCut
+	var err error
+	if featureNode != "" {
+		cut, err = cutAt(im.nodes, featureNode)
+	} else {
+		cut, err = findCut(im.nodes, im.outputs, im.inits)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("backbone %s: %w", path, err)
 	}
-	return &Backbone{Path: path, Hash: hash, Pre: pre, m: m, nodes: nodes, cut: cut, input: im.input,
-		nchw: nchw, store: st, backend: backend}, nil
-}
-
-// imageModel is a parsed ONNX model with one image input.
-type imageModel struct {
-	m     onnx.Model
-	input string
-	dims  []int // of the input; -1 where dynamic
-	nchw  bool
-	size  int
-}
-
-// parseImageModel parses the ONNX file at path and checks that it has one
-// image input that takes size×size images (size 0: the model's own static
-// size). Errors start with the path.
-func parseImageModel(path string, size int) (im imageModel, err error) {
-	im.m, err = parser.ParseFile(path)
-	if err != nil {
-		return im, fmt.Errorf("%s: %w", path, err)
+	st := model.NewStore()
+	if err := im.m.VariablesToScope(st.RootScope()); err != nil {
+		return nil, fmt.Errorf("backbone %s: %w", path, err)
 	}
-	names, shs := im.m.Inputs()
-	if len(names) != 1 {
-		return im, fmt.Errorf("%s: want one image input, the model has %d (%v)", path, len(names), names)
-	}
-	im.input, im.dims, im.size = names[0], shs[0].Dimensions, size
-	if im.size == 0 {
-		if im.size = staticSize(im.dims); im.size == 0 {
-			return im, fmt.Errorf("%s: input %q has no static size (%s): give the size", path, names[0], shs[0])
-		}
-	}
-	if im.nchw, err = inputLayout(shs[0], im.size); err != nil {
-		return im, fmt.Errorf("%s: input %q: %w", path, names[0], err)
-	}
-	return im, nil
-}
-
-// inputLayout tells NCHW from NHWC by where the 3 channels are, and checks
-// a static spatial size against the preprocessing.
-func inputLayout(s shapes.Shape, size int) (nchw bool, err error) {
-	d := s.Dimensions
-	if len(d) != 4 {
-		return false, fmt.Errorf("want a rank-4 image input, got %s", s)
-	}
-	switch {
-	case d[1] == 3:
-		nchw = true
-	case d[3] == 3:
-	default:
-		return false, fmt.Errorf("no axis of 3 channels in %s", s)
-	}
-	h, w := d[1], d[2]
-	if nchw {
-		h, w = d[2], d[3]
-	}
-	if (h > 0 && h != size) || (w > 0 && w != size) {
-		return false, fmt.Errorf("model wants %dx%d images but input_size is %d", h, w, size)
-	}
-	return nchw, nil
-}
-
-func fileHash(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("%s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return &Backbone{Path: path, Hash: im.hash, Pre: pre, m: im.m, nodes: im.nodes, cut: cut, input: im.input,
+		nchw: im.nchw, store: st, backend: backend, report: im.report}, nil
 }
 
 // graph builds the backbone on x [batch, size, size, 3] (HWC, normalized)
@@ -245,16 +171,28 @@ func (b *Backbone) split(t *tensors.Tensor, n int) [][]float32 {
 	return out
 }
 
-// recoverErr turns a graph-building panic into an error, and an ONNX op
-// that onnx-gomlx cannot build into one line naming the op and the node.
+// recoverErr turns a graph-building panic into an error of one line. The
+// legalization refuses what it knows the import lacks before this point;
+// what still fails while the graph is built is reported by the import's
+// own message, without the wrapping of GoMLX's executor around it.
 func recoverErr(err *error, what string) {
 	if r := recover(); r != nil {
 		*err = fmt.Errorf("%s: %v", what, r)
 	}
-	if *err != nil {
-		if m := unsupportedOp.FindStringSubmatch((*err).Error()); m != nil {
-			*err = fmt.Errorf("%s: ONNX op %s (node %s) is not supported by dl4img's ONNX import", what, m[1], m[2])
+	if *err == nil {
+		return
+	}
+	msg := (*err).Error()
+	if m := unsupportedOp.FindStringSubmatch(msg); m != nil {
+		*err = fmt.Errorf("%s: node %s (%s): op is not supported", what, m[2], strings.Trim(m[1], `"`))
+		return
+	}
+	if i := strings.LastIndex(msg, "panicked: "); i >= 0 {
+		msg = msg[i+len("panicked: "):]
+		if j := strings.IndexByte(msg, '\n'); j >= 0 {
+			msg = msg[:j]
 		}
+		*err = fmt.Errorf("%s: the ONNX import failed: %s", what, msg)
 	}
 }
 

@@ -31,8 +31,29 @@ func fixtureImage(n, size int) []float32 {
 // convolutions and pools the engine runs on oneDNN (all of them: no op is
 // left to the fallback), and compares the pooled features with PyTorch's.
 func TestBackbonesMatchPyTorch(t *testing.T) {
-	dir := filepath.Join(fixtureDir, "backbones")
+	checkBackbones(t, filepath.Join(fixtureDir, "backbones"), "resnet-mini", "mobilenetv2-mini", "inceptionv3-mini", "keras-nhwc-mini")
+}
+
+// TestLegalizedBackbonesMatchPyTorch runs the blocks of real backbones
+// that need the legalization (make_legal.py): GoogLeNet's ceil-mode max
+// pools, MobileNetV3's HardSigmoid and HardSwish with its features after
+// the classifier's first Linear and Hardswish, ConvNeXt's features after
+// its classifier's LayerNorm, and ResNet50, InceptionV3 and Xception as
+// tf2onnx writes Keras models (NHWC, ZeroPadding2D as Pad, "same" pools
+// and convolutions as auto_pad, BatchNormalization with momentum 0.99,
+// Dense as MatMul, Add and Softmax).
+func TestLegalizedBackbonesMatchPyTorch(t *testing.T) {
+	checkBackbones(t, legalDir, "googlenet-block", "mobilenetv3-block", "convnext-mini",
+		"keras-resnet50-mini", "keras-inceptionv3-mini", "keras-xception-mini")
+}
+
+// checkBackbones compares the features at the automatic cut of the named
+// models in dir with PyTorch's (dir's ref.json, or blocks.json).
+func checkBackbones(t *testing.T, dir string, names ...string) {
 	raw, err := os.ReadFile(filepath.Join(dir, "ref.json"))
+	if filepath.Base(dir) == "legal" {
+		raw, err = os.ReadFile(filepath.Join(dir, "blocks.json"))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,11 +65,11 @@ func TestBackbonesMatchPyTorch(t *testing.T) {
 	if err := json.Unmarshal(raw, &ref); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"resnet-mini", "mobilenetv2-mini", "inceptionv3-mini", "keras-nhwc-mini"} {
+	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			r, ok := ref[name]
 			if !ok {
-				t.Fatalf("%s missing from ref.json", name)
+				t.Fatalf("%s missing from the references", name)
 			}
 			backend, _, err := tasks.NewBackend("go")
 			if err != nil {
@@ -69,16 +90,15 @@ func TestBackbonesMatchPyTorch(t *testing.T) {
 				if len(feats[i]) != len(want) {
 					t.Fatalf("image %d: %d features, want %d", i, len(feats[i]), len(want))
 				}
-				scale, worst := 0.0, 0.0
-				for k, w := range want {
-					scale = math.Max(scale, math.Abs(w))
-					worst = math.Max(worst, math.Abs(float64(feats[i][k])-w))
+				w32 := make([]float32, len(want))
+				for k, v := range want {
+					w32[k] = float32(v)
 				}
-				if worst > 1e-4*scale {
-					t.Errorf("image %d: max |dl4img - pytorch| = %.3g, %.3g of the largest feature, want <= 1e-4",
-						i, worst, worst/scale)
+				d := relDiff(feats[i], w32)
+				if d > 1e-4 {
+					t.Errorf("image %d: max |dl4img − PyTorch| is %.3g of the largest feature, want ≤ 1e-4", i, d)
 				}
-				t.Logf("image %d: max relative difference %.2g over %d features", i, worst/scale, len(want))
+				t.Logf("image %d: max relative difference %.2g over %d features", i, d, len(want))
 			}
 			if s, ok := engine.StatsOf(backend); ok && (len(s.Kept) > 0 || len(s.Fallbacks) > 0 || s.Ran("conv forward") == 0) {
 				t.Errorf("not every convolution and pool ran on oneDNN: %s", s)

@@ -2,7 +2,9 @@ package transfer
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -210,4 +212,18 @@ func (e *Extractor) Run(ctx context.Context, items []Item) ([][]float32, []error
 		}
 	}
 	return out, bad, nil
+}
+
+// fileHash is the sha256 of a file: an image's feature-cache key.
+func fileHash(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }

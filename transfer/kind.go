@@ -33,7 +33,7 @@ type Params struct {
 	tasks.Common
 	Backbone       []string  `json:"backbone" doc:"ONNX backbone files, comma-separated (their pooled features are concatenated); demo = the small embedded test CNN; scratch = train a small CNN from scratch (no transfer)"`
 	BackbonePreset []string  `json:"backbone_preset" doc:"preprocessing preset per backbone (one for all allowed): resnet50-torchvision, mobilenetv2-torchvision, inceptionv3-torchvision, resnet50-keras, vgg16-keras, inceptionv3-keras, xception-keras, mobilenetv2-keras, tinycnn"`
-	FeatureNode    []string  `json:"feature_node" doc:"per backbone, the ONNX node (output) to cut at; empty = the last global average pool, else the input of the final Gemm"`
+	FeatureNode    []string  `json:"feature_node" doc:"per backbone, the ONNX node (output) to cut at; empty = what the classifier sees: the input of the final Gemm/MatMul, traced back through Flatten/Reshape/Dropout/Identity (else the last global average pool)"`
 	InputSize      int       `json:"input_size" doc:"override the presets' input size (pixels, square)"`
 	Resize         string    `json:"resize" doc:"override the presets' resize: squash or crop (shorter side to size*256/224, center crop)"`
 	Normalize      string    `json:"normalize" doc:"override the presets' pixel scaling: imagenet (mean/std), tf ([-1,1]), caffe (BGR minus mean) or unit ([0,1])"`
@@ -81,15 +81,13 @@ func (p *Params) Validate() error {
 		if err != nil {
 			return err
 		}
-		// A backbone file this machine has is checked now, so a corrupt one
-		// or one for another image size is refused at submit time (exit 2)
-		// instead of failing the job's features task. One that is only on
+		// A backbone file this machine has is checked now, so a corrupt one,
+		// one for another image size or one with an op the import lacks
+		// is refused at submit time (exit 2) instead of failing the job's
+		// features task. One that is only on
 		// the workers' machines is checked there.
 		if b = strings.TrimSpace(b); b != DemoBackbone && b != ScratchBackbone {
 			if _, err := os.Stat(b); err == nil {
-				if _, err := onnxNodes(b); err != nil {
-					return fmt.Errorf("parameter backbone: %w", err)
-				}
 				if _, err := parseImageModel(b, pre.Size); err != nil {
 					return fmt.Errorf("parameter backbone: %w", err)
 				}

@@ -47,9 +47,6 @@ func BenchONNX(ctx context.Context, backend compute.Backend, path string, batch,
 	if batch < 1 || steps < 1 || size < 0 {
 		return res, fmt.Errorf("bench onnx: batch (%d) and steps (%d) must be >= 1", batch, steps)
 	}
-	if _, err := onnxNodes(path); err != nil { // names the file when it is not ONNX
-		return res, err
-	}
 	defer recoverErr(&err, path)
 	im, err := parseImageModel(path, size)
 	if err != nil {
@@ -130,6 +127,25 @@ func finetuneStep(backend compute.Backend, path string, size, layers int, input 
 	if err != nil {
 		return nil, err
 	}
+	trainer, err := bb.finetuneTrainer(layers, 1e-4)
+	if err != nil {
+		return nil, err
+	}
+	labels := make([]float32, batch)
+	for i := range labels {
+		labels[i] = float32(i % 2)
+	}
+	return func() error {
+		_, err := trainer.TrainStep(train.Batch{
+			Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(input, batch, size, size, 3)},
+			Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(labels, batch, 1)}})
+		return err
+	}, nil
+}
+
+// finetuneTrainer trains the backbone's last layers weighted layers and a
+// dense head on its features, binary cross-entropy, Adam at lr.
+func (bb *Backbone) finetuneTrainer(layers int, lr float64) (*train.Trainer, error) {
 	tune, err := bb.tuneVars(layers)
 	if err != nil {
 		return nil, err
@@ -145,17 +161,7 @@ func finetuneStep(backend compute.Backend, path string, size, layers int, input 
 		return MatMul(f, w.NodeValue(x.Graph()))
 	}
 	lossFn := func(labels, logits []*Node) *Node { return loss.BinaryCrossentropyLogits(labels, logits) }
-	trainer := train.NewTrainer(backend, bb.store, modelFn, lossFn, optimizer.Adam().LearningRate(1e-4).Done(), nil, nil)
-	labels := make([]float32, batch)
-	for i := range labels {
-		labels[i] = float32(i % 2)
-	}
-	return func() error {
-		_, err := trainer.TrainStep(train.Batch{
-			Inputs: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(input, batch, size, size, 3)},
-			Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(labels, batch, 1)}})
-		return err
-	}, nil
+	return train.NewTrainer(bb.backend, bb.store, modelFn, lossFn, optimizer.Adam().LearningRate(lr).Done(), nil, nil), nil
 }
 
 // staticSize is the spatial size of a rank-4 image input with a static,

@@ -590,7 +590,7 @@ func TestTransferFeaturesAndBenchONNX(t *testing.T) {
 		{[]string{"transfer", "features", "--backbone", filepath.Join(fixtures, "inceptionv3-mini.onnx"), "--out", "h.csv", "cd/train"},
 			"wants 299x299"},
 		{[]string{"transfer", "features", "--backbone", resnet, "--out", "h.csv", "missing-dir"}, "missing-dir"},
-		{[]string{"bench", "onnx", "--size", "32", filepath.Join(fixtures, "unsupported-op.onnx")}, `op "Det" (node "weird_det")`},
+		{[]string{"bench", "onnx", "--size", "32", filepath.Join(fixtures, "unsupported-op.onnx")}, `node "weird_det" (Det): op is not supported`},
 		{[]string{"bench", "onnx", "corrupt.onnx"}, "corrupt.onnx"},
 		{[]string{"bench", "onnx", "--batch", "0", resnet}, "--batch"},
 		{[]string{"run", "transfer", "--set", "backbone=corrupt.onnx"}, "parameter backbone: corrupt.onnx"},

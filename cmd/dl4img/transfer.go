@@ -70,7 +70,7 @@ func init() {
 				&cli.StringFlag{Name: "backbone", Required: true, Usage: "ONNX backbone `FILE`"},
 				&cli.StringFlag{Name: "backbone-preset", Value: "resnet50-torchvision", Usage: "preprocessing preset: " + strings.Join(transfer.PresetNames(), ", ")},
 				&cli.IntFlag{Name: "input-size", Usage: "override the preset's input size (pixels, square)"},
-				&cli.StringFlag{Name: "feature-node", Usage: "ONNX node (output) to cut at (default: the last global average pool)"},
+				&cli.StringFlag{Name: "feature-node", Usage: "ONNX node (output) to cut at (default: the classifier's input)"},
 				&cli.IntFlag{Name: "batch", Value: 16, Usage: "images per forward pass"},
 				&cli.StringFlag{Name: "out", Required: true, Usage: "CSV `FILE` to write"},
 				&cli.StringFlag{Name: "cache", Usage: "feature cache `DIR` (default: <workdir>/cache/transfer-features, the jobs' own)"},
@@ -78,8 +78,39 @@ func init() {
 				&cli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"DL4IMG_BACKEND"}, Usage: tasks.BackendSpec},
 			},
 			Action: transferFeatures,
+		}, {
+			Name:      "inspect",
+			Usage:     "what dl4img makes of an ONNX backbone: input, feature cut and width, ops after the cut, rewritten and unsupported ops; runs one image",
+			ArgsUsage: "MODEL.onnx",
+			Flags: []cli.Flag{
+				&cli.IntFlag{Name: "input-size", Usage: "image size (pixels, square; default: the model's static size)"},
+				&cli.StringFlag{Name: "feature-node", Usage: "ONNX node (output) to cut at (default: the classifier's input)"},
+				&cli.StringFlag{Name: "backend", Value: "auto", EnvVars: []string{"DL4IMG_BACKEND"}, Usage: tasks.BackendSpec},
+			},
+			Action: transferInspect,
 		}},
 	})
+}
+
+// transferInspect prints the inspection; a model that does not load
+// gets the report so far on stdout and one line on stderr (exit 2).
+func transferInspect(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usagef("want one ONNX file")
+	}
+	if n := c.Int("input-size"); n != 0 && n < 8 {
+		return usagef("--input-size %d: must be >= 8", n)
+	}
+	backend, _, err := tasks.NewBackend(c.String("backend"))
+	if err != nil {
+		return usageErr(err)
+	}
+	in, err := transfer.Inspect(backend, c.Args().First(), c.Int("input-size"), c.String("feature-node"))
+	in.Print(c.App.Writer)
+	if err != nil {
+		return usageErr(err)
+	}
+	return nil
 }
 
 func transferFeatures(c *cli.Context) error {
