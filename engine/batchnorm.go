@@ -66,19 +66,29 @@ func (k *argsKernel) name() string { return k.label + " (" + k.op.Impl() + ")" }
 func (k *argsKernel) run(x *execution, ins, outs []*slot) error {
 	args := make([]any, 0, len(ins)+len(outs))
 	for _, in := range ins {
-		d, err := in.data()
+		d, err := in.arg()
 		if err != nil {
 			return err
 		}
 		args = append(args, d)
 	}
 	for i, shape := range k.shapes {
-		buf, d, err := x.newBuffer(shape)
+		d, err := x.output(outs[i], shape)
 		if err != nil {
 			return err
 		}
-		outs[i].buf, outs[i].owned = buf, true // released with the slots on failure
 		args = append(args, d)
 	}
 	return k.lib.Exec(k.op, args...)
+}
+
+func (k *argsKernel) layout() (*dnnl.Op, []int, []int) {
+	in, out := make([]int, k.op.Args()-len(k.shapes)), make([]int, len(k.shapes))
+	for i := range in {
+		in[i] = i
+	}
+	for i := range out {
+		out[i] = len(in) + i
+	}
+	return k.op, in, out
 }

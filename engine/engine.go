@@ -120,6 +120,9 @@ type Stats struct {
 	Kept      map[string]int // "op: reason" -> count
 	Fallbacks map[string]int // reason -> count
 	Segments  int            // Go segments compiled
+	// Regions counts the values passed from one primitive to others in
+	// oneDNN's own (blocked) layout, with no reorder between them.
+	Regions int
 	// Time is the time spent running each kind of step: the keys of
 	// Offloaded, and "Go segments".
 	Time map[string]time.Duration
@@ -149,7 +152,7 @@ func (s Stats) String() string {
 			parts = append(parts, fmt.Sprintf("%s: %s ×%d", m.name, k, m.m[k]))
 		}
 	}
-	parts = append(parts, fmt.Sprintf("%d Go segments", s.Segments))
+	parts = append(parts, fmt.Sprintf("%d Go segments, %d values kept in oneDNN's layout", s.Segments, s.Regions))
 	return strings.Join(parts, "; ")
 }
 
@@ -191,5 +194,5 @@ func StatsOf(b compute.Backend) (Stats, bool) {
 	defer e.stats.mu.Unlock()
 	s := e.stats.s
 	return Stats{Offloaded: maps.Clone(s.Offloaded), Kept: maps.Clone(s.Kept), Fallbacks: maps.Clone(s.Fallbacks),
-		Segments: s.Segments, Time: maps.Clone(s.Time)}, true
+		Segments: s.Segments, Regions: s.Regions, Time: maps.Clone(s.Time)}, true
 }

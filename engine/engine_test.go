@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
+	"github.com/gomlx/gomlx/core/tensors/images"
 
 	et "github.com/dl4img/dl4img/engine/internal/enginetest"
 	"github.com/dl4img/dl4img/engine/lower"
@@ -219,5 +220,35 @@ func TestConvBiasGradients(t *testing.T) {
 	}
 	if s, _ := StatsOf(eng); s.Ran("conv backward weights+bias") != 1 {
 		t.Errorf("the bias gradient was not folded: %s", s)
+	}
+}
+
+// TestRegionsKeepOneDNNLayout: in an NCHW chain of convolutions and pools
+// (which oneDNN runs in its blocked layout), the values between them stay
+// in that layout, and the results equal the Go backend's.
+func TestRegionsKeepOneDNNLayout(t *testing.T) {
+	chain := func(x, k1, k2, k3 *Node) *Node {
+		conv := func(x, k *Node) *Node {
+			y := ConvGeneral(x, k, et.NCHW, nil, [][2]int{{1, 1}, {1, 1}}, nil, nil, 1, 1)
+			return Max(y, ZerosLike(y))
+		}
+		y := conv(conv(x, k1), k2)
+		y = MaxPool(y).ChannelsAxis(images.ChannelsFirst).Window(2).Done()
+		return ReduceSum(conv(y, k3), 2, 3)
+	}
+	run := func(b compute.Backend) *tensors.Tensor {
+		out, err := MustNewExec(b, chain).Exec(et.RandomTensor([]int{2, 8, 12, 10}, 1), et.RandomTensor([]int{16, 8, 3, 3}, 2),
+			et.RandomTensor([]int{16, 16, 3, 3}, 3), et.RandomTensor([]int{8, 16, 3, 3}, 4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out[0]
+	}
+	eng := engineBackend(t)
+	if err := et.Close32(run(eng), run(et.GoBackend(t)), 1e-4); err != nil {
+		t.Error(err)
+	}
+	if s, _ := StatsOf(eng); s.Regions != 3 {
+		t.Errorf("want the 3 values between the 4 primitives in oneDNN's layout: %s", s)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dl4img/dl4img/engine/dnnl"
+
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapes"
 )
@@ -60,6 +62,7 @@ func (b *builder) newExecutable(p *plan) (*executable, error) {
 		e.consts[s] = buf
 	}
 	b.backend.stats.update(func(s *Stats) {
+		s.Regions += len(p.raw)
 		for _, st := range p.steps {
 			switch st := st.(type) {
 			case *goStep:
@@ -93,12 +96,41 @@ type slot struct {
 	owned bool
 	ws    []byte
 	last  bool // while a kernel runs: it may take this input's buffer (owned, read by nothing later)
+	// raw holds a value kept in a primitive's own layout between kernels
+	// (plan.raw: rawLen elements), in place of buf.
+	raw    []float32
+	rawLen int
 }
 
 // execution is the state of one Execute.
 type execution struct {
 	e     *executable
 	slots []slot
+}
+
+// arg is the slot as a primitive's argument: the value in the
+// primitive's layout where the plan keeps it so, else its buffer's data.
+func (s *slot) arg() (any, error) {
+	if s.raw != nil {
+		return dnnl.Raw(s.raw), nil
+	}
+	return s.data()
+}
+
+// output allocates a kernel's output in slot s: memory in a primitive's
+// layout where the plan keeps the value so (a dnnl.Raw), else a buffer of
+// the Go backend of the given shape (a []float32 of its data).
+func (x *execution) output(s *slot, shape shapes.Shape) (any, error) {
+	if s.rawLen > 0 {
+		s.raw = make([]float32, s.rawLen)
+		return dnnl.Raw(s.raw), nil
+	}
+	buf, d, err := x.newBuffer(shape)
+	if err != nil {
+		return nil, err
+	}
+	s.buf, s.owned = buf, true
+	return d, nil
 }
 
 // data returns the float32 contents of a slot's buffer (shared, not copied).
@@ -149,6 +181,9 @@ func (e *executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 	}
 	for s, buf := range e.consts {
 		x.slots[s].buf = buf
+	}
+	for s, n := range p.raw {
+		x.slots[s].rawLen = n
 	}
 	for si, st := range p.steps {
 		start := time.Now()

@@ -492,21 +492,23 @@ func (k *convKernel) name() string {
 }
 
 func (k *convKernel) run(x *execution, ins, outs []*slot) error {
-	a, err := ins[0].data()
+	// Argument order: forward (src, wei, [bias], dst), backward data
+	// (diff_dst, wei, diff_src), backward weights (src, diff_dst,
+	// diff_wei, [diff_bias]): in all three, this op's input, kernel, output.
+	a, err := ins[0].arg()
 	if err != nil {
 		return err
 	}
-	w, err := ins[1].data()
+	if k.offset > 0 {
+		a = a.([]float32)[k.offset:] // a crop is never planned raw (layout)
+	}
+	w, err := ins[1].arg()
 	if err != nil {
 		return err
 	}
 	if k.flip != nil {
-		w = k.flip.apply(w)
+		w = k.flip.apply(w.([]float32))
 	}
-	a = a[k.offset:]
-	// Argument order: forward (src, wei, [bias], dst), backward data
-	// (diff_dst, wei, diff_src), backward weights (src, diff_dst,
-	// diff_wei): in all three, this op's input, kernel, output.
 	args := []any{a, w}
 	if k.mode == dnnl.ConvForward && k.spec.Bias {
 		bias, err := ins[2].data()
@@ -515,26 +517,25 @@ func (k *convKernel) run(x *execution, ins, outs []*slot) error {
 		}
 		args = append(args, bias)
 	}
-	var y []float32
+	var y any
 	if k.spec.Sum {
 		// The residual is the destination's initial value: its buffer
-		// itself where nothing else reads it, else a copy.
+		// itself where nothing else reads it, else a copy (in either
+		// layout: the plan keeps both in the primitive's or neither).
 		res := ins[len(ins)-1]
 		if res.last && !slices.Contains(ins[:len(ins)-1], res) {
-			outs[0].buf, outs[0].owned = res.buf, true
-			res.buf, res.owned = nil, false
-			y, err = outs[0].data()
+			*outs[0], *res = slot{buf: res.buf, owned: true, raw: res.raw, rawLen: outs[0].rawLen}, slot{}
+			y, err = outs[0].arg()
 		} else {
-			var r []float32
-			if r, err = res.data(); err == nil {
-				outs[0].buf, y, err = x.newBuffer(k.shape)
-				outs[0].owned = err == nil
-				copy(y, r)
+			var r any
+			if r, err = res.arg(); err == nil {
+				if y, err = x.output(outs[0], k.shape); err == nil {
+					copyArg(y, r)
+				}
 			}
 		}
 	} else {
-		outs[0].buf, y, err = x.newBuffer(k.shape)
-		outs[0].owned = err == nil
+		y, err = x.output(outs[0], k.shape)
 	}
 	if err != nil {
 		return err
@@ -542,19 +543,62 @@ func (k *convKernel) run(x *execution, ins, outs []*slot) error {
 	args = append(args, y)
 	if k.mode == dnnl.ConvBackwardWeights && k.spec.Bias {
 		// The bias gradient, folded in (foldBiasGradients).
-		var db []float32
-		outs[1].buf, db, err = x.newBuffer(shapes.Make(dtypes.Float32, k.channels))
+		db, err := x.output(outs[1], shapes.Make(dtypes.Float32, k.channels))
 		if err != nil {
 			return err
 		}
-		outs[1].owned = true
 		args = append(args, db)
 	}
 	if err := k.lib.Exec(k.op, args...); err != nil {
 		return err
 	}
-	zeroTails(y, k.shape.Dimensions, k.tails)
+	if len(k.tails) > 0 {
+		zeroTails(y.([]float32), k.shape.Dimensions, k.tails) // tails are never planned raw (layout)
+	}
 	return nil
+}
+
+// layout maps the kernel's inputs and outputs to its primitive's
+// arguments, where a value may stay in the primitive's layout: the data
+// input (not a crop), the output gradient of a backward-weights, the
+// output (not one with tails to zero), and a residual, which is the
+// output's initial value.
+func (k *convKernel) layout() (*dnnl.Op, []int, []int) {
+	in := []int{-1, -1, -1, -1}
+	if k.offset == 0 {
+		in[0] = 0
+	}
+	if k.mode == dnnl.ConvBackwardWeights {
+		in[1] = 1
+	}
+	out := []int{-1, -1}
+	if len(k.tails) == 0 {
+		out[0] = 2
+		if k.mode == dnnl.ConvForward && k.spec.Bias {
+			out[0] = 3
+		}
+	}
+	if k.spec.Sum {
+		in[2+btoi(k.spec.Bias)] = out[0]
+	}
+	return k.op, in, out
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// copyArg copies a kernel argument into another of the same layout.
+func copyArg(dst, src any) {
+	switch d := dst.(type) {
+	case dnnl.Raw:
+		copy(d, src.(dnnl.Raw))
+	case []float32:
+		copy(d, src.([]float32))
+	}
 }
 
 // flip reverses a kernel's spatial axes (a copy: kernels are small).

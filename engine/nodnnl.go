@@ -23,7 +23,7 @@ func IsGo(b compute.Backend) bool { return lower.IsGo(b) }
 // Stats: see the oneDNN build; this build offloads nothing.
 type Stats struct {
 	Offloaded, Kept, Fallbacks map[string]int
-	Segments                   int
+	Segments, Regions          int
 	Time                       map[string]time.Duration
 }
 

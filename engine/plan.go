@@ -9,6 +9,7 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapes"
 
+	"github.com/dl4img/dl4img/engine/dnnl"
 	"github.com/dl4img/dl4img/engine/lower"
 )
 
@@ -31,7 +32,8 @@ type plan struct {
 	outputs   []int                // slot of each output
 	constants map[int]shapes.Shape // slots filled once, from a Constant node
 	constData map[int]any
-	lastUse   []int // per slot: the last step that reads it (len(steps) for outputs)
+	lastUse   []int       // per slot: the last step that reads it (len(steps) for outputs)
+	raw       map[int]int // slots kept in a primitive's layout, and their size in elements (regions)
 }
 
 // step is one unit of execution: a Go segment or a kernel.
@@ -65,6 +67,10 @@ type kernel interface {
 	// run computes outs (fresh buffers of the op's output shapes, then
 	// any extra outputs) from ins (the node's inputs, then any extra ones).
 	run(x *execution, ins []*slot, outs []*slot) error
+	// layout maps each input and output to the primitive's argument
+	// it is, where the value may stay in the primitive's own layout (-1
+	// where not).
+	layout() (op *dnnl.Op, in, out []int)
 }
 
 // placed is a node the engine runs as a kernel, with the values it passes
@@ -333,7 +339,79 @@ func (b *builder) compilePlan() (*plan, error) {
 	for _, s := range p.outputs {
 		p.lastUse[s] = len(p.steps)
 	}
+	p.regions()
 	return p, nil
+}
+
+// regions keeps in a primitive's own layout (oneDNN's blocked formats)
+// each value that one kernel writes and only kernels read, where writer
+// and readers all chose that same layout: no reorder out of it and back
+// in between them, as TVM's BYOC regions and PyTorch's oneDNN tensors
+// keep it. Values the Go backend reads, and outputs, stay in its layout.
+func (p *plan) regions() {
+	p.raw = map[int]int{}
+	type use struct{ step, pos int }
+	reads := map[int][]use{}
+	goReads := map[int]bool{}
+	for si, st := range p.steps {
+		switch st := st.(type) {
+		case *goStep:
+			for _, s := range st.in {
+				goReads[s] = true
+			}
+		case *kernelStep:
+			for pos, s := range st.in {
+				reads[s] = append(reads[s], use{si, pos})
+			}
+		}
+	}
+	for _, s := range p.outputs {
+		goReads[s] = true
+	}
+	for _, st := range p.steps {
+		ks, ok := st.(*kernelStep)
+		if !ok {
+			continue
+		}
+		op, _, outArgs := ks.k.layout()
+		for j, s := range ks.out {
+			a := outArgs[j]
+			if a < 0 || goReads[s] || len(reads[s]) == 0 || !op.Reordered(a) {
+				continue
+			}
+			same := true
+			for _, r := range reads[s] {
+				rop, inArgs, _ := p.steps[r.step].(*kernelStep).k.layout()
+				b := inArgs[r.pos]
+				same = same && b >= 0 && rop.Reordered(b) && dnnl.SameLayout(op, a, rop, b)
+			}
+			if same {
+				p.raw[s] = op.Bytes(a) / 4
+			}
+		}
+	}
+	// An input that is an output's initial value (a residual) shares the
+	// output's layout: both in the primitive's, or neither.
+	for changed := true; changed; {
+		changed = false
+		for _, st := range p.steps {
+			ks, ok := st.(*kernelStep)
+			if !ok {
+				continue
+			}
+			_, inArgs, outArgs := ks.k.layout()
+			for i, a := range inArgs[:min(len(inArgs), len(ks.in))] {
+				for j, b := range outArgs[:min(len(outArgs), len(ks.out))] {
+					in, out := ks.in[i], ks.out[j]
+					if a >= 0 && a == b && (p.raw[in] > 0) != (p.raw[out] > 0) {
+						delete(p.raw, in)
+						delete(p.raw, out)
+						changed = true
+					}
+				}
+			}
+		}
+	}
 }
 
 // liveNodes marks the nodes the outputs depend on, through what kernels

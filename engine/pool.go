@@ -167,30 +167,24 @@ type poolKernel struct {
 func (k *poolKernel) name() string { return k.name_ + " (" + k.op.Impl() + ")" }
 
 func (k *poolKernel) run(x *execution, ins, outs []*slot) error {
-	a, err := ins[0].data()
+	a, err := ins[0].arg()
 	if err != nil {
 		return err
 	}
-	buf, y, err := x.newBuffer(k.shape)
+	y, err := x.output(outs[0], k.shape)
 	if err != nil {
 		return err
 	}
 	bufs := []any{a, y}
-	var ws []byte
 	if k.op.Workspace() > 0 {
-		ws = make([]byte, k.op.Workspace())
+		ws := make([]byte, k.op.Workspace())
 		bufs = append(bufs, ws)
-	}
-	if err := k.lib.Exec(k.op, bufs...); err != nil {
-		_ = buf.Finalize()
-		return err
-	}
-	outs[0].buf, outs[0].owned = buf, true
-	if len(outs) > 1 {
 		outs[1].ws = ws
 	}
-	return nil
+	return k.lib.Exec(k.op, bufs...)
 }
+
+func (k *poolKernel) layout() (*dnnl.Op, []int, []int) { return k.op, []int{0}, []int{1, -1} }
 
 // poolGradKernel maps SelectAndScatterMax(x, dy) to a max pooling
 // backward, reading the workspace of the forward pool over the same x
@@ -230,7 +224,7 @@ type poolGradKernel struct {
 func (k *poolGradKernel) name() string { return "pool max backward (" + k.bwd.Impl() + ")" }
 
 func (k *poolGradKernel) run(x *execution, ins, outs []*slot) error {
-	dy, err := ins[1].data()
+	dy, err := ins[1].arg()
 	if err != nil {
 		return err
 	}
@@ -247,14 +241,11 @@ func (k *poolGradKernel) run(x *execution, ins, outs []*slot) error {
 			return err
 		}
 	}
-	buf, dx, err := x.newBuffer(k.shape)
+	dx, err := x.output(outs[0], k.shape)
 	if err != nil {
 		return err
 	}
-	if err := k.lib.Exec(k.bwd, dy, dx, ws); err != nil {
-		_ = buf.Finalize()
-		return err
-	}
-	outs[0].buf, outs[0].owned = buf, true
-	return nil
+	return k.lib.Exec(k.bwd, dy, dx, ws)
 }
+
+func (k *poolGradKernel) layout() (*dnnl.Op, []int, []int) { return k.bwd, []int{-1, 0, -1}, []int{1} }

@@ -85,9 +85,18 @@ size_t dl_op_workspace(const dl_op *op);
 const char *dl_op_impl(const dl_op *op);
 
 // dl_exec runs op on the caller's buffers (ptrs[i] for argument i), with
-// reorders into and out of the primitive's layouts where they differ. No
-// pointer is kept after it returns.
-int dl_exec(dl_op *op, void **ptrs, char *err, size_t errlen);
+// reorders into and out of the primitive's layouts where they differ,
+// except for the arguments whose bit is set in raw: those buffers are in
+// the primitive's own layout already (a value passed between two
+// primitives that chose the same one). No pointer is kept after it returns.
+int dl_exec(dl_op *op, void **ptrs, unsigned raw, char *err, size_t errlen);
+
+// dl_op_reordered reports whether the caller's argument i is reordered
+// (the primitive works in another layout); dl_op_bytes is the size of that
+// layout; dl_same_layout whether argument i of a and j of b share it.
+int dl_op_reordered(const dl_op *op, int i);
+size_t dl_op_bytes(const dl_op *op, int i);
+int dl_same_layout(const dl_op *a, int i, const dl_op *b, int j);
 
 void dl_op_destroy(dl_op *op);
 

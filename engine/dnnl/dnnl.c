@@ -480,7 +480,36 @@ int dl_op_nargs(const dl_op *op) { return op->nargs; }
 size_t dl_op_workspace(const dl_op *op) { return op->workspace; }
 const char *dl_op_impl(const dl_op *op) { return op->impl; }
 
-int dl_exec(dl_op *op, void **ptrs, char *err, size_t errlen) {
+// arg returns the first of op's arguments bound to the caller's buffer i.
+static const dl_arg *arg(const dl_op *op, int i) {
+	for (int k = 0; k < op->nprim; k++)
+		if (op->args[k].ptr == i) return &op->args[k];
+	return NULL;
+}
+
+int dl_op_reordered(const dl_op *op, int i) {
+	const dl_arg *a = arg(op, i);
+	return a && a->prim;
+}
+
+size_t dl_op_bytes(const dl_op *op, int i) {
+	const dl_arg *a = arg(op, i);
+	const dnnl_memory_desc_t *md;
+	if (!a || dnnl_memory_get_memory_desc(a->prim ? a->prim : a->user, &md) != dnnl_success) return 0;
+	return dnnl_memory_desc_get_size(md);
+}
+
+int dl_same_layout(const dl_op *a, int i, const dl_op *b, int j) {
+	const dl_arg *x = arg(a, i), *y = arg(b, j);
+	const dnnl_memory_desc_t *mx, *my;
+	if (!x || !y || !x->prim || !y->prim) return 0;
+	if (dnnl_memory_get_memory_desc(x->prim, &mx) != dnnl_success ||
+	    dnnl_memory_get_memory_desc(y->prim, &my) != dnnl_success)
+		return 0;
+	return dnnl_memory_desc_equal(mx, my);
+}
+
+int dl_exec(dl_op *op, void **ptrs, unsigned raw, char *err, size_t errlen) {
 	if (op->arena > arena_size) {
 		free(arena);
 		arena = (char *)aligned_alloc(64, op->arena);
@@ -497,7 +526,10 @@ int dl_exec(dl_op *op, void **ptrs, char *err, size_t errlen) {
 		dl_arg *a = &op->args[i];
 		TRY("set buffer", dnnl_memory_set_data_handle(a->user, ptrs[a->ptr]));
 		dnnl_memory_t m = a->user;
-		if (a->prim) {
+		if (a->prim && (raw >> a->ptr & 1)) {
+			TRY("set buffer", dnnl_memory_set_data_handle(a->prim, ptrs[a->ptr]));
+			m = a->prim;
+		} else if (a->prim) {
 			TRY("set buffer", dnnl_memory_set_data_handle(a->prim, arena + a->offset));
 			m = a->prim;
 			if (!a->out || a->acc) {
@@ -519,7 +551,7 @@ int dl_exec(dl_op *op, void **ptrs, char *err, size_t errlen) {
 	if (st != dnnl_success) rc = fail(err, errlen, "execute", st);
 	for (int i = 0; rc == 0 && i < op->nprim; i++) {
 		dl_arg *a = &op->args[i];
-		if (a->prim && a->out) {
+		if (a->prim && a->out && !(raw >> a->ptr & 1)) {
 			dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, a->prim}, {DNNL_ARG_TO, a->user}};
 			st = dnnl_primitive_execute(a->reorder, strm, 2, r);
 			if (st != dnnl_success) rc = fail(err, errlen, "reorder", st);
@@ -530,7 +562,10 @@ int dl_exec(dl_op *op, void **ptrs, char *err, size_t errlen) {
 		if (st != dnnl_success) rc = fail(err, errlen, "wait", st);
 	}
 	// Keep no caller pointer past the call (cgo's rule for Go memory).
-	for (int i = 0; i < op->nprim; i++) dnnl_memory_set_data_handle(op->args[i].user, NULL);
+	for (int i = 0; i < op->nprim; i++) {
+		dnnl_memory_set_data_handle(op->args[i].user, NULL);
+		if (op->args[i].prim && (raw >> op->args[i].ptr & 1)) dnnl_memory_set_data_handle(op->args[i].prim, NULL);
+	}
 	return rc;
 }
 

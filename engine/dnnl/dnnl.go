@@ -8,9 +8,9 @@ package dnnl
 #include "dl.h"
 
 static int dl_exec8(dl_op *op, void *a0, void *a1, void *a2, void *a3, void *a4, void *a5, void *a6, void *a7,
-                    char *err, size_t errlen) {
+                    unsigned raw, char *err, size_t errlen) {
 	void *p[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
-	return dl_exec(op, p, err, errlen);
+	return dl_exec(op, p, raw, err, errlen);
 }
 */
 import "C"
@@ -333,17 +333,39 @@ func (l *Library) create(mk func(**C.dl_op, *C.char, C.size_t) C.int) (*Op, erro
 	return op, err
 }
 
+// Raw is a tensor already in the layout the primitive chose for its
+// argument (Op.Reordered), as another primitive left it (Op.SameLayout):
+// passed as it is, with no reorder.
+type Raw []float32
+
+// Reordered reports whether argument i runs in another layout than the
+// caller's (the primitive reorders it in or out).
+func (o *Op) Reordered(i int) bool { return C.dl_op_reordered(o.op, C.int(i)) != 0 }
+
+// Bytes is the size of argument i in the primitive's layout.
+func (o *Op) Bytes(i int) int { return int(C.dl_op_bytes(o.op, C.int(i))) }
+
+// SameLayout reports whether argument i of a and argument j of b are
+// reordered into one and the same layout: a value a writes there can be
+// handed to b as Raw.
+func SameLayout(a *Op, i int, b *Op, j int) bool { return C.dl_same_layout(a.op, C.int(i), b.op, C.int(j)) != 0 }
+
 // Exec runs op on bufs, one per argument (see Op.Args): []float32 for
-// tensors, []byte for a workspace. Each must hold what its tensor spans.
+// tensors in the caller's layout, Raw for tensors in the primitive's,
+// []byte for a workspace. Each must hold what its tensor spans.
 func (l *Library) Exec(op *Op, bufs ...any) error {
 	if len(bufs) != op.nargs {
 		return fmt.Errorf("oneDNN op %s: %d buffers for %d arguments", op.impl, len(bufs), op.nargs)
 	}
 	var p [8]unsafe.Pointer
+	var raw C.unsigned
 	for i, b := range bufs {
 		switch b := b.(type) {
 		case []float32:
 			p[i] = unsafe.Pointer(unsafe.SliceData(b))
+		case Raw:
+			p[i] = unsafe.Pointer(unsafe.SliceData(b))
+			raw |= 1 << i
 		case []byte:
 			p[i] = unsafe.Pointer(unsafe.SliceData(b))
 		default:
@@ -353,7 +375,7 @@ func (l *Library) Exec(op *Op, bufs ...any) error {
 	var err error
 	l.do(func() {
 		var e [256]C.char
-		if C.dl_exec8(op.op, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], &e[0], C.size_t(len(e))) != 0 {
+		if C.dl_exec8(op.op, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], raw, &e[0], C.size_t(len(e))) != 0 {
 			err = fmt.Errorf("oneDNN op %s: %s", op.impl, C.GoString(&e[0]))
 		}
 	})
