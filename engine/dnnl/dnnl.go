@@ -348,7 +348,9 @@ func (o *Op) Bytes(i int) int { return int(C.dl_op_bytes(o.op, C.int(i))) }
 // SameLayout reports whether argument i of a and argument j of b are
 // reordered into one and the same layout: a value a writes there can be
 // handed to b as Raw.
-func SameLayout(a *Op, i int, b *Op, j int) bool { return C.dl_same_layout(a.op, C.int(i), b.op, C.int(j)) != 0 }
+func SameLayout(a *Op, i int, b *Op, j int) bool {
+	return C.dl_same_layout(a.op, C.int(i), b.op, C.int(j)) != 0
+}
 
 // Exec runs op on bufs, one per argument (see Op.Args): []float32 for
 // tensors in the caller's layout, Raw for tensors in the primitive's,
