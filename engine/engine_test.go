@@ -3,6 +3,7 @@
 package engine
 
 import (
+	"strings"
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
@@ -131,6 +132,7 @@ func TestFusedConvMatchesGo(t *testing.T) {
 		{"nchw bias residual relu", et.NCHW, []int{2, 8, 9, 10}, []int{8, 8, 3, 3}, []int{1, 8, 1, 1}, true, false, "conv forward+bias+residual+relu"},
 		{"nhwc bias residual relu", et.NHWC, []int{2, 9, 10, 8}, []int{3, 3, 8, 8}, []int{1, 1, 1, 8}, true, false, "conv forward+bias+residual+relu"},
 		{"nhwc bias relu", et.NHWC, []int{2, 9, 10, 8}, []int{3, 3, 8, 16}, []int{1, 1, 1, 16}, false, false, "conv forward+bias+relu"},
+		{"nchw bias relu6", et.NCHW, []int{2, 8, 9, 10}, []int{16, 8, 3, 3}, []int{1, 16, 1, 1}, false, false, "conv forward+bias+clip"},
 		{"pre-relu read elsewhere", et.NHWC, []int{2, 9, 10, 8}, []int{3, 3, 8, 16}, []int{1, 1, 1, 16}, false, true, "conv forward+bias"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -140,6 +142,9 @@ func TestFusedConvMatchesGo(t *testing.T) {
 					y = Add(y, in[0])
 				}
 				out := []*Node{Max(y, ZerosLike(y))}
+				if strings.HasSuffix(c.name, "relu6") {
+					out[0] = Min(out[0], Scalar(y.Graph(), y.DType(), 6))
+				}
 				if c.reuse {
 					out = append(out, y)
 				}

@@ -3,6 +3,7 @@
 package engine
 
 import (
+	"math"
 	"slices"
 
 	"github.com/dl4img/dl4img/engine/dnnl"
@@ -12,8 +13,8 @@ import (
 // fuse folds into each forward convolution the ops after it that oneDNN
 // runs as part of it (TVM's conv2d+bias+relu patterns): a per-channel bias
 // Add, an Add of a tensor of the output's shape (a residual: oneDNN's sum
-// post-op) and a ReLU (Max with zero), in that order, seeing through
-// Identity ops. Each folded op must be the only reader of the value before
+// post-op) and a ReLU (Max with zero, and a Min with a constant after it:
+// ReLU6), in that order, seeing through Identity ops. Each folded op must be the only reader of the value before
 // it, so nothing else needs the intermediate results; in training graphs
 // that holds where the ReLU's gradient reads its output (nn.Relu does).
 func (b *backend) fuse(f *function, kernels map[*node]*placed, live []bool) {
@@ -63,6 +64,8 @@ func (b *backend) fuse(f *function, kernels map[*node]*placed, live []bool) {
 				residual = other()
 			case next.op == "Max" && !spec.Relu && isZero(other()):
 				spec.Relu = true
+			case next.op == "Min" && spec.Relu && spec.Clip == 0 && constant(other()) > 0:
+				spec.Clip = constant(other()) // ReLU6, as ONNX's Clip(0, 6) imports
 			default:
 				goto done
 			}
@@ -110,26 +113,40 @@ func perChannel(dims []int, channels int) bool {
 	return n == 1 || channels == 1
 }
 
-// isZero reports whether v is the constant 0 (a scalar, a filled tensor,
-// or a scalar broadcast).
+// isZero reports whether v is the constant 0.
 func isZero(v *value) bool {
+	c, ok := constantOf(v)
+	return ok && c == 0
+}
+
+// constant is v's value if v is a float32 constant of one value, else NaN.
+func constant(v *value) float32 {
+	if c, ok := constantOf(v); ok {
+		return c
+	}
+	return float32(math.NaN())
+}
+
+// constantOf returns the value of a float32 constant holding a single
+// value (a scalar, a filled tensor, or a scalar broadcast).
+func constantOf(v *value) (float32, bool) {
 	n := v.node
 	if n.op == "BroadcastInDim" {
 		n = n.inputs[0].node
 	}
 	if n.op != "Constant" {
-		return false
+		return 0, false
 	}
-	switch flat := n.args[0].(type) {
-	case []float32:
-		for _, x := range flat {
-			if x != 0 {
-				return false
-			}
+	flat, ok := n.args[0].([]float32)
+	if !ok || len(flat) == 0 {
+		return 0, false
+	}
+	for _, x := range flat {
+		if x != flat[0] {
+			return 0, false
 		}
-		return len(flat) > 0
 	}
-	return false
+	return flat[0], true
 }
 
 // foldBiasGradients gives each kernel-gradient convolution the bias

@@ -483,7 +483,8 @@ func (k *convKernel) name() string {
 	for _, p := range []struct {
 		on   bool
 		name string
-	}{{k.spec.Bias, "+bias"}, {k.spec.Sum, "+residual"}, {k.spec.Relu, "+relu"}} {
+	}{{k.spec.Bias, "+bias"}, {k.spec.Sum, "+residual"}, {k.spec.Relu && k.spec.Clip == 0, "+relu"},
+		{k.spec.Clip > 0, "+clip"}} {
 		if p.on {
 			n += p.name
 		}

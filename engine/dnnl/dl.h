@@ -31,6 +31,7 @@ typedef struct {
 	int bias;  // FWD: a bias [O] input; BWD_WEIGHTS: a diff_bias [O] output
 	int sum;   // FWD: dst += the convolution (dst holds an addend when called)
 	int relu;  // FWD: ReLU as a post-op (after the sum)
+	float clip; // FWD, with relu: clip to [0, clip] instead (ReLU6), if > 0
 	int plain; // 1: the primitive works on the caller's layouts (no reorders)
 } dl_conv_desc;
 

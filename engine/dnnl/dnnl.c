@@ -202,7 +202,10 @@ int dl_conv_create(const dl_conv_desc *d, dl_op **out, char *err, size_t errlen)
 		if (d->relu || d->sum) {
 			dnnl_post_ops_create(&po);
 			if (d->sum) dnnl_post_ops_append_sum(po, 1.0f);
-			if (d->relu) dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+			if (d->relu && d->clip > 0)
+				dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_clip, 0.0f, d->clip);
+			else if (d->relu)
+				dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
 			dnnl_primitive_attr_set_post_ops(attr, po);
 		}
 		st = dnnl_primitive_desc_create(&pd, &fd, attr, eng, NULL);

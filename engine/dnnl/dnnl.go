@@ -64,7 +64,8 @@ type ConvSpec struct {
 	Strides         [2]int64
 	Dilates         [2]int64 // oneDNN's convention: 0 is no dilation
 	PadL, PadR      [2]int64
-	Bias, Sum, Relu bool // forward post-ops: Dst = relu(conv + bias + what Dst holds)
+	Bias, Sum, Relu bool    // forward post-ops: Dst = relu(conv + bias + what Dst holds)
+	Clip            float32 // with Relu: clip to [0, Clip] instead (ReLU6), if > 0
 	Plain           bool // work on the caller's layouts instead of oneDNN's blocked ones
 }
 
@@ -235,6 +236,7 @@ func (l *Library) Conv(s ConvSpec) (*Op, error) {
 	d.src, d.wei, d.dst = s.Src.c(), s.Wei.c(), s.Dst.c()
 	d.strides, d.dilates, d.pad_l, d.pad_r = c2(s.Strides), c2(s.Dilates), c2(s.PadL), c2(s.PadR)
 	d.bias, d.sum, d.relu, d.plain = cbool(s.Bias), cbool(s.Sum), cbool(s.Relu), cbool(s.Plain)
+	d.clip = C.float(s.Clip)
 	op, err := l.create(func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_conv_create(&d, out, e, n) })
 	if err != nil {
 		return nil, err
