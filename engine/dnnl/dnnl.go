@@ -66,7 +66,7 @@ type ConvSpec struct {
 	PadL, PadR      [2]int64
 	Bias, Sum, Relu bool    // forward post-ops: Dst = relu(conv + bias + what Dst holds)
 	Clip            float32 // with Relu: clip to [0, Clip] instead (ReLU6), if > 0
-	Plain           bool // work on the caller's layouts instead of oneDNN's blocked ones
+	Plain           bool    // work on the caller's layouts instead of oneDNN's blocked ones
 }
 
 // PoolProp is what a pooling primitive computes.
