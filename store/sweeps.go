@@ -34,10 +34,10 @@ type Sweep struct {
 	ID        int64  `json:"id"`
 	Kind      string `json:"kind"`
 	Name      string `json:"name"`
-	Spec      string `json:"spec"`
+	Spec      string `json:"-"` // JSON, read by package sweep
 	Metric    string `json:"metric"`
 	Lower     bool   `json:"lower_is_better"`
-	Prune     string `json:"prune,omitempty"`
+	Prune     string `json:"-"` // JSON, read by package sweep
 	CreatedAt string `json:"created_at"`
 }
 

@@ -237,3 +237,16 @@ func round(v, lo, hi float64) string {
 	}
 	return s
 }
+
+// Spec is how a sweep's points were made, stored with the sweep as JSON.
+type Spec struct {
+	Grid   []Param  `json:"grid,omitempty"`
+	Space  []Param  `json:"space,omitempty"`
+	Random int      `json:"random,omitempty"` // draws from Space per grid combination
+	Seed   uint64   `json:"seed"`
+	Set    []string `json:"set,omitempty"`    // the fixed parameters (--set)
+	Config string   `json:"config,omitempty"` // the --config file, as given
+}
+
+// Params lists the swept parameters: the grid's, then the space's.
+func (s Spec) Params() []Param { return append(append([]Param(nil), s.Grid...), s.Space...) }
