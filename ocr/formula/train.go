@@ -23,6 +23,7 @@ import (
 	"github.com/gomlx/gomlx/ml/train"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
+	"github.com/dl4img/dl4img/ensemble"
 	"github.com/dl4img/dl4img/nn"
 	"github.com/dl4img/dl4img/ocr"
 	"github.com/dl4img/dl4img/tasks"
@@ -69,10 +70,7 @@ func trainBatch(p *JobParams, e *Extractor, trn, alignedSet []*example, step int
 }
 
 // reading is one reader's text for an image and its path probability.
-type reading struct {
-	Text string
-	Conf float64
-}
+type reading = ensemble.Reading
 
 // predictor runs a reader with fixed batch shapes (one compilation).
 type predictor struct {
@@ -128,7 +126,7 @@ func (pr *predictor) read(ctx context.Context, xs []*example, progress func(done
 			if err != nil {
 				return nil, err
 			}
-			out[start+k] = reading{text, conf}
+			out[start+k] = reading{Text: text, Conf: conf}
 		}
 		if progress != nil {
 			progress(min(start+bs, len(xs)), len(xs))
@@ -297,8 +295,7 @@ func loadMember(env tasks.Env, p *JobParams, m int) (*predictor, error) {
 	return newPredictor(backend, st, &mp)
 }
 
-// readEnsemble reads xs with every member and votes per image: the most
-// frequent text wins, ties go to the higher summed confidence.
+// readEnsemble reads xs with every member and votes per image (vote).
 func readEnsemble(ctx context.Context, env tasks.Env, p *JobParams, xs []*example, label string) ([]string, [][]reading, error) {
 	per := make([][]reading, p.Ensemble)
 	for m := range p.Ensemble {
@@ -313,25 +310,19 @@ func readEnsemble(ctx context.Context, env tasks.Env, p *JobParams, xs []*exampl
 	return vote(per), per, nil
 }
 
+// vote is ensemble.Vote, the rule `dl4img ensemble` applies across jobs:
+// the most frequent text wins, ties go to the higher summed confidence.
+//
+// ensemble=N stays inside one job rather than becoming N jobs and an
+// ensemble job: the readers share one data task (generating and
+// extracting thousands of formula images, the costliest stage on a CPU),
+// which N separate jobs would each repeat. Readers trained as separate
+// formula jobs are voted by `dl4img ensemble` with this same rule.
 func vote(per [][]reading) []string {
-	if len(per) == 0 {
-		return nil
-	}
-	out := make([]string, len(per[0]))
-	for i := range out {
-		count := map[string]int{}
-		conf := map[string]float64{}
-		for _, rs := range per {
-			count[rs[i].Text]++
-			conf[rs[i].Text] += rs[i].Conf
-		}
-		best := per[0][i].Text
-		for t := range count {
-			if count[t] > count[best] || (count[t] == count[best] && (conf[t] > conf[best] || conf[t] == conf[best] && t < best)) {
-				best = t
-			}
-		}
-		out[i] = best
+	voted := ensemble.Vote(per)
+	out := make([]string, len(voted))
+	for i, r := range voted {
+		out[i] = r.Text
 	}
 	return out
 }
