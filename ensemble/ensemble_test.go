@@ -3,8 +3,8 @@ package ensemble
 import (
 	"context"
 	"errors"
-	"os"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
