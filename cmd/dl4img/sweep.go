@@ -23,7 +23,9 @@ import (
 func init() { extraCommands = append(extraCommands, sweepCommand()) }
 
 func sweepCommand() *cli.Command {
-	flags := append(submitFlags(),
+	flags := append([]cli.Flag{&cli.StringFlag{Name: "name", Usage: "a name for the sweep (default: the kind); its jobs are NAME/1, NAME/2, ..."}},
+		submitFlags()[1:]...) // --set, --config
+	flags = append(flags,
 		&cli.StringSliceFlag{Name: "grid", Usage: "swept parameter `key=v1,v2,...` (repeatable; the points are the cross product)"},
 		&cli.IntFlag{Name: "random", Usage: "`N` random draws from the --space parameters (per grid combination)"},
 		&cli.StringSliceFlag{Name: "space", Usage: "random parameter `key=DIST`: uniform(a,b), loguniform(a,b), int(a,b) or choice(x,y,...) (repeatable)"},

@@ -302,3 +302,17 @@ func TestSweepBadInput(t *testing.T) {
 		t.Fatalf("bad sweeps queued something:\n%s\n%s", out, list)
 	}
 }
+
+// The median rule: once two points have finished, a point whose best
+// val_acc by epoch 2 is below theirs stops there.
+func TestMedianPrunes(t *testing.T) {
+	dir := t.TempDir()
+	if out, errOut, code := dl(t, dir, "sweep", "selftest", "--set", "preset=quick", "--set", "epochs=4",
+		"--grid", "learning_rate=0.05,0.03,1e-7,2e-7", "--prune", "median", "--prune-startup", "2", "--prune-min-epochs", "2", "--run"); code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	want := []decision{{store.Succeeded, 0}, {store.Succeeded, 0}, {store.Pruned, 2}, {store.Pruned, 2}}
+	if got := decisions(showSweepJSON(t, dir, 1)); !slices.Equal(got, want) {
+		t.Fatalf("decisions %v, want %v", got, want)
+	}
+}
