@@ -5,14 +5,12 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"github.com/dl4img/dl4img/ensemble"
-	"github.com/dl4img/dl4img/tasks"
 )
 
 // jobEnsemble votes finished formula jobs per image with the rule of the
@@ -33,22 +31,24 @@ func memberParams(m ensemble.Member) (*JobParams, error) {
 }
 
 // testManifest reads a member's test manifest: one example per test image
-// in prediction order (crops not loaded).
-func testManifest(m ensemble.Member) ([]*example, error) {
+// in prediction order (crops not loaded) and its line count.
+func testManifest(m ensemble.Member) ([]*example, []int, error) {
 	path := filepath.Join(m.Dir, "lines", splitTest+".tsv")
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("test manifest (its data task's): %w", err)
+		return nil, nil, fmt.Errorf("test manifest (its data task's): %w", err)
 	}
 	var out []*example
+	var lines []int
 	for ln, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
 		f := strings.Split(line, "\t")
-		if len(f) != 4 {
-			return nil, fmt.Errorf("%s:%d: want 4 tab-separated fields", path, ln+1)
+		n, err := strconv.Atoi(f[min(1, len(f)-1)])
+		if len(f) != 4 || err != nil {
+			return nil, nil, fmt.Errorf("%s:%d: want 4 tab-separated fields (name, lines, text, value)", path, ln+1)
 		}
-		out = append(out, &example{Name: f[0], Text: f[2], Value: f[3]})
+		out, lines = append(out, &example{Name: f[0], Text: f[2], Value: f[3]}), append(lines, n)
 	}
-	return out, nil
+	return out, lines, nil
 }
 
 func (jobEnsemble) TestSet(m ensemble.Member) (ensemble.TestSet, error) {
@@ -56,7 +56,7 @@ func (jobEnsemble) TestSet(m ensemble.Member) (ensemble.TestSet, error) {
 	if err != nil {
 		return ensemble.TestSet{}, err
 	}
-	xs, err := testManifest(m)
+	xs, _, err := testManifest(m)
 	if err != nil {
 		return ensemble.TestSet{}, err
 	}
@@ -123,7 +123,7 @@ func memberReadings(m ensemble.Member, n int) ([]ensemble.Reading, error) {
 }
 
 func (jobEnsemble) Combine(ctx context.Context, ms []ensemble.Member, out string) (*ensemble.Result, error) {
-	xs, err := testManifest(ms[0])
+	xs, lines, err := testManifest(ms[0])
 	if err != nil {
 		return nil, err
 	}
@@ -135,31 +135,13 @@ func (jobEnsemble) Combine(ctx context.Context, ms []ensemble.Member, out string
 	}
 	voted := ensemble.Vote(per)
 	texts := make([]string, len(voted))
+	names := make([]string, len(xs))
 	for i, r := range voted {
-		texts[i] = r.Text
+		texts[i], names[i] = r.Text, xs[i].Name
 	}
-	result := filepath.Join(out, "result.txt")
-	if err := tasks.WriteFileAtomic(result, func(w io.Writer) error { return WriteResult(w, texts) }); err != nil {
-		return nil, err
-	}
-	predPath := filepath.Join(out, "predictions.csv")
-	if err := tasks.WriteFileAtomic(predPath, func(w io.Writer) error {
-		cw := csv.NewWriter(w)
-		head := []string{"filename", "text", "value", "confidence"}
-		for _, m := range ms {
-			head = append(head, fmt.Sprintf("job%d", m.Job), fmt.Sprintf("conf%d", m.Job))
-		}
-		cw.Write(head)
-		for i, x := range xs {
-			row := []string{x.Name, texts[i], ValueOf(texts[i]), fmt.Sprintf("%.4f", voted[i].Conf)}
-			for _, rs := range per {
-				row = append(row, rs[i].Text, fmt.Sprintf("%.4f", rs[i].Conf))
-			}
-			cw.Write(row)
-		}
-		cw.Flush()
-		return cw.Error()
-	}); err != nil {
+	// The job's own format, the members in --jobs order as its readers.
+	result, predPath, err := writeSubmission(out, names, lines, texts, per)
+	if err != nil {
 		return nil, err
 	}
 	res := &ensemble.Result{Files: []ensemble.File{{Role: "submission", Path: result}, {Role: "predictions", Path: predPath}}}

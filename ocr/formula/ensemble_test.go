@@ -80,9 +80,10 @@ func TestFormulaJobsVote(t *testing.T) {
 		t.Errorf("result.txt:\n%s", txt)
 	}
 	// The 3-reader job's text for image 2 is "河=1;2/" (2 of 3): its
-	// confidence is their summed confidence over 3.
+	// confidence is their summed confidence over 3; it is reader 3.
 	csv, _ := os.ReadFile(filepath.Join(out, "predictions.csv"))
-	if !strings.Contains(string(csv), "河=1;2/,0.3333") {
+	if !strings.HasPrefix(string(csv), "filename,text,value,lines,reader1,conf1,reader2,conf2,reader3,conf3\n") ||
+		!strings.Contains(string(csv), "河=1;2/,0.3333\n") {
 		t.Errorf("predictions.csv:\n%s", csv)
 	}
 	other := formulaMember(t, 8, []string{"不=5;不*2", "海=3;海+1", "河=1;2/海"}, [][]string{labels})

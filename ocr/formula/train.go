@@ -466,20 +466,39 @@ func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error 
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("parameter out: %w", err)
 	}
-	result := filepath.Join(out, "result.txt")
-	if err := tasks.WriteFileAtomic(result, func(w io.Writer) error { return WriteResult(w, texts) }); err != nil {
+	names := make([]string, len(test))
+	lines := make([]int, len(test))
+	for i, x := range test {
+		names[i], lines[i] = x.Name, len(x.Crops)
+	}
+	result, predPath, err := writeSubmission(out, names, lines, texts, per)
+	if err != nil {
 		return err
 	}
-	predPath := filepath.Join(out, "predictions.csv")
-	if err := tasks.WriteFileAtomic(predPath, func(w io.Writer) error {
+	if err := env.Artifact("predictions", predPath); err != nil {
+		return err
+	}
+	return env.Artifact("submission", result)
+}
+
+// writeSubmission writes result.txt (the texts) and predictions.csv
+// (filename,text,value,lines, then reader k's text and confidence: the
+// job's own readers, or an ensemble's member jobs) into out.
+func writeSubmission(out string, names []string, lines []int, texts []string, per [][]reading) (result, predPath string, err error) {
+	result = filepath.Join(out, "result.txt")
+	if err := tasks.WriteFileAtomic(result, func(w io.Writer) error { return WriteResult(w, texts) }); err != nil {
+		return "", "", err
+	}
+	predPath = filepath.Join(out, "predictions.csv")
+	err = tasks.WriteFileAtomic(predPath, func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		head := []string{"filename", "text", "value", "lines"}
 		for m := range per {
 			head = append(head, fmt.Sprintf("reader%d", m+1), fmt.Sprintf("conf%d", m+1))
 		}
 		cw.Write(head)
-		for i, x := range test {
-			row := []string{x.Name, texts[i], ValueOf(texts[i]), fmt.Sprint(len(x.Crops))}
+		for i, name := range names {
+			row := []string{name, texts[i], ValueOf(texts[i]), fmt.Sprint(lines[i])}
 			for _, rs := range per {
 				row = append(row, rs[i].Text, fmt.Sprintf("%.4f", rs[i].Conf))
 			}
@@ -487,13 +506,8 @@ func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error 
 		}
 		cw.Flush()
 		return cw.Error()
-	}); err != nil {
-		return err
-	}
-	if err := env.Artifact("predictions", predPath); err != nil {
-		return err
-	}
-	return env.Artifact("submission", result)
+	})
+	return result, predPath, err
 }
 
 // WriteResult writes the competition's result.txt: per image, in order,
