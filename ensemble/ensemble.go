@@ -38,6 +38,9 @@ type TestSet struct {
 	Digest string
 	Images int
 	Where  string // for messages: the folder or file it was read from
+	// Predictions is the file (or folder) the member's predictions are
+	// read from: two members may not share one (the same out parameter).
+	Predictions string
 }
 
 // Kind is what an ensemble needs of a job kind.
@@ -99,11 +102,17 @@ func Lookup(kind string) (Kind, error) {
 // one line naming two of them.
 func CheckTestSets(k Kind, ms []Member) error {
 	var first TestSet
+	source := map[string]int64{}
 	for i, m := range ms {
 		ts, err := k.TestSet(m)
 		if err != nil {
 			return fmt.Errorf("job %d: %w", m.Job, err)
 		}
+		if j, dup := source[ts.Predictions]; dup && ts.Predictions != "" {
+			return fmt.Errorf("jobs %d and %d wrote their predictions to the same %s (the same out), so one overwrote the other's",
+				j, m.Job, ts.Predictions)
+		}
+		source[ts.Predictions] = m.Job
 		if i == 0 {
 			first = ts
 			continue

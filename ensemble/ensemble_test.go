@@ -117,7 +117,7 @@ func (k fakeKind) TestSet(m Member) (TestSet, error) {
 func (fakeKind) Combine(context.Context, []Member, string) (*Result, error) { return &Result{}, nil }
 
 func TestCheckTestSets(t *testing.T) {
-	k := fakeKind{1: {"x", 10, "/a"}, 2: {"x", 10, "/b"}, 3: {"y", 12, "/c"}}
+	k := fakeKind{1: {"x", 10, "/a", "1"}, 2: {"x", 10, "/b", "2"}, 3: {"y", 12, "/c", "3"}}
 	if err := CheckTestSets(k, []Member{{Job: 1}, {Job: 2}}); err != nil {
 		t.Fatal(err)
 	}
@@ -127,6 +127,10 @@ func TestCheckTestSets(t *testing.T) {
 	}
 	if err := CheckTestSets(k, []Member{{Job: 1}, {Job: 4}}); err == nil || !strings.HasPrefix(err.Error(), "job 4: no predictions") {
 		t.Fatalf("member without predictions: %v", err)
+	}
+	k[1], k[2] = TestSet{"x", 10, "/a", "/out/p.csv"}, TestSet{"x", 10, "/a", "/out/p.csv"}
+	if err := CheckTestSets(k, []Member{{Job: 1}, {Job: 2}}); err == nil || !strings.Contains(err.Error(), "jobs 1 and 2 wrote their predictions to the same /out/p.csv") {
+		t.Fatalf("shared predictions file: %v", err)
 	}
 }
 

@@ -76,12 +76,12 @@ type Result struct {
 }
 
 func (r *Result) add(o Result) {
-	r.Pruned += o.Pruned
 	r.Ran += o.Ran
 	r.Succeeded += o.Succeeded
 	r.Failed += o.Failed
 	r.Cancelled += o.Cancelled
 	r.Interrupted += o.Interrupted
+	r.Pruned += o.Pruned
 }
 
 // Run works until ctx is done (then running tasks are asked to checkpoint

@@ -54,7 +54,9 @@ func (readerEnsemble) TestSet(m ensemble.Member) (ensemble.TestSet, error) {
 			where = filepath.Dir(s.Path)
 		}
 	}
-	return d.TestSet(where), nil
+	ts := d.TestSet(where)
+	ts.Predictions = predsFile(m.Dir)
+	return ts, nil
 }
 
 func (e readerEnsemble) Combine(ctx context.Context, ms []ensemble.Member, out string) (*ensemble.Result, error) {

@@ -50,7 +50,9 @@ func (mapEnsemble) TestSet(m ensemble.Member) (ensemble.TestSet, error) {
 			return ensemble.TestSet{}, err
 		}
 	}
-	return d.TestSet(filepath.Dir(test[0].Path)), nil
+	ts := d.TestSet(filepath.Dir(test[0].Path))
+	ts.Predictions = filepath.Join(m.Dir, "predict")
+	return ts, nil
 }
 
 func stem(name string) string { return strings.TrimSuffix(name, filepath.Ext(name)) }

@@ -55,7 +55,18 @@ func (probEnsemble) TestSet(m ensemble.Member) (ensemble.TestSet, error) {
 			return ensemble.TestSet{}, err
 		}
 	}
-	return d.TestSet(dir), nil
+	ts := d.TestSet(dir)
+	ts.Predictions = probsFile(p, m)
+	return ts, nil
+}
+
+// probsFile is where a member's submit task wrote its probabilities.
+func probsFile(p *Params, m ensemble.Member) string {
+	out := p.Out
+	if out == "" {
+		out = m.Dir
+	}
+	return filepath.Join(out, ProbabilitiesFile)
 }
 
 // memberProbs is a member's probabilities.csv.
@@ -66,11 +77,7 @@ type memberProbs struct {
 }
 
 func readProbs(p *Params, m ensemble.Member) (*memberProbs, error) {
-	out := p.Out
-	if out == "" {
-		out = m.Dir
-	}
-	path := filepath.Join(out, ProbabilitiesFile)
+	path := probsFile(p, m)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("class probabilities (its submit task's; jobs from before ensembles have none): %w", err)

@@ -141,6 +141,8 @@ func TestEnsembleBadInput(t *testing.T) {
 	seg := runJob(t, dir, "segment", "--set", "preset=quick")
 	st1 := runJob(t, dir, "selftest", "--set", "preset=quick")
 	st2 := runJob(t, dir, "selftest", "--set", "preset=quick")
+	shared1 := runJob(t, dir, append(transferDemo, "--set", "out=shared")...)
+	shared2 := runJob(t, dir, append(transferDemo, "--set", "out=shared", "--set", "dropout=0.3")...)
 	qout, _, _ := dl(t, dir, "submit", "transfer", "--set", "preset=demo")
 	queued := strings.TrimSpace(qout)
 	cases := []struct {
@@ -157,6 +159,7 @@ func TestEnsembleBadInput(t *testing.T) {
 		{[]string{"--jobs", fmt.Sprintf("%d,%d", a, seg)}, fmt.Sprintf("jobs %d (transfer) and %d (segment) are of different kinds", a, seg)},
 		{[]string{"--jobs", fmt.Sprintf("%d,%d,%d", a, b, other)}, fmt.Sprintf("jobs %d and %d predicted different test sets", a, other)},
 		{[]string{"--jobs", fmt.Sprintf("%d,%d", st1, st2)}, "jobs of kind selftest cannot be ensembled"},
+		{[]string{"--jobs", fmt.Sprintf("%d,%d", shared1, shared2)}, fmt.Sprintf("jobs %d and %d wrote their predictions to the same", shared1, shared2)},
 		{[]string{"--sweep", "5"}, "sweep 5: not found"},
 	}
 	before, _, _ := dl(t, dir, "jobs", "list")
@@ -174,7 +177,7 @@ func TestEnsembleBadInput(t *testing.T) {
 	if after, _, _ := dl(t, dir, "jobs", "list"); after != before {
 		t.Fatalf("bad ensembles changed the history:\n%s\n%s", before, after)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "runs", fmt.Sprintf("job-%d", st2+2))); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, "runs", fmt.Sprintf("job-%d", shared2+2))); !os.IsNotExist(err) {
 		t.Fatalf("a job directory was written: %v", err)
 	}
 }

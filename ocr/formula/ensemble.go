@@ -76,7 +76,18 @@ func (jobEnsemble) TestSet(m ensemble.Member) (ensemble.TestSet, error) {
 			return ensemble.TestSet{}, err
 		}
 	}
-	return d.TestSet(dir), nil
+	ts := d.TestSet(dir)
+	ts.Predictions = predictionsFile(p, m)
+	return ts, nil
+}
+
+// predictionsFile is where a member's predict task wrote predictions.csv.
+func predictionsFile(p *JobParams, m ensemble.Member) string {
+	out := p.Out
+	if out == "" {
+		out = m.Dir
+	}
+	return filepath.Join(out, "predictions.csv")
 }
 
 // memberReadings reads a member's predictions.csv: per image its text and,
@@ -87,11 +98,7 @@ func memberReadings(m ensemble.Member, n int) ([]ensemble.Reading, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := p.Out
-	if out == "" {
-		out = m.Dir
-	}
-	path := filepath.Join(out, "predictions.csv")
+	path := predictionsFile(p, m)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("test predictions (its predict task's): %w", err)
