@@ -32,6 +32,15 @@ type Member struct {
 	Dir string `json:"-"`
 }
 
+// OutDir is where a member wrote its submission: its out parameter, or
+// else its job directory (the kinds' rule).
+func (m Member) OutDir(out string) string {
+	if out == "" {
+		return m.Dir
+	}
+	return out
+}
+
 // TestSet identifies the test set a member predicted: equal Digests for
 // the same images (names, contents and order; labels where known).
 type TestSet struct {

@@ -8,8 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 
 	"github.com/dl4img/dl4img/tasks"
 )
@@ -130,11 +128,11 @@ func combineTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error 
 		}
 		rep.Members = append(rep.Members, ms)
 		if len(ms.Scores) > 0 {
-			env.Logf("member job %d:%s", m.Job, scoreLine(ms.Scores))
+			env.Logf("member job %d:%s", m.Job, tasks.FormatMetrics(ms.Scores))
 		}
 	}
 	if len(res.Scores) > 0 {
-		env.Logf("ensemble of %d:%s", len(p.Members), scoreLine(res.Scores))
+		env.Logf("ensemble of %d:%s", len(p.Members), tasks.FormatMetrics(res.Scores))
 		if err := env.Metrics(0, 0, res.Scores); err != nil {
 			return err
 		}
@@ -150,17 +148,4 @@ func combineTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error 
 		return err
 	}
 	return env.Artifact("report", path)
-}
-
-func scoreLine(m map[string]float64) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for _, k := range keys {
-		fmt.Fprintf(&b, " %s=%.4g", k, m[k])
-	}
-	return b.String()
 }

@@ -290,6 +290,11 @@ func (l *Loop) endEpoch(ctx context.Context, step, epoch int, lossSum float64, l
 }
 
 func (l *Loop) logEpoch(epoch int, m map[string]float64) {
+	l.Env.Logf("epoch %d:%s", epoch, FormatMetrics(m))
+}
+
+// FormatMetrics writes metrics for a log line: " name=value" each, sorted.
+func FormatMetrics(m map[string]float64) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -299,7 +304,7 @@ func (l *Loop) logEpoch(epoch int, m map[string]float64) {
 	for _, k := range keys {
 		fmt.Fprintf(&b, " %s=%.4g", k, m[k])
 	}
-	l.Env.Logf("epoch %d:%s", epoch, b.String())
+	return b.String()
 }
 
 func scalar(t *tensors.Tensor) float64 {

@@ -62,11 +62,7 @@ func (probEnsemble) TestSet(m ensemble.Member) (ensemble.TestSet, error) {
 
 // probsFile is where a member's submit task wrote its probabilities.
 func probsFile(p *Params, m ensemble.Member) string {
-	out := p.Out
-	if out == "" {
-		out = m.Dir
-	}
-	return filepath.Join(out, ProbabilitiesFile)
+	return filepath.Join(m.OutDir(p.Out), ProbabilitiesFile)
 }
 
 // memberProbs is a member's probabilities.csv.

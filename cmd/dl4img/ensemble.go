@@ -54,7 +54,7 @@ func ensembleAction(c *cli.Context) error {
 		}
 		ids = append(ids, id)
 	}
-	root, err := workDir(c)
+	root, err := workRoot(c)
 	if err != nil {
 		return err
 	}
@@ -117,6 +117,9 @@ func ensembleAction(c *cli.Context) error {
 	}
 	config, err := json.Marshal(p)
 	if err != nil {
+		return err
+	}
+	if _, err := workDir(c); err != nil {
 		return err
 	}
 	name := c.String("name")

@@ -83,11 +83,7 @@ func (jobEnsemble) TestSet(m ensemble.Member) (ensemble.TestSet, error) {
 
 // predictionsFile is where a member's predict task wrote predictions.csv.
 func predictionsFile(p *JobParams, m ensemble.Member) string {
-	out := p.Out
-	if out == "" {
-		out = m.Dir
-	}
-	return filepath.Join(out, "predictions.csv")
+	return filepath.Join(m.OutDir(p.Out), "predictions.csv")
 }
 
 // memberReadings reads a member's predictions.csv: per image its text and,
