@@ -316,3 +316,30 @@ func TestMedianPrunes(t *testing.T) {
 		t.Fatalf("decisions %v, want %v", got, want)
 	}
 }
+
+// A point that fails does not stop the sweep: the other points run, the
+// ranking shows the failure's line, and `sweep --run` exits 1.
+func TestSweepCarriesOnWhenAPointFails(t *testing.T) {
+	dir := t.TempDir()
+	if _, errOut, code := dl(t, dir, "gen", "captcha", "--out", "test", "-n", "4", "--width", "48", "--height", "24",
+		"--charset", "0123456789", "--length", "2"); code != 0 {
+		t.Fatal(errOut)
+	}
+	labels := filepath.Join(dir, "test", "labels.txt")
+	b, _ := os.ReadFile(labels)
+	lines := strings.Split(string(b), "\n")
+	lines[2] = "7Z" // a character the readers do not read
+	os.WriteFile(labels, []byte(strings.Join(lines, "\n")), 0o644)
+	out, errOut, code := dl(t, dir, "sweep", "captcha-ctc", "--set", "preset=demo", "--set", "epochs=1", "--set", "steps_per_epoch=2",
+		"--set", "val_size=8", "--set", "test_dir=test", "--grid", "skip_bad=false,true", "--run")
+	if code != 1 || !strings.Contains(errOut, "dl4img: sweep 1: 1 of 2 points failed (see dl4img sweep show 1)") {
+		t.Fatalf("exit %d, want 1\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "point 1 (job 1) failed: test_dir: labels.txt:3:") {
+		t.Errorf("ranking does not show the failure:\n%s", out)
+	}
+	want := []decision{{store.Failed, 0}, {store.Succeeded, 0}}
+	if got := decisions(showSweepJSON(t, dir, 1)); !slices.Equal(got, want) {
+		t.Fatalf("states %v, want %v", got, want)
+	}
+}
