@@ -130,7 +130,7 @@ func (s *Server) sweepPage(w http.ResponseWriter, r *http.Request) {
 			v.Values = append(v.Values, history.RawString(p.Params[sp.Name]))
 		}
 		rows = append(rows, v)
-		if p.Rank > 0 && len(top) < maxCompare && len(top) < 5 {
+		if p.Rank > 0 && len(top) < 5 { // the best five, compared
 			top = append(top, p.Job)
 		}
 		running = running || active(p.State)
