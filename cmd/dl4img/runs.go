@@ -156,11 +156,11 @@ func writeComparisonCSV(w io.Writer, cmp *history.Comparison) error {
 // and accuracy (and val_acc) per epoch, one colour per run.
 func plotRuns(c *cli.Context) error {
 	sw := c.Int64("sweep")
-	min := 1
+	least := 1 // job ids, unless the sweep gives them
 	if sw != 0 {
-		min = 0
+		least = 0
 	}
-	ids, err := jobIDs(c, min)
+	ids, err := jobIDs(c, least)
 	if err != nil {
 		return err
 	}
