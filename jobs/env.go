@@ -12,6 +12,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/dl4img/dl4img/store"
+	"github.com/dl4img/dl4img/sweep"
 	"github.com/dl4img/dl4img/tasks"
 )
 
@@ -27,6 +28,13 @@ type env struct {
 	bar       *progressbar.ProgressBar
 	barLabel  string
 	lastStore time.Time
+
+	// The sweep the task's job is a point of, and its pruning rule (nil:
+	// not a point, or no rule), looked up once (Prune).
+	sweepOnce sync.Once
+	sweep     *store.Sweep
+	rule      *sweep.Rule
+	sweepErr  error
 }
 
 var _ tasks.Env = (*env)(nil)

@@ -35,32 +35,46 @@ type Request struct {
 // stores it all in one transaction. Bad kinds and parameters are rejected
 // here, before anything runs.
 func Submit(ctx context.Context, db *store.DB, reg *tasks.Registry, req Request) (int64, error) {
+	job, err := Prepare(reg, req)
+	if err != nil {
+		return 0, err
+	}
+	id, err := db.CreateJob(ctx, job)
+	if err != nil {
+		return 0, fmt.Errorf("store job: %w", err)
+	}
+	return id, nil
+}
+
+// Prepare validates a request and plans its job without storing it, so
+// that a sweep checks every point before it queues any.
+func Prepare(reg *tasks.Registry, req Request) (store.NewJob, error) {
 	kind, err := reg.Job(req.Kind)
 	if err != nil {
-		return 0, bad(err)
+		return store.NewJob{}, bad(err)
 	}
 	params, err := kind.Resolve(req.Config, req.Sets)
 	if err != nil {
-		return 0, bad(err)
+		return store.NewJob{}, bad(err)
 	}
 	specs, err := kind.Plan(params)
 	if err != nil {
-		return 0, bad(fmt.Errorf("kind %s: %w", req.Kind, err))
+		return store.NewJob{}, bad(fmt.Errorf("kind %s: %w", req.Kind, err))
 	}
 	raw, err := json.Marshal(params)
 	if err != nil {
-		return 0, err
+		return store.NewJob{}, err
 	}
 	job := store.NewJob{Kind: req.Kind, Name: req.Name, Params: string(raw)}
 	for _, s := range specs {
 		if _, ok := reg.Task(s.Kind); !ok {
-			return 0, fmt.Errorf("kind %s plans task %s of unregistered task kind %q", req.Kind, s.Name, s.Kind)
+			return store.NewJob{}, fmt.Errorf("kind %s plans task %s of unregistered task kind %q", req.Kind, s.Name, s.Kind)
 		}
 		tp := string(raw)
 		if s.Params != nil {
 			b, err := json.Marshal(s.Params)
 			if err != nil {
-				return 0, err
+				return store.NewJob{}, err
 			}
 			tp = string(b)
 		}
@@ -69,9 +83,5 @@ func Submit(ctx context.Context, db *store.DB, reg *tasks.Registry, req Request)
 	if req.Name == "" {
 		job.Name = req.Kind
 	}
-	id, err := db.CreateJob(ctx, job)
-	if err != nil {
-		return 0, fmt.Errorf("store job: %w", err)
-	}
-	return id, nil
+	return job, nil
 }

@@ -55,6 +55,8 @@ type Worker struct {
 	Drain bool
 	// JobID restricts the worker to one job (0: any job).
 	JobID int64
+	// Sweep restricts the worker to one sweep's points (0: any job).
+	Sweep int64
 	// Log receives one line per task event; nil discards.
 	Log io.Writer
 	// Bars shows progress bars on Log.
@@ -70,7 +72,7 @@ type Worker struct {
 
 // Result counts what a Run did.
 type Result struct {
-	Ran, Succeeded, Failed, Cancelled, Interrupted int
+	Ran, Succeeded, Failed, Cancelled, Interrupted, Pruned int
 }
 
 func (r *Result) add(o Result) {
@@ -79,6 +81,7 @@ func (r *Result) add(o Result) {
 	r.Failed += o.Failed
 	r.Cancelled += o.Cancelled
 	r.Interrupted += o.Interrupted
+	r.Pruned += o.Pruned
 }
 
 // Run works until ctx is done (then running tasks are asked to checkpoint
@@ -142,11 +145,12 @@ func (w *Worker) loop(ctx context.Context, owner string) (Result, error) {
 	for ctx.Err() == nil {
 		// Taken before looking, so a notification in between still wakes us.
 		ready := w.DB.Ready()
-		t, err := w.DB.Claim(bg, owner, w.JobID, w.Lease)
+		scope := store.Scope{Job: w.JobID, Sweep: w.Sweep}
+		t, err := w.DB.ClaimIn(bg, owner, scope, w.Lease)
 		idle := t == nil && err == nil
 		if idle && w.Drain {
 			var q, r int
-			if q, r, err = w.DB.Active(bg, w.JobID); err == nil && q == 0 && r == 0 {
+			if q, r, err = w.DB.ActiveIn(bg, scope); err == nil && q == 0 && r == 0 {
 				return res, nil
 			}
 		}
@@ -297,6 +301,12 @@ func (w *Worker) run(ctx context.Context, owner string, t *store.Task) (Result, 
 		}
 		w.logf("%s: succeeded in %s", label, took)
 		return Result{Ran: 1, Succeeded: 1}, nil
+	case errors.Is(err, tasks.ErrPruned):
+		// Not a failure: the sweep stopped a weak point. Not retried.
+		msg := oneLine(err.Error())
+		ferr := finish(store.Pruned, msg)
+		w.logf("%s: %s", label, msg)
+		return Result{Ran: 1, Pruned: 1}, fatal(ferr)
 	case errors.Is(cause, errLeaseLost):
 		w.logf("%s: stopped: %v", label, errLeaseLost)
 		return Result{Ran: 1, Failed: 1}, nil

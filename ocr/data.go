@@ -32,13 +32,14 @@ type setsFile struct {
 	Skipped     int      `json:"skipped_bad"`
 }
 
-func dataDir(env tasks.Env) string  { return filepath.Join(env.JobDir(), "data") }
-func setsPath(env tasks.Env) string { return filepath.Join(dataDir(env), "sets.json") }
-func ckDir(env tasks.Env) string    { return filepath.Join(env.JobDir(), "train", "checkpoints") }
-func bestDir(env tasks.Env) string  { return filepath.Join(ckDir(env), "best") }
-func predsPath(env tasks.Env) string {
-	return filepath.Join(env.JobDir(), "predict", "predictions.json")
-}
+func dataDir(env tasks.Env) string   { return filepath.Join(env.JobDir(), "data") }
+func setsPath(env tasks.Env) string  { return filepath.Join(dataDir(env), "sets.json") }
+func ckDir(env tasks.Env) string     { return filepath.Join(env.JobDir(), "train", "checkpoints") }
+func bestDir(env tasks.Env) string   { return filepath.Join(ckDir(env), "best") }
+func predsPath(env tasks.Env) string { return predsFile(env.JobDir()) }
+
+// predsFile is predict's predictions.json in a job directory.
+func predsFile(jobDir string) string { return filepath.Join(jobDir, "predict", "predictions.json") }
 
 func readSets(env tasks.Env) (*setsFile, error) {
 	data, err := os.ReadFile(setsPath(env))

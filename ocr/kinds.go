@@ -116,17 +116,24 @@ func (p *Params) GenConfig(seed int64) CaptchaConfig {
 		}
 		c.FontSizes = sizes
 	}
-	if d := p.Distortion; d != 1 {
-		c.MaxRotate *= d
-		c.WarpX[0], c.WarpX[1] = c.WarpX[0]*d, c.WarpX[1]*d
-		c.WarpY[0], c.WarpY[1] = c.WarpY[0]*d, c.WarpY[1]*d
-		c.NoiseDots = int(float64(c.NoiseDots)*d + 0.5)
-		c.NoiseCurves = int(float64(c.NoiseCurves)*d + 0.5)
-	}
+	c.ScaleDistortion(p.Distortion)
 	c.Width, c.Height = p.Width, p.Height
 	c.Fonts = p.Fonts
 	c.Seed = seed
 	return c
+}
+
+// ScaleDistortion scales the rotation, warp and noise dots and curves by d
+// (1: unchanged; 0: clean glyphs), as the kinds' distortion parameter does.
+func (c *CaptchaConfig) ScaleDistortion(d float64) {
+	if d == 1 {
+		return
+	}
+	c.MaxRotate *= d
+	c.WarpX[0], c.WarpX[1] = c.WarpX[0]*d, c.WarpX[1]*d
+	c.WarpY[0], c.WarpY[1] = c.WarpY[0]*d, c.WarpY[1]*d
+	c.NoiseDots = int(float64(c.NoiseDots)*d + 0.5)
+	c.NoiseCurves = int(float64(c.NoiseCurves)*d + 0.5)
 }
 
 // Seeds of the generated sets: disjoint streams of the same generator.

@@ -22,7 +22,10 @@ type slideEntry struct {
 	Test bool   `json:"test"`
 }
 
-func indexPath(env tasks.Env) string { return filepath.Join(env.JobDir(), "data", "slides.json") }
+func indexPath(env tasks.Env) string { return indexFile(env.JobDir()) }
+
+// indexFile is the data task's slide index in a job directory.
+func indexFile(jobDir string) string { return filepath.Join(jobDir, "data", "slides.json") }
 
 var slideExts = map[string]bool{".tif": true, ".tiff": true, ".svs": true, ".png": true, ".jpg": true, ".jpeg": true,
 	".ndpi": true, ".vrt": true, ".btf": true}
@@ -175,14 +178,16 @@ func generateSlides(ctx context.Context, env tasks.Env, p *Params, slidesDir, ma
 	return nil
 }
 
-func readIndex(env tasks.Env) ([]slideEntry, error) {
-	b, err := os.ReadFile(indexPath(env))
+func readIndex(env tasks.Env) ([]slideEntry, error) { return readIndexFile(indexPath(env)) }
+
+func readIndexFile(path string) ([]slideEntry, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("slide index (data task): %w", err)
 	}
 	var idx []slideEntry
 	if err := json.Unmarshal(b, &idx); err != nil {
-		return nil, fmt.Errorf("slide index %s: %w", indexPath(env), err)
+		return nil, fmt.Errorf("slide index %s: %w", path, err)
 	}
 	return idx, nil
 }

@@ -395,10 +395,19 @@ func PredictFile(ctx context.Context, m *Model, path, maskPath, outDir string, o
 	if res.Stats, err = PredictSlide(ctx, m, s, res.MaskPath, o); err != nil {
 		return res, err
 	}
+	return res, scoreSlide(ctx, s, &res, maskPath, o)
+}
+
+// scoreSlide scores the prediction raster res.MaskPath of slide s against
+// maskPath (when given), measures the predicted tumour and draws the
+// overlay at res.OverlayPath.
+func scoreSlide(ctx context.Context, s *slide.Slide, res *SlideResult, maskPath string, o PredictOptions) error {
+	path := s.Path()
+	var err error
 	var truth *slide.Mask
 	if maskPath != "" {
 		if truth, err = slide.OpenMask(maskPath, s.Size(0)); err != nil {
-			return res, err
+			return err
 		}
 		defer truth.Close()
 	}
@@ -409,21 +418,18 @@ func PredictFile(ctx context.Context, m *Model, path, maskPath, outDir string, o
 	var met slide.Metrics
 	if truth != nil {
 		if met, err = slide.ComparePrediction(ctx, res.MaskPath, thr, truth); err != nil {
-			return res, fmt.Errorf("score %s: %w", path, err)
+			return fmt.Errorf("score %s: %w", path, err)
 		}
 		res.HasTruth = true
 		res.Dice, res.IoU, res.Accuracy = met.Dice(), met.IoU(), met.Accuracy()
 		res.TruthFraction = float64(met.TruthArea()) / float64(max(met.Total(), 1))
 	} else if met, err = countTumour(ctx, res.MaskPath, thr); err != nil {
-		return res, err
+		return err
 	}
 	fx, fy := s.Downsample(o.Level)
 	res.TumourFraction = met.TumourFraction()
 	res.TumourArea = float64(met.PredArea()) * fx * fy
-	if err := slide.WriteOverlay(s, res.MaskPath, res.OverlayPath, slide.OverlayOptions{Threshold: thr, Truth: truth}); err != nil {
-		return res, err
-	}
-	return res, nil
+	return slide.WriteOverlay(s, res.MaskPath, res.OverlayPath, slide.OverlayOptions{Threshold: thr, Truth: truth})
 }
 
 // countTumour streams a prediction raster and counts pixels ≥ thr.

@@ -158,6 +158,43 @@ func TestBrowser(t *testing.T) {
 	}
 	shoot("serve-compare.png")
 
+	// A sweep: the jobs list links each point to its sweep's page, which
+	// ranks the points and plots each swept parameter against val_acc.
+	sf := newSweepFixture(t, "")
+	ts2 := httptest.NewServer(sf.server(t))
+	defer ts2.Close()
+	do(chromedp.Navigate(ts2.URL+"/"), chromedp.WaitVisible("table.jobs"))
+	if n := eval(`document.querySelectorAll('a.sweeplink').length`); n != len(sweepPoints) {
+		t.Errorf("jobs list: %d sweep links, want %d", n, len(sweepPoints))
+	}
+	do(chromedp.Click("a.sweeplink"), chromedp.WaitVisible("table.ranking"))
+	if eval(fmt.Sprintf(`location.pathname === '/sweeps/%d' ? 1 : 0`, sf.sweep)) != 1 {
+		t.Error("the sweep link did not open the sweep page")
+	}
+	if n := eval(`document.querySelectorAll('table.ranking tbody tr').length`); n != len(sweepPoints) {
+		t.Errorf("ranking has %d rows", n)
+	}
+	// Every dot is drawn inside its chart's frame, one per point and chart.
+	const dots = `[...document.querySelectorAll('svg.scatter')].map(svg => { const f = svg.querySelector('.frame').getBoundingClientRect();
+		return [...svg.querySelectorAll('circle.dot')].filter(c => { const r = c.getBoundingClientRect();
+			return r.width > 4 && r.left >= f.left - 1 && r.right <= f.right + 1 && r.top >= f.top - 1 && r.bottom <= f.bottom + 1; }).length; })
+		.reduce((a, b) => a + b, 0)`
+	if n := eval(dots); n != 2*len(sweepPoints) {
+		t.Errorf("%d dots drawn inside their charts, want %d", n, 2*len(sweepPoints))
+	}
+	// The log-uniform learning rate has a log axis: its 1e-4 and 1e-3 ticks
+	// are as far apart as 1e-3 and 1e-2.
+	const decades = `(() => { const x = l => [...document.querySelectorAll('#p-learning_rate text.tick')].find(t => t.textContent === l).getBoundingClientRect().left;
+		const a = x('0.0001'), b = x('0.001'), c = x('0.01'); return Math.abs((b - a) - (c - b)) < 1 && b - a > 20 ? 1 : 0; })()`
+	if eval(decades) != 1 {
+		t.Error("learning_rate chart: the log axis's decades are not evenly spaced")
+	}
+	tip, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('#p-loss circle.dot.st-pruned title').textContent`))
+	if err != nil || !strings.Contains(tip, "loss=bce") || !strings.Contains(tip, "pruned") {
+		t.Errorf("dot title %q (%v)", tip, err)
+	}
+	shoot("serve-sweep.png")
+
 	mu.Lock()
 	defer mu.Unlock()
 	for _, p := range problems {

@@ -29,6 +29,13 @@ type JobRow struct {
 	DurationS  float64   `json:"duration_s"`
 	Progress   *Progress `json:"progress,omitempty"`
 	Headline   *Headline `json:"headline,omitempty"`
+	Sweep      *PointRef `json:"sweep,omitempty"` // when the job is a sweep's point
+}
+
+// PointRef places a job in its sweep.
+type PointRef struct {
+	ID    int64 `json:"id"`
+	Point int   `json:"point"`
 }
 
 // Progress is how far a running task is.
@@ -176,6 +183,10 @@ func (s *Server) jobList(ctx context.Context, kind, state string) (*JobList, err
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
+	points, err := s.st.JobSweeps(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sweep points: %w", err)
+	}
 	out := &JobList{Jobs: []JobRow{}, Kinds: []string{}}
 	kinds := map[string]bool{}
 	for _, j := range js {
@@ -190,6 +201,9 @@ func (s *Server) jobList(ctx context.Context, kind, state string) (*JobList, err
 		if err != nil {
 			return nil, err
 		}
+		if p, ok := points[j.ID]; ok {
+			row.Sweep = &PointRef{ID: p.Sweep, Point: p.Index}
+		}
 		out.Running = out.Running || active(j.State)
 		out.Jobs = append(out.Jobs, row)
 	}
@@ -198,7 +212,7 @@ func (s *Server) jobList(ctx context.Context, kind, state string) (*JobList, err
 }
 
 // states are the job states the filter offers.
-var states = []string{store.Queued, store.Running, store.Succeeded, store.Failed, store.Cancelled}
+var states = []string{store.Queued, store.Running, store.Succeeded, store.Failed, store.Cancelled, store.Pruned}
 
 func checkFilter(kind, state string) error {
 	if state != "" && !slices.Contains(states, state) {

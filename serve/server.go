@@ -39,6 +39,10 @@ type Store interface {
 	LastMetric(ctx context.Context, taskID int64, name string) (store.Metric, error)
 	JobArtifactRecords(ctx context.Context, jobID int64) ([]store.ArtifactRecord, error)
 	ArtifactByID(ctx context.Context, id int64) (*store.ArtifactRecord, error)
+	Sweeps(ctx context.Context) ([]store.Sweep, error)
+	Sweep(ctx context.Context, id int64) (*store.Sweep, error)
+	SweepPoints(ctx context.Context, sweepID int64) ([]store.SweepPoint, error)
+	JobSweeps(ctx context.Context) (map[int64]store.PointRef, error)
 }
 
 // Options configure a Server.
@@ -78,7 +82,7 @@ func New(st Store, opt Options) (*Server, error) {
 		opt.Now = time.Now
 	}
 	s := &Server{st: st, opt: opt, pages: map[string]*template.Template{}, mux: http.NewServeMux()}
-	for _, p := range []string{"jobs", "job", "compare", "error"} {
+	for _, p := range []string{"jobs", "job", "compare", "sweeps", "sweep", "error"} {
 		t, err := template.New("base.html").Funcs(funcs).ParseFS(uiFS, "ui/base.html", "ui/charts.html", "ui/"+p+".html")
 		if err != nil {
 			return nil, fmt.Errorf("page %s: %w", p, err)
@@ -98,6 +102,10 @@ func New(st Store, opt Options) (*Server, error) {
 	s.mux.HandleFunc("GET /api/jobs/{id}", s.apiJob)
 	s.mux.HandleFunc("GET /api/jobs/{id}/metrics", s.apiMetrics)
 	s.mux.HandleFunc("GET /api/compare", s.apiCompare)
+	s.mux.HandleFunc("GET /sweeps", s.sweepsPage)
+	s.mux.HandleFunc("GET /sweeps/{id}", s.sweepPage)
+	s.mux.HandleFunc("GET /api/sweeps", s.apiSweeps)
+	s.mux.HandleFunc("GET /api/sweeps/{id}", s.apiSweep)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, httpError{http.StatusNotFound, "no such page"})
 	})

@@ -25,6 +25,9 @@ var copyTables = []struct {
 	{"artifacts", "id, task_id, role, path, bytes, sha256, created_at", "id"},
 	{"checkpoints", "id, task_id, step, path, created_at", "id"},
 	{"task_items", "task_id, key, value", "task_id, key"},
+	{"sweeps", "id, kind, name, spec, metric, lower, prune, created_at", "id"},
+	{"sweep_points", "job_id, sweep_id, idx, params", "job_id"},
+	{"sweep_reports", "task_id, epoch, value, pruned, reason, at", "task_id, epoch"},
 }
 
 func copyTableHasID(table string) bool {

@@ -16,6 +16,9 @@ const (
 	Succeeded = "succeeded"
 	Failed    = "failed"
 	Cancelled = "cancelled"
+	// Pruned: a sweep's pruning rule stopped the task early. It is not a
+	// failure and is not retried; the tasks after it are pruned with it.
+	Pruned = "pruned"
 )
 
 // NewJob describes a job to insert with its planned task DAG.
@@ -83,43 +86,52 @@ func JobDirName(id int64) string { return fmt.Sprintf("job-%d", id) }
 // CreateJob inserts a job and its tasks in one transaction.
 func (db *DB) CreateJob(ctx context.Context, j NewJob) (int64, error) {
 	var id int64
-	err := db.tx(ctx, func(t tx) error {
-		now := stamp(time.Now())
-		if err := t.row(`INSERT INTO jobs(kind, name, params, state, workdir, created_at) VALUES (?,?,?,?,?,?) RETURNING id`,
-			j.Kind, j.Name, j.Params, Queued, "", now).Scan(&id); err != nil {
+	err := db.tx(ctx, func(t tx) (err error) {
+		if id, err = createJob(t, j); err != nil {
 			return err
-		}
-		if _, err := t.exec(`UPDATE jobs SET workdir=? WHERE id=?`, JobDirName(id), id); err != nil {
-			return err
-		}
-		ids := map[string]int64{}
-		for _, nt := range j.Tasks {
-			if _, dup := ids[nt.Name]; dup {
-				return fmt.Errorf("task %q planned twice", nt.Name)
-			}
-			maxA := nt.MaxAttempts
-			if maxA <= 0 {
-				maxA = 3
-			}
-			var tid int64
-			if err := t.row(`INSERT INTO tasks(job_id, name, kind, params, state, max_attempts) VALUES (?,?,?,?,?,?) RETURNING id`,
-				id, nt.Name, nt.Kind, nt.Params, Queued, maxA).Scan(&tid); err != nil {
-				return err
-			}
-			for _, d := range nt.Deps {
-				did, ok := ids[d]
-				if !ok {
-					return fmt.Errorf("task %q depends on %q, which is not planned before it", nt.Name, d)
-				}
-				if _, err := t.exec(`INSERT INTO task_deps(task_id, depends_on) VALUES (?,?)`, tid, did); err != nil {
-					return err
-				}
-			}
-			ids[nt.Name] = tid
 		}
 		return db.d.notifyReady(ctx, t.Tx)
 	})
 	return id, err
+}
+
+// createJob inserts a job and its task DAG inside t.
+func createJob(t tx, j NewJob) (int64, error) {
+	var id int64
+	now := stamp(time.Now())
+	if err := t.row(`INSERT INTO jobs(kind, name, params, state, workdir, created_at) VALUES (?,?,?,?,?,?) RETURNING id`,
+		j.Kind, j.Name, j.Params, Queued, "", now).Scan(&id); err != nil {
+		return 0, err
+	}
+	if _, err := t.exec(`UPDATE jobs SET workdir=? WHERE id=?`, JobDirName(id), id); err != nil {
+		return 0, err
+	}
+	ids := map[string]int64{}
+	for _, nt := range j.Tasks {
+		if _, dup := ids[nt.Name]; dup {
+			return 0, fmt.Errorf("task %q planned twice", nt.Name)
+		}
+		maxA := nt.MaxAttempts
+		if maxA <= 0 {
+			maxA = 3
+		}
+		var tid int64
+		if err := t.row(`INSERT INTO tasks(job_id, name, kind, params, state, max_attempts) VALUES (?,?,?,?,?,?) RETURNING id`,
+			id, nt.Name, nt.Kind, nt.Params, Queued, maxA).Scan(&tid); err != nil {
+			return 0, err
+		}
+		for _, d := range nt.Deps {
+			did, ok := ids[d]
+			if !ok {
+				return 0, fmt.Errorf("task %q depends on %q, which is not planned before it", nt.Name, d)
+			}
+			if _, err := t.exec(`INSERT INTO task_deps(task_id, depends_on) VALUES (?,?)`, tid, did); err != nil {
+				return 0, err
+			}
+		}
+		ids[nt.Name] = tid
+	}
+	return id, nil
 }
 
 const taskCols = `id, job_id, name, kind, params, state, attempt, max_attempts, COALESCE(lease_owner,''),
@@ -146,6 +158,15 @@ func scanTask(r scanner) (*Task, error) {
 // PostgreSQL, so concurrent claimers take different tasks without waiting
 // for each other; on SQLite the transaction holds the file's write lock.
 func (db *DB) Claim(ctx context.Context, owner string, jobID int64, lease time.Duration) (*Task, error) {
+	return db.ClaimIn(ctx, owner, Scope{Job: jobID}, lease)
+}
+
+// Scope limits what a worker claims and waits for: one job (Job), the
+// points of one sweep (Sweep), or everything (zero).
+type Scope struct{ Job, Sweep int64 }
+
+// ClaimIn is Claim within a scope.
+func (db *DB) ClaimIn(ctx context.Context, owner string, scope Scope, lease time.Duration) (*Task, error) {
 	if err := db.rescue(ctx, time.Now()); err != nil {
 		return nil, fmt.Errorf("rescue expired leases: %w", err)
 	}
@@ -154,10 +175,10 @@ func (db *DB) Claim(ctx context.Context, owner string, jobID int64, lease time.D
 		now := time.Now()
 		var id int64
 		err := x.row(`SELECT t.id FROM tasks t JOIN jobs j ON j.id=t.job_id
-			WHERE t.state='queued' AND j.cancel=0 AND (?=0 OR t.job_id=?)
+			WHERE t.state='queued' AND j.cancel=0 AND `+scopeSQL+`
 			AND NOT EXISTS (SELECT 1 FROM task_deps d JOIN tasks p ON p.id=d.depends_on
 				WHERE d.task_id=t.id AND p.state<>'succeeded')
-			ORDER BY t.job_id, t.id LIMIT 1`+db.d.skipLocked("t"), jobID, jobID).Scan(&id)
+			ORDER BY t.job_id, t.id LIMIT 1`+db.d.skipLocked("t"), scope.args()...).Scan(&id)
 		if errors.Is(err, sql.ErrNoRows) {
 			t = nil
 			return nil
@@ -307,10 +328,15 @@ func finish(x tx, taskID int64, state, errText string, now time.Time) error {
 		state, e, stamp(now), taskID); err != nil {
 		return err
 	}
-	if state != Failed && state != Cancelled {
+	if state != Failed && state != Cancelled && state != Pruned {
 		return nil
 	}
-	// Everything downstream can no longer run.
+	// Everything downstream can no longer run: cancelled, or pruned with
+	// a pruned task (its point is over, not broken).
+	down := Cancelled
+	if state == Pruned {
+		down = Pruned
+	}
 	var name string
 	if err := x.row(`SELECT name FROM tasks WHERE id=?`, taskID).Scan(&name); err != nil {
 		return err
@@ -318,8 +344,8 @@ func finish(x tx, taskID int64, state, errText string, now time.Time) error {
 	_, err := x.exec(`WITH RECURSIVE down(id) AS (
 			SELECT task_id FROM task_deps WHERE depends_on=?
 			UNION SELECT d.task_id FROM task_deps d JOIN down ON d.depends_on=down.id)
-		UPDATE tasks SET state='cancelled', finished_at=?, error=? WHERE id IN (SELECT id FROM down) AND state='queued'`,
-		taskID, stamp(now), fmt.Sprintf("upstream task %s %s", name, state))
+		UPDATE tasks SET state=?, finished_at=?, error=? WHERE id IN (SELECT id FROM down) AND state='queued'`,
+		taskID, down, stamp(now), fmt.Sprintf("upstream task %s %s", name, state))
 	return err
 }
 
@@ -377,18 +403,20 @@ func (db *DB) updateJobState(x tx, job int64) error {
 	switch {
 	case n[Running] > 0:
 		state = Running
-	case n[Queued] > 0 && n[Succeeded]+n[Failed]+n[Cancelled] > 0:
+	case n[Queued] > 0 && n[Succeeded]+n[Failed]+n[Cancelled]+n[Pruned] > 0:
 		state = Running
 	case n[Queued] > 0:
 		state = Queued
 	case n[Failed] > 0:
 		state = Failed
+	case n[Pruned] > 0:
+		state = Pruned
 	case n[Cancelled] > 0:
 		state = Cancelled
 	default:
 		state = Succeeded
 	}
-	if state == Succeeded || state == Failed || state == Cancelled {
+	if state != Running && state != Queued {
 		_, err = x.exec(`UPDATE jobs SET state=?, finished_at=COALESCE(finished_at, ?) WHERE id=?`, state, stamp(time.Now()), job)
 	} else {
 		_, err = x.exec(`UPDATE jobs SET state=?, finished_at=NULL WHERE id=?`, state, job)
@@ -539,11 +567,21 @@ func (db *DB) Task(ctx context.Context, id int64) (*Task, error) {
 
 // Active counts a scope's tasks that are queued or running (jobID 0 = all jobs).
 func (db *DB) Active(ctx context.Context, jobID int64) (queued, running int, err error) {
+	return db.ActiveIn(ctx, Scope{Job: jobID})
+}
+
+// ActiveIn is Active within a scope.
+func (db *DB) ActiveIn(ctx context.Context, scope Scope) (queued, running int, err error) {
 	err = db.row(ctx, `SELECT COALESCE(SUM(CASE WHEN t.state='queued' THEN 1 ELSE 0 END),0),
 		COALESCE(SUM(CASE WHEN t.state='running' THEN 1 ELSE 0 END),0)
-		FROM tasks t JOIN jobs j ON j.id=t.job_id WHERE (?=0 OR t.job_id=?) AND j.cancel=0`, jobID, jobID).Scan(&queued, &running)
+		FROM tasks t JOIN jobs j ON j.id=t.job_id WHERE `+scopeSQL+` AND j.cancel=0`, scope.args()...).Scan(&queued, &running)
 	return
 }
+
+// scopeSQL is a Scope's condition on tasks t; scope.args() binds it.
+const scopeSQL = `(?=0 OR t.job_id=?) AND (?=0 OR t.job_id IN (SELECT job_id FROM sweep_points WHERE sweep_id=?))`
+
+func (s Scope) args() []any { return []any{s.Job, s.Job, s.Sweep, s.Sweep} }
 
 // TaskNames maps task ids of a job to names, for display.
 func TaskNames(tasks []Task) map[int64]string {

@@ -204,6 +204,16 @@ func history(t *testing.T, db *DB) {
 	if err := db.CancelJob(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
+	// A sweep with a pruned point.
+	sw, jobs := newSweep(t, db, 2, `{"rule":"asha","min_epochs":1,"factor":3}`)
+	runTask(t, db, jobs[0], Succeeded)
+	train, _ := db.ClaimIn(ctx, "w", Scope{Sweep: sw}, time.Minute)
+	if _, _, err := db.ReportEpoch(ctx, train.ID, 1, 0.25, func(own, others []EpochReport) (bool, string) { return true, "weak" }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Finish(ctx, train.ID, "w", Pruned, "pruned"); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // dump reads everything a user sees of a history.
@@ -226,6 +236,14 @@ func dump(t *testing.T, db *DB) map[string]any {
 			items, _ := db.Items(ctx, task.ID)
 			out[fmt.Sprint("checkpoints", task.ID)], out[fmt.Sprint("items", task.ID)] = cs, items
 		}
+	}
+	ss, err := db.Sweeps(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out["sweeps"] = ss
+	for _, s := range ss {
+		out[fmt.Sprint("points", s.ID)], _ = db.SweepPoints(ctx, s.ID)
 	}
 	return out
 }
@@ -258,7 +276,7 @@ func TestCopyRoundTrip(t *testing.T) {
 	}
 	// Ids continue after the copied ones.
 	id, err := pg.CreateJob(ctx, NewJob{Kind: "k", Params: "{}", Tasks: []NewTask{{Name: "a", Kind: "x", Params: "{}"}}})
-	if err != nil || id != 3 {
+	if err != nil || id != 5 {
 		t.Fatalf("new job in the copy: id %d, %v", id, err)
 	}
 	if _, err := Copy(ctx, src, pg, nil); !errors.Is(err, ErrDestinationNotEmpty) {

@@ -54,6 +54,8 @@ type Loop struct {
 	Patience      int
 	// Progress labels the progress bar (default "epoch").
 	Progress string
+
+	epochMetrics map[string]float64 // the last epoch's, for the Pruner
 }
 
 // Store parameter keys for the loop's own state.
@@ -62,6 +64,9 @@ const (
 	paramBest  = "/dl4img/best"
 	paramBad   = "/dl4img/bad_epochs"
 	paramStop  = "/dl4img/stopped"
+	// paramPruned holds why a sweep pruned the run, so that a resumed
+	// run ends the same way instead of training on.
+	paramPruned = "/dl4img/pruned"
 )
 
 // LoopResult summarizes a finished run.
@@ -107,7 +112,7 @@ func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
 		l.Env.Logf("resuming from checkpoint at step %d of %d", step, total)
 	}
 	if paramOr(st, paramStop, false) {
-		return l.result(step), nil
+		return l.result(step), l.prunedError()
 	}
 	lrSet := math.NaN()
 	saved := step
@@ -155,11 +160,19 @@ func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
 			if err != nil {
 				return l.result(step), err
 			}
+			if !stop && step < total {
+				if stop, err = l.prune(epoch + 1); err != nil {
+					return l.result(step), err
+				}
+			}
 			lossSum, lossN, epochStart = 0, 0, time.Now()
 			lrSet = math.NaN() // a phase change may have reloaded weights
 			if stop {
 				st.SetParam(paramStop, true)
 				if err := l.Checkpoints.Save(step); err != nil {
+					return l.result(step), err
+				}
+				if err := l.prunedError(); err != nil {
 					return l.result(step), err
 				}
 				l.Env.Logf("early stopping after epoch %d", epoch+1)
@@ -174,6 +187,29 @@ func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
 		}
 	}
 	return l.result(step), nil
+}
+
+// prune asks the Env, when it is a Pruner, whether to stop after epoch;
+// a yes is kept in the store's parameters (saved with the checkpoint).
+func (l *Loop) prune(epoch int) (bool, error) {
+	p, ok := l.Env.(Pruner)
+	if !ok {
+		return false, nil
+	}
+	stop, reason, err := p.Prune(epoch, l.epochMetrics)
+	if err != nil || !stop {
+		return false, err
+	}
+	l.Store.SetParam(paramPruned, fmt.Sprintf("epoch %d: %s", epoch, reason))
+	return true, nil
+}
+
+// prunedError is the error of a run a sweep pruned, nil for any other.
+func (l *Loop) prunedError() error {
+	if why := paramOr(l.Store, paramPruned, ""); why != "" {
+		return fmt.Errorf("%w after %s", ErrPruned, why)
+	}
+	return nil
 }
 
 func (l *Loop) result(step int) LoopResult {
@@ -212,6 +248,7 @@ func (l *Loop) endEpoch(ctx context.Context, step, epoch int, lossSum float64, l
 	if err := l.Env.Metrics(step, epoch, m); err != nil {
 		return false, err
 	}
+	l.epochMetrics = m
 	l.logEpoch(epoch, m)
 	monitor := l.Monitor
 	if monitor == "" {
@@ -253,6 +290,11 @@ func (l *Loop) endEpoch(ctx context.Context, step, epoch int, lossSum float64, l
 }
 
 func (l *Loop) logEpoch(epoch int, m map[string]float64) {
+	l.Env.Logf("epoch %d:%s", epoch, FormatMetrics(m))
+}
+
+// FormatMetrics writes metrics for a log line: " name=value" each, sorted.
+func FormatMetrics(m map[string]float64) string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -262,7 +304,7 @@ func (l *Loop) logEpoch(epoch int, m map[string]float64) {
 	for _, k := range keys {
 		fmt.Fprintf(&b, " %s=%.4g", k, m[k])
 	}
-	l.Env.Logf("epoch %d:%s", epoch, b.String())
+	return b.String()
 }
 
 func scalar(t *tensors.Tensor) float64 {

@@ -3,6 +3,7 @@ package tasks_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -146,5 +147,60 @@ func TestLoopResumesWithScheduleState(t *testing.T) {
 	// Epochs 1-4 at 0.1, then 0.01 for 5-10 (6 was split by the restart).
 	if len(lrs) != 10 || lrs[3] != 0.1 || lrs[4] != 0.01 || lrs[9] != 0.01 {
 		t.Fatalf("lr per epoch %v", lrs)
+	}
+}
+
+// pruningEnv is a task Env that a sweep prunes after epoch at.
+type pruningEnv struct {
+	*taskstest.Env
+	at    int
+	asked []int
+}
+
+func (e *pruningEnv) Prune(epoch int, m map[string]float64) (bool, string, error) {
+	e.asked = append(e.asked, epoch)
+	if _, ok := m["val_loss"]; !ok {
+		return false, "", errors.New("no val_loss in the epoch's metrics")
+	}
+	return epoch == e.at, "weak", nil
+}
+
+func TestLoopPrunedStopsKeepsBestAndStaysPruned(t *testing.T) {
+	script := []float64{1.0, 0.5, 0.6, 0.7, 0.8, 0.4, 0.3, 0.2, 0.1, 0.05}
+	env := &pruningEnv{Env: taskstest.New(t, "train"), at: 3}
+	loop, _ := newLoop(t, env.Env, script)
+	loop.Env = env
+	res, err := loop.Run(context.Background())
+	if !errors.Is(err, tasks.ErrPruned) || err.Error() != "pruned after epoch 3: weak" {
+		t.Fatalf("run: %v", err)
+	}
+	if res.Steps != 15 || res.BestEpoch != 2 || len(env.Values("val_loss")) != 3 {
+		t.Fatalf("result %+v, %d epochs recorded", res, len(env.Values("val_loss")))
+	}
+	if steps := env.CheckpointSteps(); steps[len(steps)-1] != 15 {
+		t.Fatalf("checkpoints %v: none at the pruned epoch", steps)
+	}
+	if _, err := os.Stat(loop.BestDir()); err != nil {
+		t.Fatalf("best weights: %v", err)
+	}
+	// Resumed (a crash before the worker recorded the outcome): pruned
+	// again at once, without training or asking.
+	loop2, st2 := newLoop(t, env.Env, script)
+	loop2.Env = env
+	if _, err := loop2.Run(context.Background()); !errors.Is(err, tasks.ErrPruned) {
+		t.Fatalf("resumed run: %v", err)
+	}
+	if s := int(optimizer.GetGlobalStep(st2)); s != 15 || len(env.asked) != 3 {
+		t.Fatalf("resumed run trained to step %d, asked %v", s, env.asked)
+	}
+	// Never asked at the last epoch: the run is complete then.
+	env3 := &pruningEnv{Env: taskstest.New(t, "train"), at: 99}
+	loop3, _ := newLoop(t, env3.Env, script)
+	loop3.Env = env3
+	if _, err := loop3.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if len(env3.asked) != 9 || env3.asked[8] != 9 {
+		t.Fatalf("asked after epochs %v, want 1..9", env3.asked)
 	}
 }

@@ -59,6 +59,28 @@ func WriteSubmission(path string, classes []string, items []Item, probs [][]floa
 	})
 }
 
+// ProbabilitiesFile holds every class's probability per test image.
+const ProbabilitiesFile = "probabilities.csv"
+
+// WriteProbabilities writes id,CLASS1,CLASS2,... rows with the unclipped
+// probabilities (empty cells for an image without a prediction).
+func WriteProbabilities(path string, classes []string, items []Item, probs [][]float64) error {
+	return tasks.WriteFileAtomic(path, func(w io.Writer) error {
+		cw := csv.NewWriter(w)
+		cw.Write(append([]string{"id"}, classes...))
+		for i, it := range items {
+			row := make([]string, 1+len(classes))
+			row[0] = it.ID
+			for k, v := range probs[i] {
+				row[1+k] = strconv.FormatFloat(v, 'g', -1, 64)
+			}
+			cw.Write(row)
+		}
+		cw.Flush()
+		return cw.Error()
+	})
+}
+
 // predictAll returns probabilities for every item (nil where an image had
 // no features).
 func predictAll(pred *Predictor, feats [][]float32) ([][]float64, error) {
@@ -120,6 +142,14 @@ func submitTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 		return err
 	}
 	if err := env.Artifact("submission", path); err != nil {
+		return err
+	}
+	// The unclipped probabilities, which an ensemble averages.
+	probPath := filepath.Join(out, ProbabilitiesFile)
+	if err := WriteProbabilities(probPath, fs.Classes, fs.Items, probs); err != nil {
+		return err
+	}
+	if err := env.Artifact("probabilities", probPath); err != nil {
 		return err
 	}
 	// Generated data comes with its answers: score the submission.

@@ -140,6 +140,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			genCommand(),
 		}, extraCommands...),
 		HideHelpCommand: true,
+		// Repeatable flags are repeated, never split on commas: a value
+		// such as --set weight_decay=1e-4,1e-3 or --grid lr=0.1,0.01 is one.
+		DisableSliceFlagSeparator: true,
 		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
 			return usageErr(err)
 		},
@@ -203,7 +206,8 @@ func ctxOf(c *cli.Context) context.Context { return c.Context }
 var globalFlags = map[string]bool{"db": true, "workdir": true, "quiet": true, "q": true}
 
 // boolFlags take no value; every other flag takes the next argument.
-var boolFlags = map[string]bool{"quiet": true, "q": true, "drain": true, "json": true, "csv": true, "help": true, "h": true, "version": true}
+var boolFlags = map[string]bool{"quiet": true, "q": true, "drain": true, "json": true, "csv": true, "help": true, "h": true, "version": true,
+	"run": true}
 
 // interspersed moves a subcommand's positional arguments after its flags,
 // because urfave/cli stops parsing flags at the first positional one and

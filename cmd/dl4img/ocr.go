@@ -25,6 +25,7 @@ func init() {
 			&cli.IntFlag{Name: "min-length", Usage: "text mode: shortest captcha (default: --length)"},
 			&cli.StringSliceFlag{Name: "font", Usage: "font file or directory (repeatable; default: Go fonts + DejaVu)"},
 			&cli.IntSliceFlag{Name: "font-size", Usage: "font size in pixels (repeatable; default: the mode's)"},
+			&cli.Float64Flag{Name: "distortion", Value: 1, Usage: "scales rotation, warp and noise (1: the library's; the kinds' parameter distortion, e.g. 0.25 for their demo presets)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -67,6 +68,10 @@ func init() {
 			if c.IsSet("font-size") {
 				cfg.FontSizes = c.IntSlice("font-size")
 			}
+			if d := c.Float64("distortion"); d < 0 || d > 1 {
+				return usagef("--distortion %g: must be in [0, 1]", d)
+			}
+			cfg.ScaleDistortion(c.Float64("distortion"))
 			cfg.Seed = c.Int64("seed")
 			g, err := ocr.NewGenerator(cfg)
 			if err != nil {

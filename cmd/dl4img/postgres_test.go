@@ -370,3 +370,43 @@ func TestPostgresGoneDuringWork(t *testing.T) {
 		t.Fatal("no checkpoint files left")
 	}
 }
+
+// A sweep on PostgreSQL, its points run by two worker slots at once (the
+// pruning decisions are taken one at a time under the sweep's row lock),
+// then an ensemble of two of its kind's jobs.
+func TestPostgresSweepAndEnsemble(t *testing.T) {
+	dsn := pgtest.NewDB(t)
+	dir := t.TempDir()
+	runs := filepath.Join(dir, "runs")
+	out, errOut, code := dlDB(t, dir, dsn, runs, "sweep", "selftest", "--set", "preset=quick", "--set", "steps_per_epoch=300",
+		"--set", "epochs=3", "--grid", "learning_rate=0.05,1e-7", "--grid", "hidden=8,32", "--prune", "asha", "--run", "--workers", "2")
+	if code != 0 {
+		t.Fatalf("sweep: exit %d\n%s%s", code, out, errOut)
+	}
+	r := showSweepJSON(t, dir, 1, dsn, runs)
+	if len(r.Points) != 4 || r.BestJob == 0 {
+		t.Fatalf("ranking %+v", r)
+	}
+	for _, p := range r.Points {
+		good := string(p.Params["learning_rate"]) == "0.05"
+		if p.State != store.Succeeded && p.State != store.Pruned || good && p.State != store.Succeeded ||
+			p.State == store.Pruned && p.PrunedAt != 1 {
+			t.Errorf("point %d (%s): %s pruned at %d", p.Point, p.Params["learning_rate"], p.State, p.PrunedAt)
+		}
+	}
+	if !strings.Contains(out, "pruning asha") {
+		t.Errorf("ranking:\n%s", out)
+	}
+	var jobs []string
+	for _, extra := range [][]string{nil, {"--set", "dropout=0.2"}} {
+		args := append(append([]string{"run", "-q"}, transferDemo...), extra...)
+		if _, errOut, code := dlDB(t, dir, dsn, runs, args...); code != 0 {
+			t.Fatalf("transfer: %s", errOut)
+		}
+		jobs = append(jobs, strconv.Itoa(5+len(jobs)))
+	}
+	out, errOut, code = dlDB(t, dir, dsn, runs, "ensemble", "--jobs", strings.Join(jobs, ","))
+	if code != 0 || !strings.Contains(out, "submission: "+filepath.Join(runs, "job-7", "submission.csv")) {
+		t.Fatalf("ensemble: exit %d\n%s%s", code, out, errOut)
+	}
+}

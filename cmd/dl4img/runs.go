@@ -41,8 +41,9 @@ func runsCommand() *cli.Command {
 				Name:      "plot",
 				Usage:     "loss and accuracy per epoch, one line per run",
 				ArgsUsage: "ID...",
-				Flags:     []cli.Flag{&cli.StringFlag{Name: "o", Aliases: []string{"out"}, Value: "curves.png", Usage: "output `PNG`"}},
-				Action:    plotRuns,
+				Flags: []cli.Flag{&cli.StringFlag{Name: "o", Aliases: []string{"out"}, Value: "curves.png", Usage: "output `PNG`"},
+					&cli.Int64Flag{Name: "sweep", Usage: "plot every point of sweep `ID` (after the jobs given, if any)"}},
+				Action: plotRuns,
 			},
 		},
 	}
@@ -154,7 +155,12 @@ func writeComparisonCSV(w io.Writer, cmp *history.Comparison) error {
 // plotRuns draws the book's two figures side by side: loss (and val_loss)
 // and accuracy (and val_acc) per epoch, one colour per run.
 func plotRuns(c *cli.Context) error {
-	ids, err := jobIDs(c, 1)
+	sw := c.Int64("sweep")
+	least := 1 // job ids, unless the sweep gives them
+	if sw != 0 {
+		least = 0
+	}
+	ids, err := jobIDs(c, least)
 	if err != nil {
 		return err
 	}
@@ -163,6 +169,13 @@ func plotRuns(c *cli.Context) error {
 		return err
 	}
 	defer db.Close()
+	if sw != 0 {
+		pts, err := sweepJobs(c, db, sw)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, pts...)
+	}
 	lossP, accP := plot.New(), plot.New()
 	lossP.Title.Text, accP.Title.Text = "loss", "accuracy"
 	for _, p := range []*plot.Plot{lossP, accP} {

@@ -54,13 +54,9 @@ func submit(c *cli.Context) (*store.DB, int64, error) {
 	if c.NArg() != 1 {
 		return nil, 0, usagef("want exactly one job KIND (see dl4img kinds)")
 	}
-	var config []byte
-	if p := c.String("config"); p != "" {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, 0, usagef("config: %v", err)
-		}
-		config = b
+	config, err := readConfig(c)
+	if err != nil {
+		return nil, 0, err
 	}
 	// Checked though the job's files go wherever the workers' --workdir is
 	// (usually this same folder).
@@ -84,6 +80,19 @@ func submit(c *cli.Context) (*store.DB, int64, error) {
 	return db, id, nil
 }
 
+// readConfig reads the --config file (nil without one).
+func readConfig(c *cli.Context) ([]byte, error) {
+	p := c.String("config")
+	if p == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, usagef("config: %v", err)
+	}
+	return b, nil
+}
+
 func runCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "run",
@@ -98,7 +107,7 @@ func runCommand() *cli.Command {
 			defer db.Close()
 			log, _ := logWriter(c)
 			fmt.Fprintf(log, "job %d (%s) submitted to %s\n", id, c.Args().First(), db.Path())
-			_, err = work(c, db, id, true)
+			_, err = work(c, db, store.Scope{Job: id}, true)
 			if err != nil {
 				return err
 			}
@@ -147,7 +156,7 @@ func workerCommand() *cli.Command {
 				return err
 			}
 			defer db.Close()
-			res, err := work(c, db, c.Int64("job"), c.Bool("drain"))
+			res, err := work(c, db, store.Scope{Job: c.Int64("job")}, c.Bool("drain"))
 			if err != nil {
 				return err
 			}
@@ -162,7 +171,7 @@ func workerCommand() *cli.Command {
 // work runs a worker until drained or signalled. SIGINT/SIGTERM stop it at
 // a safe point: running tasks checkpoint and are queued again; the process
 // exits 130/143.
-func work(c *cli.Context, db *store.DB, jobID int64, drain bool) (jobs.Result, error) {
+func work(c *cli.Context, db *store.DB, scope store.Scope, drain bool) (jobs.Result, error) {
 	if _, err := tasks.ResolveBackend(c.String("backend")); err != nil {
 		return jobs.Result{}, usageErr(err)
 	}
@@ -190,7 +199,8 @@ func work(c *cli.Context, db *store.DB, jobID int64, drain bool) (jobs.Result, e
 	}()
 	w := &jobs.Worker{
 		DB: db, Registry: registry(), Root: root, Backend: c.String("backend"), Workers: c.Int("workers"),
-		Lease: c.Duration("lease"), DBTimeout: c.Duration("db-timeout"), Drain: drain, JobID: jobID, Log: log, Bars: bars,
+		Lease: c.Duration("lease"), DBTimeout: c.Duration("db-timeout"), Drain: drain, JobID: scope.Job, Sweep: scope.Sweep,
+		Log: log, Bars: bars,
 	}
 	res, err := w.Run(ctx)
 	if err != nil {

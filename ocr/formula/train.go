@@ -23,6 +23,7 @@ import (
 	"github.com/gomlx/gomlx/ml/train"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
+	"github.com/dl4img/dl4img/ensemble"
 	"github.com/dl4img/dl4img/nn"
 	"github.com/dl4img/dl4img/ocr"
 	"github.com/dl4img/dl4img/tasks"
@@ -69,10 +70,7 @@ func trainBatch(p *JobParams, e *Extractor, trn, alignedSet []*example, step int
 }
 
 // reading is one reader's text for an image and its path probability.
-type reading struct {
-	Text string
-	Conf float64
-}
+type reading = ensemble.Reading
 
 // predictor runs a reader with fixed batch shapes (one compilation).
 type predictor struct {
@@ -128,7 +126,7 @@ func (pr *predictor) read(ctx context.Context, xs []*example, progress func(done
 			if err != nil {
 				return nil, err
 			}
-			out[start+k] = reading{text, conf}
+			out[start+k] = reading{Text: text, Conf: conf}
 		}
 		if progress != nil {
 			progress(min(start+bs, len(xs)), len(xs))
@@ -297,8 +295,7 @@ func loadMember(env tasks.Env, p *JobParams, m int) (*predictor, error) {
 	return newPredictor(backend, st, &mp)
 }
 
-// readEnsemble reads xs with every member and votes per image: the most
-// frequent text wins, ties go to the higher summed confidence.
+// readEnsemble reads xs with every member and votes per image (vote).
 func readEnsemble(ctx context.Context, env tasks.Env, p *JobParams, xs []*example, label string) ([]string, [][]reading, error) {
 	per := make([][]reading, p.Ensemble)
 	for m := range p.Ensemble {
@@ -313,25 +310,19 @@ func readEnsemble(ctx context.Context, env tasks.Env, p *JobParams, xs []*exampl
 	return vote(per), per, nil
 }
 
+// vote is ensemble.Vote, the rule `dl4img ensemble` applies across jobs:
+// the most frequent text wins, ties go to the higher summed confidence.
+//
+// ensemble=N stays inside one job rather than becoming N jobs and an
+// ensemble job: the readers share one data task (generating and
+// extracting thousands of formula images, the costliest stage on a CPU),
+// which N separate jobs would each repeat. Readers trained as separate
+// formula jobs are voted by `dl4img ensemble` with this same rule.
 func vote(per [][]reading) []string {
-	if len(per) == 0 {
-		return nil
-	}
-	out := make([]string, len(per[0]))
-	for i := range out {
-		count := map[string]int{}
-		conf := map[string]float64{}
-		for _, rs := range per {
-			count[rs[i].Text]++
-			conf[rs[i].Text] += rs[i].Conf
-		}
-		best := per[0][i].Text
-		for t := range count {
-			if count[t] > count[best] || (count[t] == count[best] && (conf[t] > conf[best] || conf[t] == conf[best] && t < best)) {
-				best = t
-			}
-		}
-		out[i] = best
+	voted := ensemble.Vote(per)
+	out := make([]string, len(voted))
+	for i, r := range voted {
+		out[i] = r.Text
 	}
 	return out
 }
@@ -475,20 +466,39 @@ func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error 
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return fmt.Errorf("parameter out: %w", err)
 	}
-	result := filepath.Join(out, "result.txt")
-	if err := tasks.WriteFileAtomic(result, func(w io.Writer) error { return WriteResult(w, texts) }); err != nil {
+	names := make([]string, len(test))
+	lines := make([]int, len(test))
+	for i, x := range test {
+		names[i], lines[i] = x.Name, len(x.Crops)
+	}
+	result, predPath, err := writeSubmission(out, names, lines, texts, per)
+	if err != nil {
 		return err
 	}
-	predPath := filepath.Join(out, "predictions.csv")
-	if err := tasks.WriteFileAtomic(predPath, func(w io.Writer) error {
+	if err := env.Artifact("predictions", predPath); err != nil {
+		return err
+	}
+	return env.Artifact("submission", result)
+}
+
+// writeSubmission writes result.txt (the texts) and predictions.csv
+// (filename,text,value,lines, then reader k's text and confidence: the
+// job's own readers, or an ensemble's member jobs) into out.
+func writeSubmission(out string, names []string, lines []int, texts []string, per [][]reading) (result, predPath string, err error) {
+	result = filepath.Join(out, "result.txt")
+	if err := tasks.WriteFileAtomic(result, func(w io.Writer) error { return WriteResult(w, texts) }); err != nil {
+		return "", "", err
+	}
+	predPath = filepath.Join(out, "predictions.csv")
+	err = tasks.WriteFileAtomic(predPath, func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		head := []string{"filename", "text", "value", "lines"}
 		for m := range per {
 			head = append(head, fmt.Sprintf("reader%d", m+1), fmt.Sprintf("conf%d", m+1))
 		}
 		cw.Write(head)
-		for i, x := range test {
-			row := []string{x.Name, texts[i], ValueOf(texts[i]), fmt.Sprint(len(x.Crops))}
+		for i, name := range names {
+			row := []string{name, texts[i], ValueOf(texts[i]), fmt.Sprint(lines[i])}
 			for _, rs := range per {
 				row = append(row, rs[i].Text, fmt.Sprintf("%.4f", rs[i].Conf))
 			}
@@ -496,13 +506,8 @@ func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error 
 		}
 		cw.Flush()
 		return cw.Error()
-	}); err != nil {
-		return err
-	}
-	if err := env.Artifact("predictions", predPath); err != nil {
-		return err
-	}
-	return env.Artifact("submission", result)
+	})
+	return result, predPath, err
 }
 
 // WriteResult writes the competition's result.txt: per image, in order,

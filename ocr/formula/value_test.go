@@ -57,7 +57,7 @@ func TestEncodeText(t *testing.T) {
 }
 
 func TestVote(t *testing.T) {
-	r := func(s string, c float64) reading { return reading{s, c} }
+	r := func(s string, c float64) reading { return reading{Text: s, Conf: c} }
 	per := [][]reading{
 		{r("a", 0.9), r("x", 0.2), r("p", 0.5)},
 		{r("b", 0.8), r("y", 0.9), r("q", 0.5)},

@@ -214,7 +214,27 @@
     }
   }
 
-  document.querySelectorAll("figure.chart").forEach(setupChart);
+  // ---- sweep page: redrawn (on the server) while its points run ----
+  function sweepPage() {
+    if (body.dataset.active !== "1") return;
+    let seen = null;
+    const timer = setInterval(async () => {
+      let r;
+      try {
+        r = await getJSON("/api/sweeps/" + body.dataset.sweep);
+      } catch (e) {
+        return;
+      }
+      const sig = r.points.map((p) => p.job + ":" + p.state + ":" + p.best + ":" + p.epochs).join(",");
+      if (seen !== null && sig !== seen) location.reload();
+      seen = sig;
+      if (!r.points.some((p) => p.state === "queued" || p.state === "running")) clearInterval(timer);
+    }, 4000);
+  }
+
+  // Parameter charts (.pchart) are static: their dots carry titles and links.
+  document.querySelectorAll("figure.chart:not(.pchart)").forEach(setupChart);
   if (body.dataset.page === "jobs") jobsPage();
   if (body.dataset.page === "job") jobPage();
+  if (body.dataset.page === "sweep") sweepPage();
 })();
