@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/dl4img/dl4img/engine"
@@ -104,5 +105,40 @@ func checkBackbones(t *testing.T, dir string, names ...string) {
 				t.Errorf("not every convolution and pool ran on oneDNN: %s", s)
 			}
 		})
+	}
+}
+
+// TestTuneVarsKeepsSharedInitializersFrozen: an initializer the last layer
+// shares with an earlier one (torch.onnx deduplicates equal tensors, such
+// as a random network's zero biases) is not tuned.
+func TestTuneVarsKeepsSharedInitializersFrozen(t *testing.T) {
+	backend, _, err := tasks.NewBackend("go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb, err := LoadBackbone(backend, filepath.Join(fixtureDir, "backbones", "resnet-mini.onnx"), Preprocess{224, "squash", "unit"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tune, err := bb.tuneVars(1)
+	if err != nil || len(tune) != 2 {
+		t.Fatalf("tuneVars(1) = %v %v, want the last layer's weight and bias", tune, err)
+	}
+	var shared string
+	for _, in := range bb.nodes[slices.IndexFunc(bb.nodes, func(n onnxNode) bool { return n.Op == "Conv" })].Inputs {
+		if !tune[safeVarName(in)] && in != bb.nodes[0].Inputs[0] {
+			shared = in
+		}
+	}
+	// Make the last layer read one of the first conv's initializers.
+	for i := len(bb.nodes) - 1; i >= 0; i-- {
+		if bb.nodes[i].Op == "Conv" {
+			bb.nodes[i].Inputs = append(slices.Clone(bb.nodes[i].Inputs), shared)
+			break
+		}
+	}
+	tune, err = bb.tuneVars(1)
+	if err != nil || len(tune) != 2 || tune[safeVarName(shared)] {
+		t.Errorf("with %s shared with the first layer: tuneVars(1) = %v %v, want it frozen", shared, tune, err)
 	}
 }

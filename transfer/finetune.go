@@ -50,6 +50,7 @@ func (b *Backbone) tuneVars(n int) (map[string]bool, error) {
 		}
 	}
 	out := map[string]bool{}
+	tuned := map[int]bool{}
 	layers := 0
 	for i := last; i >= 0 && layers < n; i-- {
 		nd := b.nodes[i]
@@ -64,10 +65,23 @@ func (b *Backbone) tuneVars(n int) (map[string]bool, error) {
 		}
 		if found {
 			layers++
+			tuned[i] = true
 		}
 	}
 	if layers < n {
 		return nil, fmt.Errorf("parameter finetune_layers: backbone %s has %d weighted layers before the cut, asked for %d", b.Name(), layers, n)
+	}
+	// An initializer the exporter shares with a frozen layer (torch.onnx
+	// deduplicates equal tensors: the all-zero folded biases of a randomly
+	// initialized network are one) stays frozen: tuning it would change
+	// that layer too, and send gradients through the whole network.
+	for i, nd := range b.nodes {
+		if tuned[i] {
+			continue
+		}
+		for _, in := range nd.Inputs {
+			delete(out, safeVarName(in))
+		}
 	}
 	return out, nil
 }
