@@ -23,9 +23,13 @@ backbones=${BACKBONES:-resnet18 resnet50 mobilenetv2 inceptionv3}
 mkdir -p "$dir" "$(dirname "$out")"
 : >"$out"
 if [ "${NICE_OTHERS:-}" = 1 ]; then
+  # User processes at the default priority outside this script's own tree
+  # (not init, not kernel threads).
   (while sleep 1; do
-    for p in $(ps -eo pid=); do
-      [ "$p" = $$ ] || [ "$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ')" = $$ ] || renice -n 19 -p "$p" >/dev/null 2>&1 || true
+    mine=" $$ $(pgrep -d' ' -P $$) $(pgrep -d' ' -P "$(pgrep -d, -P $$)" 2>/dev/null) "
+    ps -eo pid=,ppid=,ni= | while read -r p pp ni; do
+      [ "$ni" = 0 ] && [ "$p" != 1 ] && [ "$pp" != 2 ] && [ "$p" != 2 ] && [[ $mine != *" $p "* ]] &&
+        renice -n 19 -p "$p" >/dev/null 2>&1 || true
     done
   done) &
   nicer=$!

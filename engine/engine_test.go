@@ -3,6 +3,9 @@
 package engine
 
 import (
+	"bytes"
+	"log"
+	"os"
 	"strings"
 	"testing"
 
@@ -255,5 +258,45 @@ func TestRegionsKeepOneDNNLayout(t *testing.T) {
 	}
 	if s, _ := StatsOf(eng); s.Regions != 3 {
 		t.Errorf("want the 3 values between the 4 primitives in oneDNN's layout: %s", s)
+	}
+}
+
+// TestUnplaceableOpRunsOnFallback: an op the engine cannot place (a min
+// pool, a 3-D convolution) still runs, on the lowering, equal to the Go
+// backend, and the engine says so once in the log however often it is
+// compiled.
+func TestUnplaceableOpRunsOnFallback(t *testing.T) {
+	var logged bytes.Buffer
+	log.SetOutput(&logged)
+	defer log.SetOutput(os.Stderr)
+	fn := func(x, k *Node) []*Node {
+		pooled := BackendReduceWindow(x, compute.ReduceOpMin, []int{1, 2, 2, 1}, []int{1, 2, 2, 1}, nil, nil, nil)
+		x3 := Reshape(x, 1, 2, 6, 8, 3)
+		conv3 := ConvGeneral(x3, Reshape(k, 1, 1, 3, 3, 4), ConvolveAxesConfig{InputBatch: 0, InputChannels: 4,
+			InputSpatial: []int{1, 2, 3}, KernelInputChannels: 3, KernelOutputChannels: 4, KernelSpatial: []int{0, 1, 2},
+			OutputBatch: 0, OutputChannels: 4, OutputSpatial: []int{1, 2, 3}}, nil, nil, nil, nil, 1, 1)
+		return []*Node{pooled, conv3}
+	}
+	eng := engineBackend(t)
+	for range 2 { // compiled twice: logged once
+		exec := MustNewExec(eng, fn)
+		got, err := exec.Exec(et.RandomTensor([]int{2, 6, 8, 3}, 1), et.RandomTensor([]int{1, 3, 3, 4}, 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := MustNewExec(et.GoBackend(t), fn).Exec(et.RandomTensor([]int{2, 6, 8, 3}, 1), et.RandomTensor([]int{1, 3, 3, 4}, 2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if err := et.Close32(got[i], want[i], 1e-4); err != nil {
+				t.Errorf("output %d: %v", i, err)
+			}
+		}
+	}
+	for _, why := range []string{"ReduceWindow kept on Go: reduction", "ConvGeneral kept on Go: 3 spatial axes"} {
+		if n := strings.Count(logged.String(), why); n != 1 {
+			t.Errorf("%q logged %d times, want once; log:\n%s", why, n, logged.String())
+		}
 	}
 }
