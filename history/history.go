@@ -33,15 +33,31 @@ type Value float64
 // MarshalJSON writes null for NaN and ±Inf.
 func (v Value) MarshalJSON() ([]byte, error) {
 	f := float64(v)
-	if math.IsNaN(f) || math.IsInf(f, 0) {
+	if !finite(f) {
 		return []byte("null"), nil
 	}
 	return strconv.AppendFloat(nil, f, 'g', -1, 64), nil
 }
 
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// Format shows a metric value for people: NaN, Inf and -Inf as such, the
+// rest with digits significant digits (-1: as many as needed).
+func Format(v float64, digits int) string {
+	switch {
+	case math.IsNaN(v):
+		return "NaN"
+	case math.IsInf(v, 1):
+		return "Inf"
+	case math.IsInf(v, -1):
+		return "-Inf"
+	}
+	return strconv.FormatFloat(v, 'g', digits, 64)
+}
+
 // LowerIsBetter decides the direction of "best" from the metric's name.
 func LowerIsBetter(name string) bool {
-	for _, s := range []string{"loss", "err", "cer", "time"} {
+	for _, s := range []string{"loss", "err", "cer", "time", "seconds"} {
 		if strings.Contains(name, s) {
 			return true
 		}
@@ -49,9 +65,14 @@ func LowerIsBetter(name string) bool {
 	return false
 }
 
-// Better reports whether v improves on best (NaN: nothing yet).
+// Better reports whether v improves on best. A NaN or infinite v never
+// does (a diverged loss is not the best loss, nor +Inf the best accuracy);
+// a non-finite best means nothing finite yet.
 func Better(name string, v, best float64) bool {
-	if math.IsNaN(best) {
+	if !finite(v) {
+		return false
+	}
+	if !finite(best) {
 		return true
 	}
 	if LowerIsBetter(name) {

@@ -327,11 +327,5 @@ func fmtTick(v float64) string {
 	return strconv.FormatFloat(v, 'g', 6, 64)
 }
 
-// fmtValue shows a metric value in tables.
-func fmtValue(v history.Value) string {
-	f := float64(v)
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return strconv.FormatFloat(f, 'g', -1, 64)
-	}
-	return strconv.FormatFloat(f, 'g', 5, 64)
-}
+// fmtValue shows a metric value in tables (NaN, Inf, -Inf as such).
+func fmtValue(v history.Value) string { return history.Format(float64(v), 5) }

@@ -54,6 +54,10 @@ type Loop struct {
 	Patience      int
 	// Progress labels the progress bar (default "epoch").
 	Progress string
+	// LearningRate is the learning_rate parameter, which a divergence
+	// message names (default LearningRates[0], else the optimizer's
+	// current rate).
+	LearningRate float64
 }
 
 // Store parameter keys for the loop's own state.
@@ -142,7 +146,12 @@ func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
 			return l.result(step), fmt.Errorf("train step %d: %w", step, err)
 		}
 		if len(ms) > 0 {
-			if v := scalar(ms[0]); !math.IsNaN(v) {
+			if v, ok := scalar(ms[0]); ok {
+				if !finite(v) {
+					// The weights after `step` updates gave this loss: the
+					// checkpoint of that step is no use either.
+					return l.result(step), l.diverged(step+1, epoch+1, "loss", v, step, true)
+				}
 				lossSum += v
 				lossN++
 			}
@@ -213,6 +222,11 @@ func (l *Loop) endEpoch(ctx context.Context, step, epoch int, lossSum float64, l
 		return false, err
 	}
 	l.logEpoch(epoch, m)
+	for _, k := range sortedKeys(m) {
+		if v := m[k]; strings.Contains(k, "loss") && !finite(v) {
+			return false, l.diverged(step, epoch, k, v, step, false)
+		}
+	}
 	monitor := l.Monitor
 	if monitor == "" {
 		monitor = "loss"
@@ -252,25 +266,93 @@ func (l *Loop) endEpoch(ctx context.Context, step, epoch int, lossSum float64, l
 	return false, nil
 }
 
-func (l *Loop) logEpoch(epoch int, m map[string]float64) {
+func sortedKeys(m map[string]float64) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	return keys
+}
+
+func (l *Loop) logEpoch(epoch int, m map[string]float64) {
 	var b strings.Builder
-	for _, k := range keys {
+	for _, k := range sortedKeys(m) {
 		fmt.Fprintf(&b, " %s=%.4g", k, m[k])
 	}
 	l.Env.Logf("epoch %d:%s", epoch, b.String())
 }
 
-func scalar(t *tensors.Tensor) float64 {
-	switch v := t.Value().(type) {
+// scalar reads a loss; ok is false for a dtype it does not know.
+func scalar(t *tensors.Tensor) (v float64, ok bool) {
+	switch x := t.Value().(type) {
 	case float32:
-		return float64(v)
+		return float64(x), true
 	case float64:
-		return v
+		return x, true
+	}
+	return 0, false
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// DivergedError is how a training loop whose loss became NaN or infinite
+// ends (Keras' TerminateOnNaN, with what a user needs to go on). Its
+// message is one line:
+//
+//	diverged at step N (epoch E): loss is NaN; last finite checkpoint at step M; try a lower learning_rate (now X)
+type DivergedError struct {
+	Step, Epoch  int
+	Metric       string  // "loss", or the validation loss that went first
+	Value        float64 // NaN, +Inf or -Inf
+	LastFinite   int     // step of the checkpoint a retry resumes from (0: the start)
+	LearningRate float64
+}
+
+func (e *DivergedError) Error() string {
+	v := "NaN"
+	if math.IsInf(e.Value, 1) {
+		v = "Inf"
+	} else if math.IsInf(e.Value, -1) {
+		v = "-Inf"
+	}
+	return fmt.Sprintf("diverged at step %d (epoch %d): %s is %s; last finite checkpoint at step %d; try a lower learning_rate (now %g)",
+		e.Step, e.Epoch, e.Metric, v, e.LastFinite, e.LearningRate)
+}
+
+// diverged ends a run whose metric became non-finite at step (in epoch):
+// it records the value when record (a training step's loss; epoch metrics
+// are recorded already), sets aside the checkpoints from badFrom on (their
+// weights gave the non-finite value, so a retry must not resume from them)
+// and returns the DivergedError. Every checkpoint and metric before is kept.
+func (l *Loop) diverged(step, epoch int, metric string, v float64, badFrom int, record bool) error {
+	e := &DivergedError{Step: step, Epoch: epoch, Metric: metric, Value: v, LearningRate: l.learningRate()}
+	var errs []error
+	if record {
+		errs = append(errs, l.Env.Metrics(step, epoch, map[string]float64{metric: v}))
+	}
+	last, err := l.Checkpoints.SetAsideFrom(badFrom)
+	e.LastFinite = last
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return fmt.Errorf("%w (and: %v)", e, err)
+	}
+	return e
+}
+
+// learningRate is the rate a divergence message names.
+func (l *Loop) learningRate() float64 {
+	switch {
+	case l.LearningRate > 0:
+		return l.LearningRate
+	case len(l.LearningRates) > 0:
+		return l.LearningRates[0]
+	}
+	if v := l.Store.GetVariable(model.JoinPath("/"+optimizer.Scope, optimizer.ParamLearningRate)); v != nil {
+		if t, err := v.Value(); err == nil {
+			if x, ok := scalar(t); ok {
+				return x
+			}
+		}
 	}
 	return math.NaN()
 }
