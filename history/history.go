@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -170,4 +171,54 @@ func RawString(v json.RawMessage) string {
 		return s
 	}
 	return string(v)
+}
+
+// Retry is a recorded `jobs retry`, as `jobs show --json` and the web UI
+// give it: when, the tasks it queued again, the parameters it changed
+// ({"name": [old, new]}).
+type Retry struct {
+	At      string          `json:"at"`
+	Tasks   []string        `json:"tasks"`
+	Changes json.RawMessage `json:"changes"`
+}
+
+// Retries turns stored retries into their view (never nil).
+func Retries(rs []store.Retry) []Retry {
+	out := []Retry{}
+	for _, r := range rs {
+		ch := json.RawMessage(r.Changes)
+		if !json.Valid(ch) {
+			ch = json.RawMessage("{}")
+		}
+		out = append(out, Retry{At: r.At, Tasks: strings.Fields(r.Tasks), Changes: ch})
+	}
+	return out
+}
+
+// Describe shows a retry's changes for people: "learning_rate 1e+30 →
+// 0.001; …" ("" when there are none).
+func (r Retry) Describe() string { return DescribeChanges(r.Changes) }
+
+// DescribeChanges shows {"name": [old, new]} as "name old → new; …".
+func DescribeChanges(raw json.RawMessage) string {
+	var ch map[string][2]json.RawMessage
+	if json.Unmarshal(raw, &ch) != nil || len(ch) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(ch))
+	for k := range ch {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	show := func(v json.RawMessage) string {
+		if string(v) == "null" { // a parameter the job did not have
+			return "-"
+		}
+		return RawString(v)
+	}
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %s → %s", k, show(ch[k][0]), show(ch[k][1]))
+	}
+	return strings.Join(parts, "; ")
 }

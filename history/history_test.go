@@ -71,3 +71,16 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+func TestRetriesDescribed(t *testing.T) {
+	rs := Retries([]store.Retry{
+		{At: "t1", Tasks: "train evaluate", Changes: `{"learning_rate":[1e30,0.001],"note":[null,"x y"]}`},
+		{At: "t2", Tasks: "train", Changes: `not json`},
+	})
+	if len(rs) != 2 || rs[0].Describe() != `learning_rate 1e30 → 0.001; note - → x y` || len(rs[0].Tasks) != 2 {
+		t.Fatalf("%+v: %q", rs, rs[0].Describe())
+	}
+	if rs[1].Describe() != "" || string(rs[1].Changes) != "{}" {
+		t.Fatalf("bad changes: %+v", rs[1])
+	}
+}

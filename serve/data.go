@@ -97,6 +97,7 @@ type JobDetail struct {
 	Metrics     []history.Summary `json:"metrics"`
 	Artifacts   []ArtifactView    `json:"artifacts"`
 	Checkpoints []CheckpointView  `json:"checkpoints"`
+	Retries     []history.Retry   `json:"retries"`
 }
 
 const timeLayout = "2006-01-02T15:04:05.000Z"
@@ -252,6 +253,11 @@ func (s *Server) jobDetail(ctx context.Context, id int64, max int) (d *JobDetail
 			d.Checkpoints = append(d.Checkpoints, CheckpointView{Task: t.Name, Step: c.Step, Path: c.Path})
 		}
 	}
+	retries, err := s.st.JobRetries(ctx, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("retries of job %d: %w", id, err)
+	}
+	d.Retries = history.Retries(retries)
 	d.Metrics, series, err = s.metrics(ctx, id, rs, "", max)
 	if err != nil {
 		return nil, nil, err

@@ -164,12 +164,20 @@ func newFixtureOn(tb testing.TB, points int, dsn string) *fixture {
 	step(f.done2, store.Succeeded, "", nil)
 
 	// A failed job: training failed (attempts used up), the rest cancelled.
-	f.failed = newJob("diverged", `{"epochs":3,"hidden":32,"learning_rate":5,"preset":"demo"}`)
+	// It diverged at learning rate 50, was retried at 5 (recorded), and
+	// diverged again.
+	f.failed = newJob("diverged", `{"epochs":3,"hidden":32,"learning_rate":50,"preset":"demo"}`)
 	step(f.failed, store.Succeeded, "", func(t *store.Task) {
 		p := filepath.Join(runs, fmt.Sprintf("job-%d", f.failed), "points.csv")
 		writeCSV(tb, p, [][]string{{"x", "y"}, {"1", "2"}})
 		f.failedArt = addArt(t.ID, "data", p)
 	})
+	step(f.failed, store.Failed, "diverged at step 2 (epoch 1): loss is NaN; last finite checkpoint at step 0; try a lower learning_rate (now 50)", nil)
+	lower := `{"epochs":3,"hidden":32,"learning_rate":5,"preset":"demo"}`
+	if _, err := w.RetryJobWith(ctx, f.failed, store.RetryChange{Params: lower, Changes: `{"learning_rate":[50,5]}`,
+		TaskParams: map[string]string{"train": lower, "evaluate": lower, "submit": lower}}); err != nil {
+		tb.Fatal(err)
+	}
 	// Its loss has a gap (a NaN at step 9) and ends infinite at step 17;
 	// its learning rate is constant.
 	step(f.failed, store.Failed, "diverged at step 17 (epoch 1): loss is Inf; last finite checkpoint at step 10; try a lower learning_rate (now 5)", func(t *store.Task) {

@@ -39,6 +39,7 @@ type Store interface {
 	LastMetric(ctx context.Context, taskID int64, name string) (store.Metric, error)
 	JobArtifactRecords(ctx context.Context, jobID int64) ([]store.ArtifactRecord, error)
 	ArtifactByID(ctx context.Context, id int64) (*store.ArtifactRecord, error)
+	JobRetries(ctx context.Context, jobID int64) ([]store.Retry, error)
 }
 
 // Options configure a Server.

@@ -78,7 +78,7 @@ func jobsCommand() *cli.Command {
 						}
 						raw, _ := json.Marshal(diff)
 						fmt.Fprintf(c.App.Writer, "job %d: %d task(s) queued again%s; run `dl4img worker --drain` to run them\n",
-							id, n, describeChanges(raw))
+							id, n, prefixed(" with ", history.DescribeChanges(raw)))
 						return nil
 					})
 				},
@@ -137,15 +137,7 @@ type jobView struct {
 	Tasks     []store.Task      `json:"tasks"`
 	Metrics   []history.Summary `json:"metrics"`
 	Artifacts []store.Artifact  `json:"artifacts"`
-	Retries   []retryView       `json:"retries"`
-}
-
-// retryView is a recorded `jobs retry`: its time, the tasks it queued
-// again and the parameters it changed ({"name": [old, new]}).
-type retryView struct {
-	At      string          `json:"at"`
-	Tasks   []string        `json:"tasks"`
-	Changes json.RawMessage `json:"changes"`
+	Retries   []history.Retry   `json:"retries"`
 }
 
 func loadJobView(c *cli.Context, db *store.DB, id int64) (*jobView, error) {
@@ -170,14 +162,7 @@ func loadJobView(c *cli.Context, db *store.DB, id int64) (*jobView, error) {
 		return nil, err
 	}
 	v := &jobView{Job: *j, Params: json.RawMessage(j.Params), Tasks: ts, Metrics: history.Summarize(ms), Artifacts: as,
-		Retries: []retryView{}}
-	for _, r := range rs {
-		ch := json.RawMessage(r.Changes)
-		if !json.Valid(ch) {
-			ch = json.RawMessage("{}")
-		}
-		v.Retries = append(v.Retries, retryView{At: r.At, Tasks: strings.Fields(r.Tasks), Changes: ch})
-	}
+		Retries: history.Retries(rs)}
 	return v, nil
 }
 
@@ -222,7 +207,7 @@ func printJob(w io.Writer, v *jobView, root string) {
 	}
 	tw.Flush()
 	for _, r := range v.Retries {
-		fmt.Fprintf(w, "retried %s: %s queued again%s\n", r.At, strings.Join(r.Tasks, ", "), describeChanges(r.Changes))
+		fmt.Fprintf(w, "retried %s: %s queued again%s\n", r.At, strings.Join(r.Tasks, ", "), prefixed("; ", r.Describe()))
 	}
 	if len(v.Metrics) > 0 {
 		fmt.Fprintln(w)
@@ -255,15 +240,10 @@ func sortedKeys[V any](m map[string]V) []string {
 	return keys
 }
 
-// describeChanges shows a retry's parameter changes: "; name old → new".
-func describeChanges(raw json.RawMessage) string {
-	var ch map[string][2]json.RawMessage
-	if json.Unmarshal(raw, &ch) != nil || len(ch) == 0 {
+// prefixed is s after prefix, or "" when s is.
+func prefixed(prefix, s string) string {
+	if s == "" {
 		return ""
 	}
-	var b strings.Builder
-	for _, k := range sortedKeys(ch) {
-		fmt.Fprintf(&b, "; %s %s → %s", k, history.RawString(ch[k][0]), history.RawString(ch[k][1]))
-	}
-	return b.String()
+	return prefix + s
 }
