@@ -66,7 +66,14 @@ const (
 	paramBest  = "/dl4img/best"
 	paramBad   = "/dl4img/bad_epochs"
 	paramStop  = "/dl4img/stopped"
+	paramFirst = "/dl4img/first_loss"
 )
+
+// explosion is how many times its first value (and at least how large) a
+// finite training loss must be to count as diverged: by then the weights
+// are finite but useless, and a retry that resumed from a checkpoint
+// saved after it would diverge again whatever its learning rate.
+const explosion = 1e6
 
 // LoopResult summarizes a finished run.
 type LoopResult struct {
@@ -147,10 +154,14 @@ func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
 		}
 		if len(ms) > 0 {
 			if v, ok := scalar(ms[0]); ok {
-				if !finite(v) {
+				first := paramOr(st, paramFirst, math.NaN())
+				if !finite(v) || v > explosion*math.Max(first, 1) {
 					// The weights after `step` updates gave this loss: the
 					// checkpoint of that step is no use either.
 					return l.result(step), l.diverged(step+1, epoch+1, "loss", v, step, true)
+				}
+				if math.IsNaN(first) {
+					st.SetParam(paramFirst, v)
 				}
 				lossSum += v
 				lossN++
@@ -297,24 +308,34 @@ func scalar(t *tensors.Tensor) (v float64, ok bool) {
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // DivergedError is how a training loop whose loss became NaN or infinite
-// ends (Keras' TerminateOnNaN, with what a user needs to go on). Its
+// ends (Keras' TerminateOnNaN, with what a user needs to go on), or whose
+// training loss exploded (over a million times its first value). Its
 // message is one line:
 //
 //	diverged at step N (epoch E): loss is NaN; last finite checkpoint at step M; try a lower learning_rate (now X)
+//
+// ("loss is Inf", "val_loss is NaN", "loss is 3.2e+20, over a million
+// times its first value (1.1)").
 type DivergedError struct {
 	Step, Epoch  int
 	Metric       string  // "loss", or the validation loss that went first
-	Value        float64 // NaN, +Inf or -Inf
+	Value        float64 // NaN, ±Inf, or the exploded training loss
 	LastFinite   int     // step of the checkpoint a retry resumes from (0: the start)
 	LearningRate float64
+	First        float64 // the first training loss, for an explosion
 }
 
 func (e *DivergedError) Error() string {
-	v := "NaN"
-	if math.IsInf(e.Value, 1) {
+	var v string
+	switch {
+	case math.IsNaN(e.Value):
+		v = "NaN"
+	case math.IsInf(e.Value, 1):
 		v = "Inf"
-	} else if math.IsInf(e.Value, -1) {
+	case math.IsInf(e.Value, -1):
 		v = "-Inf"
+	default:
+		v = fmt.Sprintf("%.3g, over a million times its first value (%.3g)", e.Value, e.First)
 	}
 	return fmt.Sprintf("diverged at step %d (epoch %d): %s is %s; last finite checkpoint at step %d; try a lower learning_rate (now %g)",
 		e.Step, e.Epoch, e.Metric, v, e.LastFinite, e.LearningRate)
@@ -326,7 +347,8 @@ func (e *DivergedError) Error() string {
 // weights gave the non-finite value, so a retry must not resume from them)
 // and returns the DivergedError. Every checkpoint and metric before is kept.
 func (l *Loop) diverged(step, epoch int, metric string, v float64, badFrom int, record bool) error {
-	e := &DivergedError{Step: step, Epoch: epoch, Metric: metric, Value: v, LearningRate: l.learningRate()}
+	e := &DivergedError{Step: step, Epoch: epoch, Metric: metric, Value: v, LearningRate: l.learningRate(),
+		First: paramOr(l.Store, paramFirst, math.NaN())}
 	var errs []error
 	if record {
 		errs = append(errs, l.Env.Metrics(step, epoch, map[string]float64{metric: v}))
