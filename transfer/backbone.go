@@ -95,7 +95,21 @@ type imageModel struct {
 // image input that takes size×size images (size 0: the model's own static
 // size). Errors start with the path.
 func parseImageModel(path string, size int) (im imageModel, err error) {
-	im.m, err = parser.ParseFile(path)
+	// onnx-gomlx panics on some malformed models (a missing graph).
+	defer func() {
+		if r := recover(); r != nil {
+			msg, _, _ := strings.Cut(fmt.Sprint(r), "\n")
+			err = fmt.Errorf("%s: not a usable ONNX model: %s", path, msg)
+		}
+	}()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return im, err
+	}
+	if err := checkONNXTensors(b); err != nil {
+		return im, fmt.Errorf("%s: not a usable ONNX model: %w", path, err)
+	}
+	im.m, err = parser.Parse(b)
 	if err != nil {
 		return im, fmt.Errorf("%s: %w", path, err)
 	}

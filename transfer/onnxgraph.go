@@ -155,6 +155,9 @@ type featureCut struct {
 func findCut(nodes []onnxNode) (featureCut, error) {
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
+		if len(n.Inputs) == 0 || len(n.Output) == 0 {
+			continue // not a pool or a product of anything
+		}
 		switch n.Op {
 		case "GlobalAveragePool":
 			return featureCut{Features: n.Output[0], Map: n.Inputs[0], MapNCHW: true}, nil
@@ -169,7 +172,7 @@ func findCut(nodes []onnxNode) (featureCut, error) {
 		}
 	}
 	for i := len(nodes) - 1; i >= 0; i-- {
-		if n := nodes[i]; n.Op == "Gemm" || n.Op == "MatMul" {
+		if n := nodes[i]; (n.Op == "Gemm" || n.Op == "MatMul") && len(n.Inputs) > 0 {
 			return featureCut{Features: n.Inputs[0]}, nil
 		}
 	}
