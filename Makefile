@@ -24,7 +24,7 @@ RACE_PKGS := ./store/... ./jobs/... ./tasks ./cmd/...
 # (pointer arithmetic it does on purpose); keep the race detector, drop that.
 NOCHECKPTR := -gcflags=all=-d=checkptr=0
 
-.PHONY: all deps build demo selftest test test-race test-models bench bench-formula gpu-binary gpu-ref gpu-check-dry clean
+.PHONY: all deps build demo selftest test test-race test-models fuzz soak bench bench-formula gpu-binary gpu-ref gpu-check-dry clean
 
 all: build
 
@@ -59,6 +59,15 @@ test: deps
 	$(GO) build -tags nogdal -o /dev/null ./cmd/dl4img
 	$(GO) test -race $(NOCHECKPTR) -count=1 -timeout 20m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v -e /store -e /jobs -e '/tasks$$' -e /cmd/)
+	FUZZTIME=3s bash scripts/fuzz.sh
+
+# Every fuzz target (parsers of user input: labels.txt, --config/--set,
+# ONNX, images, manifests, db copy input, web routes) for FUZZTIME each;
+# `make test` runs them for 3 s each. A crasher lands in the package's
+# testdata/fuzz/ and fails the run.
+FUZZTIME ?= 1m
+fuzz: deps
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./...

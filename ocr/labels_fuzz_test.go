@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dl4img/dl4img/internal/fuzzguard"
 )
 
 // FuzzLabels feeds labels.txt lines to LoadLabeled, with the options of
@@ -44,6 +46,7 @@ func FuzzLabels(f *testing.F) {
 		{HeaderOnly: true, CheckValues: true},
 	}
 	f.Fuzz(func(t *testing.T, labels []byte) {
+		defer fuzzguard.Deadline()()
 		if err := os.WriteFile(filepath.Join(dir, LabelsFile), labels, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/dl4img/dl4img/internal/fuzzguard"
 )
 
 // FuzzResolve feeds --config files and --set values to Resolve. Whatever
@@ -20,6 +22,7 @@ func FuzzResolve(f *testing.F) {
 	f.Add([]byte(`{"epochs": 1e400}`), "lambda=-Inf")
 	f.Add([]byte(`{"val_fraction": 0.2}`), "seed=-9223372036854775808")
 	f.Fuzz(func(t *testing.T, config []byte, set string) {
+		defer fuzzguard.Deadline()()
 		var sets []string
 		if set != "" {
 			sets = strings.Split(set, "\n")

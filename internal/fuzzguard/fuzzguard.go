@@ -15,9 +15,11 @@ const PerInput = 20 * time.Second
 // Deadline crashes the process (which the fuzzer records as a failure of
 // the current input) if the returned stop is not called within PerInput.
 // Use: defer fuzzguard.Deadline()().
-func Deadline() (stop func()) {
+func Deadline() (stop func()) { return deadline(PerInput) }
+
+func deadline(d time.Duration) (stop func()) {
 	start := time.Now()
-	t := time.AfterFunc(PerInput, func() {
+	t := time.AfterFunc(d, func() {
 		panic(fmt.Sprintf("fuzz input still running after %s: a hang", time.Since(start).Round(time.Second)))
 	})
 	return func() { t.Stop() }

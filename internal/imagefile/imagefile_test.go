@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"golang.org/x/image/bmp"
+
+	"github.com/dl4img/dl4img/internal/fuzzguard"
 )
 
 func sample() image.Image {
@@ -112,6 +114,7 @@ func FuzzDecode(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
+		defer fuzzguard.Deadline()()
 		img, _, err := Decode(bytes.NewReader(data))
 		if err != nil {
 			return

@@ -13,11 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-
 	"testing"
 
 	"github.com/klauspost/compress/zlib"
 
+	"github.com/dl4img/dl4img/internal/fuzzguard"
 	"github.com/dl4img/dl4img/internal/imagefile"
 )
 
@@ -312,6 +312,7 @@ func FuzzDecodePNGGray(f *testing.F) {
 	}
 	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
+		defer fuzzguard.Deadline()()
 		// The whole decoder (fast path, or image/png through imagefile)
 		// never panics and never goes over imagefile.MaxPixels.
 		if img, err := decodeImageBytes(data); err == nil {
