@@ -131,3 +131,28 @@ func TestRetryJobWith(t *testing.T) {
 		}
 	})
 }
+
+// A task resumed after a crash records its last epoch again: identical
+// values are kept once, a different value at the same step is new data.
+func TestAddMetricsSkipsReplays(t *testing.T) {
+	eachBackend(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		db := mustOpen(t, b)
+		job := dag(db, t)
+		task, _ := db.Claim(ctx, "w", job, time.Minute)
+		epoch := []Metric{{Step: 100, Epoch: 1, Name: "loss", Value: 0.5}, {Step: 100, Epoch: 1, Name: "val_loss", Value: math.NaN()},
+			{Step: 100, Epoch: 1, Name: "acc", Value: math.Inf(1)}}
+		for range 3 {
+			if err := db.AddMetrics(ctx, task.ID, epoch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.AddMetrics(ctx, task.ID, []Metric{{Step: 100, Epoch: 1, Name: "loss", Value: 0.25}}); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := db.JobMetrics(ctx, job)
+		if err != nil || len(ms) != 4 {
+			t.Fatalf("%d rows after three replays and one new value, want 4: %v %v", len(ms), ms, err)
+		}
+	})
+}

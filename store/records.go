@@ -60,11 +60,27 @@ func (m metricScan) Scan(src any) error {
 // aggregates built on it skip every non-finite value.
 const finiteValue = `value - value = 0`
 
-// AddMetrics records values in one transaction.
+// AddMetrics records values in one transaction. A value the task already
+// recorded (same name, step, epoch and value) is skipped: a task that
+// crashed between recording an epoch and checkpointing it records that
+// epoch again when it resumes, and its curve must not get the point twice.
+// A different value at the same step (a retry at another learning rate) is
+// new data and is kept.
 func (db *DB) AddMetrics(ctx context.Context, taskID int64, ms []Metric) error {
 	return db.tx(ctx, func(x tx) error {
 		now := stamp(time.Now())
 		for _, m := range ms {
+			same, args := `value=?`, []any{taskID, m.Name, m.Step, m.Epoch, m.Value}
+			if math.IsNaN(m.Value) {
+				same, args = `value IS NULL`, args[:4]
+			}
+			var n int
+			if err := x.row(`SELECT count(*) FROM metrics WHERE task_id=? AND name=? AND step=? AND epoch=? AND `+same, args...).Scan(&n); err != nil {
+				return fmt.Errorf("metric %s: %w", m.Name, err)
+			}
+			if n > 0 {
+				continue
+			}
 			if _, err := x.exec(`INSERT INTO metrics(task_id, step, epoch, name, value, at) VALUES (?,?,?,?,?,?)`,
 				taskID, m.Step, m.Epoch, m.Name, metricValue(m.Value), now); err != nil {
 				return fmt.Errorf("metric %s: %w", m.Name, err)
