@@ -61,11 +61,11 @@ func FuzzCopy(f *testing.F) {
 	// An op is: table, column, row, kind (null, int, float, text, blob,
 	// delete), then its value's bytes.
 	f.Add([]byte{})
-	f.Add([]byte{3, 5, 1, 2, 0, 0, 0, 0, 0, 0, 0xf8, 0x7f})         // metrics.value = NaN bits
-	f.Add([]byte{1, 6, 1, 3, 5, 'h', 'e', 'l', 'l', 'o'})           // tasks.state = "hello"
-	f.Add([]byte{3, 2, 2, 3, 3, 'a', 'b', 'c', 0, 1, 4, 0, 9})      // metrics.step = "abc"
+	f.Add([]byte{3, 5, 1, 2, 0, 0, 0, 0, 0, 0, 0xf8, 0x7f})          // metrics.value = NaN bits
+	f.Add([]byte{1, 6, 1, 3, 5, 'h', 'e', 'l', 'l', 'o'})            // tasks.state = "hello"
+	f.Add([]byte{3, 2, 2, 3, 3, 'a', 'b', 'c', 0, 1, 4, 0, 9})       // metrics.step = "abc"
 	f.Add([]byte{0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0x80, 1, 1, 1, 5}) // jobs.id = min int64; delete a task
-	f.Add([]byte{7, 4, 1, 4, 4, 0xff, 0xfe, 0, 1})                  // job_retries.changes = a blob
+	f.Add([]byte{7, 4, 1, 4, 4, 0xff, 0xfe, 0, 1})                   // job_retries.changes = a blob
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		defer fuzzguard.Deadline()()
 		src, dst := filepath.Join(dir, "src.db"), filepath.Join(dir, "dst.db")
