@@ -24,7 +24,8 @@ import (
 )
 
 // TestSoak is the soak benchmark that bench/soak.sh runs (build tag soak:
-// never part of `make test`). SOAK_JOBS selftest jobs (default 1000) are
+// never part of `make test`). SOAK_JOBS selftest jobs (default 1000, with
+// SOAK_SETS, default preset=quick) are
 // queued on each database of SOAK_DBS (default "postgres sqlite"), and
 // SOAK_WORKERS worker processes (default 4) run them, each restarted when
 // it dies, while a random one is SIGKILLed every SOAK_KILL_MIN to
@@ -42,7 +43,7 @@ func TestSoak(t *testing.T) {
 		killMin: time.Duration(envInt("SOAK_KILL_MIN", 2)) * time.Second,
 		killMax: time.Duration(envInt("SOAK_KILL_MAX", 5)) * time.Second,
 		down:    time.Duration(envInt("SOAK_DOWN", 20)) * time.Second,
-		sets:    strings.Fields(envStr("SOAK_SETS", "preset=demo")),
+		sets:    strings.Fields(envStr("SOAK_SETS", "preset=quick")),
 		lease:   envStr("SOAK_LEASE", "30s"),
 		out:     os.Getenv("SOAK_OUT"),
 	}
@@ -82,18 +83,21 @@ func loadavg() string {
 	return strings.Join(f[:3], " ")
 }
 
-// supervisor keeps n worker processes running, as systemd would, and
-// kills one at random on request.
+// supervisor keeps n worker processes running, as systemd would (a
+// second between restarts of one that could not start: a worker started
+// while the database is down exits 2 at once), and kills one at random on
+// request.
 type supervisor struct {
 	mu       sync.Mutex
 	procs    []*os.Process
 	starts   int
+	exits    map[string]int // how workers ended: "SIGKILL", "exit 2", …
 	stopping bool
 	wg       sync.WaitGroup
 }
 
 func (s *supervisor) run(t *testing.T, n int, cmd func(slot int) *exec.Cmd) {
-	s.procs = make([]*os.Process, n)
+	s.procs, s.exits = make([]*os.Process, n), map[string]int{}
 	for slot := range n {
 		s.wg.Add(1)
 		go func() {
@@ -113,10 +117,19 @@ func (s *supervisor) run(t *testing.T, n int, cmd func(slot int) *exec.Cmd) {
 				s.procs[slot] = c.Process
 				s.starts++
 				s.mu.Unlock()
+				began := time.Now()
 				c.Wait()
+				how := "exit " + strconv.Itoa(c.ProcessState.ExitCode())
+				if ws, ok := c.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+					how = ws.Signal().String()
+				}
 				s.mu.Lock()
 				s.procs[slot] = nil
+				s.exits[how]++
 				s.mu.Unlock()
+				if time.Since(began) < 2*time.Second {
+					time.Sleep(time.Second)
+				}
 			}
 		}()
 	}
@@ -211,8 +224,8 @@ func soak(t *testing.T, cfg soakConfig, kind string) {
 	<-killsDone
 	killEnd := time.Since(start)
 	doneInWindow := countState(ctx, db, store.Succeeded)
-	// Drain what the kills left, for at most as long again.
-	for deadline := time.Now().Add(cfg.minutes + 5*time.Minute); !allDone(ctx, db, cfg.jobs) && time.Now().Before(deadline); {
+	// Drain what the kills left (for at most an hour).
+	for deadline := time.Now().Add(time.Hour); !allDone(ctx, db, cfg.jobs) && time.Now().Before(deadline); {
 		time.Sleep(2 * time.Second)
 	}
 	finished := lastFinish(ctx, db, start)
@@ -224,8 +237,8 @@ func soak(t *testing.T, cfg soakConfig, kind string) {
 	row := fmt.Sprintf("| %s | %d | %d | %d | %d | %s | %.1f | %d (%d tasks) | %d | %s | %s |", kind, cfg.jobs, cfg.workers, kills,
 		restarts, wall.Round(time.Second), float64(r.succeeded)/wall.Minutes(), r.reclaims, r.reclaimedTasks, doneInWindow,
 		r.verdict(), strings.Join(load, " → "))
-	fmt.Printf("\nsoak %s: %d jobs, %d workers (%d starts), %d SIGKILLs in %s, %d server restarts; %d jobs done within the kills\n",
-		kind, cfg.jobs, cfg.workers, sup.starts, kills, killEnd.Round(time.Second), restarts, doneInWindow)
+	fmt.Printf("\nsoak %s: %d jobs, %d workers (%d starts; ended by %v), %d SIGKILLs in %s, %d server restarts; %d jobs done within the kills\n",
+		kind, cfg.jobs, cfg.workers, sup.starts, sup.exits, kills, killEnd.Round(time.Second), restarts, doneInWindow)
 	fmt.Printf("all jobs finished after %s: %.1f jobs/minute; re-claims %d (%d tasks claimed more than once, %d lease expiries)\n",
 		wall.Round(time.Second), float64(r.succeeded)/wall.Minutes(), r.reclaims, r.reclaimedTasks, r.expired)
 	fmt.Printf("check: %s\n%s\n", r.verdict(), row)
