@@ -19,13 +19,13 @@ import (
 // parameters first: validated like a submission, applied to the job and to
 // the tasks queued again (tasks that succeeded keep the ones they ran
 // with), and recorded in the job's history with the old values. It returns
-// how many tasks were queued and the change ({"name": [old, new]}).
-func Retry(ctx context.Context, db *store.DB, reg *tasks.Registry, jobID int64, sets []string) (int, map[string][2]json.RawMessage, error) {
+// how many tasks were queued and the change (JSON {"name": [old, new]},
+// nil without sets).
+func Retry(ctx context.Context, db *store.DB, reg *tasks.Registry, jobID int64, sets []string) (int, json.RawMessage, error) {
 	var ch store.RetryChange
-	var diff map[string][2]json.RawMessage
 	if len(sets) > 0 {
 		var err error
-		if ch, diff, err = retryChange(ctx, db, reg, jobID, sets); err != nil {
+		if ch, err = retryChange(ctx, db, reg, jobID, sets); err != nil {
 			return 0, nil, err
 		}
 	}
@@ -33,49 +33,52 @@ func Retry(ctx context.Context, db *store.DB, reg *tasks.Registry, jobID int64, 
 	if errors.Is(err, store.ErrNothingToRetry) {
 		return 0, nil, bad(err)
 	}
-	return n, diff, err
+	if ch.Changes == "" {
+		return n, nil, err
+	}
+	return n, json.RawMessage(ch.Changes), err
 }
 
 // retryChange resolves sets over a job's recorded parameters and plans the
 // job again, refusing a change that would alter its task graph.
-func retryChange(ctx context.Context, db *store.DB, reg *tasks.Registry, jobID int64, sets []string) (store.RetryChange, map[string][2]json.RawMessage, error) {
+func retryChange(ctx context.Context, db *store.DB, reg *tasks.Registry, jobID int64, sets []string) (store.RetryChange, error) {
 	var none store.RetryChange
 	for _, s := range sets {
 		if k, _, _ := strings.Cut(s, "="); strings.TrimSpace(k) == "preset" {
-			return none, nil, badf("--set %s: the preset cannot change on retry (set the parameters themselves)", s)
+			return none, badf("--set %s: the preset cannot change on retry (set the parameters themselves)", s)
 		}
 	}
 	j, err := db.Job(ctx, jobID)
 	if err != nil {
-		return none, nil, err
+		return none, err
 	}
 	kind, err := reg.Job(j.Kind)
 	if err != nil {
-		return none, nil, bad(err)
+		return none, bad(err)
 	}
 	// The recorded parameters are complete: as a config over the defaults
 	// and the preset they give the job back exactly, and sets go on top.
 	params, err := kind.Resolve([]byte(j.Params), sets)
 	if err != nil {
-		return none, nil, bad(fmt.Errorf("job %d: %w", jobID, err))
+		return none, bad(fmt.Errorf("job %d: %w", jobID, err))
 	}
 	raw, planned, err := plan(reg, j.Kind, kind, params)
 	if err != nil {
-		return none, nil, err
+		return none, err
 	}
 	ts, err := db.Tasks(ctx, jobID)
 	if err != nil {
-		return none, nil, err
+		return none, err
 	}
 	if !samePlan(ts, planned) {
-		return none, nil, badf("job %d: %s changes the job's tasks; submit a new job instead", jobID, strings.Join(sets, " "))
+		return none, badf("job %d: %s changes the job's tasks; submit a new job instead", jobID, strings.Join(sets, " "))
 	}
 	var before, after map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(j.Params), &before); err != nil {
-		return none, nil, fmt.Errorf("job %d params: %w", jobID, err)
+		return none, fmt.Errorf("job %d params: %w", jobID, err)
 	}
 	if err := json.Unmarshal([]byte(raw), &after); err != nil {
-		return none, nil, err
+		return none, err
 	}
 	diff := map[string][2]json.RawMessage{}
 	for k, v := range after {
@@ -88,13 +91,13 @@ func retryChange(ctx context.Context, db *store.DB, reg *tasks.Registry, jobID i
 	}
 	changes, err := json.Marshal(diff)
 	if err != nil {
-		return none, nil, err
+		return none, err
 	}
 	ch := store.RetryChange{Params: raw, TaskParams: map[string]string{}, Changes: string(changes)}
 	for _, t := range planned {
 		ch.TaskParams[t.Name] = t.Params
 	}
-	return ch, diff, nil
+	return ch, nil
 }
 
 // samePlan reports whether planned has the stored tasks' names, kinds and

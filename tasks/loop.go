@@ -27,6 +27,10 @@ import (
 //
 // Its state (phase, best value, patience counter) is kept in the model
 // store's parameters, so it is saved and restored with each checkpoint.
+//
+// A training or validation loss that becomes NaN or infinite, or a
+// training loss that explodes, ends the run at once with a DivergedError,
+// after setting aside the checkpoints that hold the bad weights.
 type Loop struct {
 	Env         Env
 	Store       *model.Store
@@ -356,7 +360,7 @@ func (l *Loop) diverged(step, epoch int, metric string, v float64, badFrom int, 
 	last, err := l.Checkpoints.SetAsideFrom(badFrom)
 	e.LastFinite = last
 	if err := errors.Join(append(errs, err)...); err != nil {
-		return fmt.Errorf("%w (and: %v)", e, err)
+		return fmt.Errorf("%w (and: %s)", e, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	return e
 }

@@ -72,13 +72,12 @@ func jobsCommand() *cli.Command {
 				Flags:     []cli.Flag{&cli.StringSliceFlag{Name: "set", Usage: "parameter `key=value` to change (repeatable)"}},
 				Action: func(c *cli.Context) error {
 					return jobAction(c, func(db *store.DB, id int64) error {
-						n, diff, err := jobs.Retry(c.Context, db, registry(), id, c.StringSlice("set"))
+						n, changes, err := jobs.Retry(c.Context, db, registry(), id, c.StringSlice("set"))
 						if err != nil {
 							return err
 						}
-						raw, _ := json.Marshal(diff)
 						fmt.Fprintf(c.App.Writer, "job %d: %d task(s) queued again%s; run `dl4img worker --drain` to run them\n",
-							id, n, prefixed(" with ", history.DescribeChanges(raw)))
+							id, n, prefixed(" with ", history.DescribeChanges(changes)))
 						return nil
 					})
 				},
