@@ -11,7 +11,7 @@
 # Knobs (environment): SOAK_DBS ("postgres sqlite"), SOAK_JOBS (1000),
 # SOAK_WORKERS (4), SOAK_MINUTES (10), SOAK_KILL_MIN/SOAK_KILL_MAX seconds
 # (2/5), SOAK_DOWN seconds the server stays down (20), SOAK_SETS job
-# parameters ("preset=quick": 2 epochs of 50 steps), SOAK_LEASE (30s, the default lease),
+# parameters ("preset=demo": 5 epochs of 100 steps), SOAK_LEASE (30s, the default lease),
 # SOAK_OUT (bin/soak: worker logs and the table rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."

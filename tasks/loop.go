@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,6 +72,11 @@ const (
 	paramBad   = "/dl4img/bad_epochs"
 	paramStop  = "/dl4img/stopped"
 	paramFirst = "/dl4img/first_loss"
+	// paramEpoch holds the last epoch's metrics ("STEP EPOCH name=value
+	// …"): they are saved with the epoch's checkpoint and recorded after
+	// it, and again when a run resumes from it (the store skips a value it
+	// already has), so a kill between the two neither loses nor repeats them.
+	paramEpoch = "/dl4img/epoch_metrics"
 )
 
 // explosion is how many times its first value (and at least how large) a
@@ -121,6 +127,9 @@ func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
 	if step > 0 {
 		l.Env.Logf("resuming from checkpoint at step %d of %d", step, total)
 	}
+	if err := l.recordEpoch(); err != nil {
+		return l.result(step), err
+	}
 	if paramOr(st, paramStop, false) {
 		return l.result(step), nil
 	}
@@ -162,7 +171,7 @@ func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
 				if !finite(v) || v > explosion*math.Max(first, 1) {
 					// The weights after `step` updates gave this loss: the
 					// checkpoint of that step is no use either.
-					return l.result(step), l.diverged(step+1, epoch+1, "loss", v, step, true)
+					return l.result(step), l.diverged(step+1, epoch+1, "loss", v, step, map[string]float64{"loss": v})
 				}
 				if math.IsNaN(first) {
 					st.SetParam(paramFirst, v)
@@ -187,7 +196,7 @@ func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
 					return l.result(step), err
 				}
 				l.Env.Logf("early stopping after epoch %d", epoch+1)
-				return l.result(step), nil
+				return l.result(step), l.recordEpoch()
 			}
 		}
 		if step%every == 0 || step == total || endOfEpoch {
@@ -195,6 +204,11 @@ func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
 				return l.result(step), err
 			}
 			saved = step
+			if endOfEpoch {
+				if err := l.recordEpoch(); err != nil {
+					return l.result(step), err
+				}
+			}
 		}
 	}
 	return l.result(step), nil
@@ -214,8 +228,9 @@ func (l *Loop) rate() float64 {
 	return l.LearningRates[min(p, len(l.LearningRates)-1)]
 }
 
-// endEpoch records the epoch's metrics, tracks the best weights and moves
-// the schedule. It reports whether training should stop.
+// endEpoch computes the epoch's metrics (kept in paramEpoch, recorded once
+// its checkpoint is saved), tracks the best weights and moves the schedule.
+// It reports whether training should stop.
 func (l *Loop) endEpoch(ctx context.Context, step, epoch int, lossSum float64, lossN int, took time.Duration) (bool, error) {
 	m := map[string]float64{"epoch_seconds": took.Seconds()}
 	if lossN > 0 {
@@ -233,15 +248,13 @@ func (l *Loop) endEpoch(ctx context.Context, step, epoch int, lossSum float64, l
 			m[k] = v
 		}
 	}
-	if err := l.Env.Metrics(step, epoch, m); err != nil {
-		return false, err
-	}
 	l.logEpoch(epoch, m)
 	for _, k := range sortedKeys(m) {
 		if v := m[k]; strings.Contains(k, "loss") && !finite(v) {
-			return false, l.diverged(step, epoch, k, v, step, false)
+			return false, l.diverged(step, epoch, k, v, step, m)
 		}
 	}
+	l.Store.SetParam(paramEpoch, encodeEpoch(step, epoch, m))
 	monitor := l.Monitor
 	if monitor == "" {
 		monitor = "loss"
@@ -279,6 +292,41 @@ func (l *Loop) endEpoch(ctx context.Context, step, epoch int, lossSum float64, l
 	st.SetParam(paramPhase, phase)
 	st.SetParam(paramBad, 0)
 	return false, nil
+}
+
+// encodeEpoch writes an epoch's metrics as "STEP EPOCH name=value …"
+// (strconv's 'g' round-trips every float64, NaN and ±Inf included).
+func encodeEpoch(step, epoch int, m map[string]float64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %d", step, epoch)
+	for _, k := range sortedKeys(m) {
+		fmt.Fprintf(&b, " %s=%s", k, strconv.FormatFloat(m[k], 'g', -1, 64))
+	}
+	return b.String()
+}
+
+// recordEpoch records the metrics kept in paramEpoch, if any.
+func (l *Loop) recordEpoch() error {
+	s := paramOr(l.Store, paramEpoch, "")
+	f := strings.Fields(s)
+	if len(f) < 2 {
+		return nil
+	}
+	step, err1 := strconv.Atoi(f[0])
+	epoch, err2 := strconv.Atoi(f[1])
+	m := map[string]float64{}
+	for _, kv := range f[2:] {
+		k, v, _ := strings.Cut(kv, "=")
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("epoch metrics %q in the checkpoint: %w", s, err)
+		}
+		m[k] = x
+	}
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("epoch metrics %q in the checkpoint: %w", s, err)
+	}
+	return l.Env.Metrics(step, epoch, m)
 }
 
 func sortedKeys(m map[string]float64) []string {
@@ -346,17 +394,14 @@ func (e *DivergedError) Error() string {
 }
 
 // diverged ends a run whose metric became non-finite at step (in epoch):
-// it records the value when record (a training step's loss; epoch metrics
-// are recorded already), sets aside the checkpoints from badFrom on (their
-// weights gave the non-finite value, so a retry must not resume from them)
-// and returns the DivergedError. Every checkpoint and metric before is kept.
-func (l *Loop) diverged(step, epoch int, metric string, v float64, badFrom int, record bool) error {
+// it records rec (the step's loss, or the whole epoch's metrics), sets
+// aside the checkpoints from badFrom on (their weights gave the non-finite
+// value, so a retry must not resume from them) and returns the
+// DivergedError. Every checkpoint and metric before is kept.
+func (l *Loop) diverged(step, epoch int, metric string, v float64, badFrom int, rec map[string]float64) error {
 	e := &DivergedError{Step: step, Epoch: epoch, Metric: metric, Value: v, LearningRate: l.learningRate(),
 		First: paramOr(l.Store, paramFirst, math.NaN())}
-	var errs []error
-	if record {
-		errs = append(errs, l.Env.Metrics(step, epoch, map[string]float64{metric: v}))
-	}
+	errs := []error{l.Env.Metrics(step, epoch, rec)}
 	last, err := l.Checkpoints.SetAsideFrom(badFrom)
 	e.LastFinite = last
 	if err := errors.Join(append(errs, err)...); err != nil {

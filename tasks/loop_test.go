@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph"
@@ -235,5 +236,56 @@ func TestLoopDivergesWithHugeLearningRate(t *testing.T) {
 		if !errors.As(err, &d) || !regexp.MustCompile(c.want).MatchString(err.Error()) {
 			t.Fatalf("learning rate %g: %v", c.lr, err)
 		}
+	}
+}
+
+// flakyEnv fails recording the metrics of one epoch, once: the database
+// went away after the epoch's checkpoint was saved.
+type flakyEnv struct {
+	*taskstest.Env
+	epoch  int
+	failed bool
+}
+
+func (f *flakyEnv) Metrics(step, epoch int, values map[string]float64) error {
+	if epoch == f.epoch && !f.failed {
+		f.failed = true
+		return errors.New("database unreachable")
+	}
+	return f.Env.Metrics(step, epoch, values)
+}
+
+// An epoch's metrics are recorded exactly once whatever stops the run
+// between its checkpoint and its record: the resumed run records them from
+// the checkpoint, and the epoch timing is not measured twice.
+func TestLoopRecordsEpochMetricsOnce(t *testing.T) {
+	env := taskstest.New(t, "train")
+	script := []float64{1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1}
+	loop, _ := newLoop(t, env, script)
+	loop.Env = &flakyEnv{Env: env, epoch: 2}
+	if _, err := loop.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "database unreachable") {
+		t.Fatalf("first run: %v", err)
+	}
+	if n := len(env.Values("epoch_seconds")); n != 1 {
+		t.Fatalf("%d epochs recorded before the failure, want 1", n)
+	}
+	loop2, st2 := newLoop(t, env, script)
+	if s := optimizer.GetGlobalStep(st2); s != 10 {
+		t.Fatalf("resumed at step %d, want 10 (epoch 2's checkpoint)", s)
+	}
+	res, err := loop2.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(env.Values("epoch_seconds")); n != res.Steps/5 || n != 10 {
+		t.Fatalf("%d epochs recorded for %d steps, want one each", n, res.Steps)
+	}
+	// A third start from the last checkpoint records nothing new.
+	loop3, _ := newLoop(t, env, script)
+	if _, err := loop3.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(env.Values("val_loss")); n != 10 {
+		t.Fatalf("val_loss recorded %d times for 10 epochs", n)
 	}
 }

@@ -25,7 +25,7 @@ import (
 
 // TestSoak is the soak benchmark that bench/soak.sh runs (build tag soak:
 // never part of `make test`). SOAK_JOBS selftest jobs (default 1000, with
-// SOAK_SETS, default preset=quick) are
+// SOAK_SETS, default preset=demo) are
 // queued on each database of SOAK_DBS (default "postgres sqlite"), and
 // SOAK_WORKERS worker processes (default 4) run them, each restarted when
 // it dies, while a random one is SIGKILLed every SOAK_KILL_MIN to
@@ -43,7 +43,7 @@ func TestSoak(t *testing.T) {
 		killMin: time.Duration(envInt("SOAK_KILL_MIN", 2)) * time.Second,
 		killMax: time.Duration(envInt("SOAK_KILL_MAX", 5)) * time.Second,
 		down:    time.Duration(envInt("SOAK_DOWN", 20)) * time.Second,
-		sets:    strings.Fields(envStr("SOAK_SETS", "preset=quick")),
+		sets:    strings.Fields(envStr("SOAK_SETS", "preset=demo")),
 		lease:   envStr("SOAK_LEASE", "30s"),
 		out:     os.Getenv("SOAK_OUT"),
 	}
