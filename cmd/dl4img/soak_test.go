@@ -228,19 +228,45 @@ func soak(t *testing.T, cfg soakConfig, kind string) {
 	for deadline := time.Now().Add(time.Hour); !allDone(ctx, db, cfg.jobs) && time.Now().Before(deadline); {
 		time.Sleep(2 * time.Second)
 	}
+	// What an operator does next: `jobs retry` the failed jobs (a task
+	// whose worker was killed in each of its 3 attempts fails, by design:
+	// it looks like a task that crashes its worker) and let them finish.
+	var retried []string
+	js, _ := db.Jobs(ctx)
+	for _, j := range js {
+		if j.State != store.Failed {
+			continue
+		}
+		why := ""
+		ts, _ := db.Tasks(ctx, j.ID)
+		for _, task := range ts {
+			if task.State == store.Failed {
+				why = task.Name + ": " + task.Error
+				break
+			}
+		}
+		if _, _, err := jobs.Retry(ctx, db, registry(), j.ID, nil); err != nil {
+			t.Errorf("retry job %d: %v", j.ID, err)
+		}
+		retried = append(retried, fmt.Sprintf("job %d (%s)", j.ID, why))
+	}
+	for deadline := time.Now().Add(30 * time.Minute); len(retried) > 0 && !allDone(ctx, db, cfg.jobs) && time.Now().Before(deadline); {
+		time.Sleep(2 * time.Second)
+	}
 	finished := lastFinish(ctx, db, start)
 	sup.stop()
 	load = append(load, loadavg())
 
 	r := checkSoak(t, ctx, db, runs, cfg.jobs)
 	wall := finished.Sub(start)
-	row := fmt.Sprintf("| %s | %d | %d | %d | %d | %s | %.1f | %d (%d tasks) | %d | %s | %s |", kind, cfg.jobs, cfg.workers, kills,
+	row := fmt.Sprintf("| %s | %d | %d | %d | %d | %s | %.1f | %d (%d tasks) | %d | %d | %s | %s |", kind, cfg.jobs, cfg.workers, kills,
 		restarts, wall.Round(time.Second), float64(r.succeeded)/wall.Minutes(), r.reclaims, r.reclaimedTasks, doneInWindow,
-		r.verdict(), strings.Join(load, " → "))
+		len(retried), r.verdict(), strings.Join(load, " → "))
 	fmt.Printf("\nsoak %s: %d jobs, %d workers (%d starts; ended by %v), %d SIGKILLs in %s, %d server restarts; %d jobs done within the kills\n",
 		kind, cfg.jobs, cfg.workers, sup.starts, sup.exits, kills, killEnd.Round(time.Second), restarts, doneInWindow)
 	fmt.Printf("all jobs finished after %s: %.1f jobs/minute; re-claims %d (%d tasks claimed more than once, %d lease expiries)\n",
 		wall.Round(time.Second), float64(r.succeeded)/wall.Minutes(), r.reclaims, r.reclaimedTasks, r.expired)
+	fmt.Printf("retried by hand after the drain: %d %v\n", len(retried), retried)
 	fmt.Printf("check: %s\n%s\n", r.verdict(), row)
 	for _, p := range r.problems[:min(len(r.problems), 20)] {
 		fmt.Println("  " + p)
