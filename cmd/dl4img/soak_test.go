@@ -32,7 +32,8 @@ import (
 // SOAK_KILL_MAX seconds (default 2 to 5) for SOAK_MINUTES (default 10). On
 // PostgreSQL the server is stopped (fast shutdown) and started again after
 // SOAK_DOWN seconds (default 20), at a third and at two thirds of that
-// time. After the kills end the workers drain what is left. Then every job
+// time. After the kills end the workers drain what is left, and the jobs
+// that failed are retried (`jobs retry`) and drained too. Then every job
 // must have succeeded exactly once, with complete metrics. The results go
 // to stdout and, as Markdown, to SOAK_OUT/soak-DB.md.
 func TestSoak(t *testing.T) {
