@@ -69,6 +69,11 @@ FUZZTIME ?= 1m
 fuzz: deps
 	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
+# The soak benchmark (README "Soak"): 1,000 jobs, 4 workers, random
+# SIGKILLs for 10 minutes, PostgreSQL restarted twice; then SQLite. 25-40 min.
+soak: deps
+	bash bench/soak.sh
+
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./...
 
