@@ -24,7 +24,7 @@ RACE_PKGS := ./store/... ./jobs/... ./tasks ./cmd/...
 # (pointer arithmetic it does on purpose); keep the race detector, drop that.
 NOCHECKPTR := -gcflags=all=-d=checkptr=0
 
-.PHONY: all deps build demo selftest test test-race test-models bench bench-formula gpu-binary gpu-ref gpu-check-dry clean
+.PHONY: all deps build demo selftest test test-race test-models fuzz soak bench bench-formula gpu-binary gpu-ref gpu-check-dry clean
 
 all: build
 
@@ -60,6 +60,20 @@ test: deps
 	$(GO) test -tags nodnnl -count=1 -timeout 20m ./engine/... ./tasks
 	$(GO) test -race $(NOCHECKPTR) -count=1 -timeout 20m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 40m $$($(GO) list ./... | grep -v -e /store -e /jobs -e '/tasks$$' -e /cmd/)
+	FUZZTIME=3s bash scripts/fuzz.sh
+
+# Every fuzz target (parsers of user input: labels.txt, --config/--set,
+# ONNX, images, manifests, db copy input, web routes) for FUZZTIME each;
+# `make test` runs them for 3 s each. A crasher lands in the package's
+# testdata/fuzz/ and fails the run.
+FUZZTIME ?= 1m
+fuzz: deps
+	FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
+
+# The soak benchmark (README "Soak"): 1,000 jobs, 4 workers, random
+# SIGKILLs for 10 minutes, PostgreSQL restarted twice; then SQLite. 25-40 min.
+soak: deps
+	bash bench/soak.sh
 
 bench: deps
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./...

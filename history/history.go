@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -33,15 +34,31 @@ type Value float64
 // MarshalJSON writes null for NaN and ±Inf.
 func (v Value) MarshalJSON() ([]byte, error) {
 	f := float64(v)
-	if math.IsNaN(f) || math.IsInf(f, 0) {
+	if !finite(f) {
 		return []byte("null"), nil
 	}
 	return strconv.AppendFloat(nil, f, 'g', -1, 64), nil
 }
 
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// Format shows a metric value for people: NaN, Inf and -Inf as such, the
+// rest with digits significant digits (-1: as many as needed).
+func Format(v float64, digits int) string {
+	switch {
+	case math.IsNaN(v):
+		return "NaN"
+	case math.IsInf(v, 1):
+		return "Inf"
+	case math.IsInf(v, -1):
+		return "-Inf"
+	}
+	return strconv.FormatFloat(v, 'g', digits, 64)
+}
+
 // LowerIsBetter decides the direction of "best" from the metric's name.
 func LowerIsBetter(name string) bool {
-	for _, s := range []string{"loss", "err", "cer", "time"} {
+	for _, s := range []string{"loss", "err", "cer", "time", "seconds"} {
 		if strings.Contains(name, s) {
 			return true
 		}
@@ -49,9 +66,14 @@ func LowerIsBetter(name string) bool {
 	return false
 }
 
-// Better reports whether v improves on best (NaN: nothing yet).
+// Better reports whether v improves on best. A NaN or infinite v never
+// does (a diverged loss is not the best loss, nor +Inf the best accuracy);
+// a non-finite best means nothing finite yet.
 func Better(name string, v, best float64) bool {
-	if math.IsNaN(best) {
+	if !finite(v) {
+		return false
+	}
+	if !finite(best) {
 		return true
 	}
 	if LowerIsBetter(name) {
@@ -149,4 +171,54 @@ func RawString(v json.RawMessage) string {
 		return s
 	}
 	return string(v)
+}
+
+// Retry is a recorded `jobs retry`, as `jobs show --json` and the web UI
+// give it: when, the tasks it queued again, the parameters it changed
+// ({"name": [old, new]}).
+type Retry struct {
+	At      string          `json:"at"`
+	Tasks   []string        `json:"tasks"`
+	Changes json.RawMessage `json:"changes"`
+}
+
+// Retries turns stored retries into their view (never nil).
+func Retries(rs []store.Retry) []Retry {
+	out := []Retry{}
+	for _, r := range rs {
+		ch := json.RawMessage(r.Changes)
+		if !json.Valid(ch) {
+			ch = json.RawMessage("{}")
+		}
+		out = append(out, Retry{At: r.At, Tasks: strings.Fields(r.Tasks), Changes: ch})
+	}
+	return out
+}
+
+// Describe shows a retry's changes for people: "learning_rate 1e+30 →
+// 0.001; …" ("" when there are none).
+func (r Retry) Describe() string { return DescribeChanges(r.Changes) }
+
+// DescribeChanges shows {"name": [old, new]} as "name old → new; …".
+func DescribeChanges(raw json.RawMessage) string {
+	var ch map[string][2]json.RawMessage
+	if json.Unmarshal(raw, &ch) != nil || len(ch) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(ch))
+	for k := range ch {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	show := func(v json.RawMessage) string {
+		if string(v) == "null" { // a parameter the job did not have
+			return "-"
+		}
+		return RawString(v)
+	}
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %s → %s", k, show(ch[k][0]), show(ch[k][1]))
+	}
+	return strings.Join(parts, "; ")
 }

@@ -57,31 +57,42 @@ func Prepare(reg *tasks.Registry, req Request) (store.NewJob, error) {
 	if err != nil {
 		return store.NewJob{}, bad(err)
 	}
-	specs, err := kind.Plan(params)
-	if err != nil {
-		return store.NewJob{}, bad(fmt.Errorf("kind %s: %w", req.Kind, err))
-	}
-	raw, err := json.Marshal(params)
+	raw, planned, err := plan(reg, req.Kind, kind, params)
 	if err != nil {
 		return store.NewJob{}, err
 	}
-	job := store.NewJob{Kind: req.Kind, Name: req.Name, Params: string(raw)}
+	job := store.NewJob{Kind: req.Kind, Name: req.Name, Params: raw, Tasks: planned}
+	if req.Name == "" {
+		job.Name = req.Kind
+	}
+	return job, nil
+}
+
+// plan turns a kind's resolved parameters into its tasks, each with its
+// parameters as JSON (the job's own, unless the kind gives it others).
+func plan(reg *tasks.Registry, name string, kind tasks.JobKind, params any) (string, []store.NewTask, error) {
+	specs, err := kind.Plan(params)
+	if err != nil {
+		return "", nil, bad(fmt.Errorf("kind %s: %w", name, err))
+	}
+	raw, err := json.Marshal(params)
+	if err != nil {
+		return "", nil, err
+	}
+	var out []store.NewTask
 	for _, s := range specs {
 		if _, ok := reg.Task(s.Kind); !ok {
-			return store.NewJob{}, fmt.Errorf("kind %s plans task %s of unregistered task kind %q", req.Kind, s.Name, s.Kind)
+			return "", nil, fmt.Errorf("kind %s plans task %s of unregistered task kind %q", name, s.Name, s.Kind)
 		}
 		tp := string(raw)
 		if s.Params != nil {
 			b, err := json.Marshal(s.Params)
 			if err != nil {
-				return store.NewJob{}, err
+				return "", nil, err
 			}
 			tp = string(b)
 		}
-		job.Tasks = append(job.Tasks, store.NewTask{Name: s.Name, Kind: s.Kind, Params: tp, Deps: s.Deps, MaxAttempts: s.MaxAttempts})
+		out = append(out, store.NewTask{Name: s.Name, Kind: s.Kind, Params: tp, Deps: s.Deps, MaxAttempts: s.MaxAttempts})
 	}
-	if req.Name == "" {
-		job.Name = req.Kind
-	}
-	return job, nil
+	return string(raw), out, nil
 }

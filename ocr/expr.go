@@ -30,6 +30,12 @@ func Eval(text string) (*big.Rat, error) {
 	if len(p.s) == 0 {
 		return nil, fmt.Errorf("empty expression: %w", ErrNotComputable)
 	}
+	// A label is a few characters; a line of labels.txt can be a megabyte
+	// of "((((" or "1/3/3/3…", whose recursion or exact arithmetic would
+	// never end.
+	if len(p.s) > maxExprLen {
+		return nil, fmt.Errorf("expression of %d characters, more than %d: %w", len(p.s), maxExprLen, ErrNotComputable)
+	}
 	v, err := p.expr()
 	if err != nil {
 		return nil, fmt.Errorf("%q: %w", text, err)
@@ -39,6 +45,9 @@ func Eval(text string) (*big.Rat, error) {
 	}
 	return v, nil
 }
+
+// maxExprLen bounds what Eval computes.
+const maxExprLen = 1000
 
 type exprParser struct {
 	s []rune

@@ -7,9 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	_ "image/gif" // decoders for competition folders
-	_ "image/jpeg"
-	_ "image/png"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,7 +15,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	_ "golang.org/x/image/bmp"
+	"github.com/dl4img/dl4img/internal/imagefile"
 )
 
 // LabelsFile is the competition's label file name.
@@ -362,9 +359,15 @@ func checkImage(path string, opt *LoadOptions) error {
 		if err != nil {
 			return fmt.Errorf("unreadable: %w", err)
 		}
+		if err := imagefile.CheckSize(cfg.Width, cfg.Height); err != nil {
+			return err
+		}
 		w, h = cfg.Width, cfg.Height
 	} else {
-		img, _, err := image.Decode(bufio.NewReader(f))
+		img, _, err := imagefile.Decode(f)
+		if errors.Is(err, imagefile.ErrTooLarge) {
+			return err
+		}
 		if err != nil {
 			return fmt.Errorf("unreadable: %w", err)
 		}
@@ -382,14 +385,15 @@ func checkImage(path string, opt *LoadOptions) error {
 	return nil
 }
 
-// LoadImage decodes a PNG, JPEG, GIF or BMP file.
+// LoadImage decodes a PNG, JPEG, GIF or BMP file (not over
+// imagefile.MaxPixels).
 func LoadImage(path string) (image.Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	img, _, err := image.Decode(bufio.NewReader(f))
+	img, _, err := imagefile.Decode(f)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", path, err)
 	}

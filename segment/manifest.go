@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -51,12 +53,37 @@ func parseTile(rec []string) (Tile, error) {
 	t.TumourFrac, errs[7] = strconv.ParseFloat(rec[8], 64)
 	t.Split = rec[9]
 	if err := errors.Join(errs[:]...); err != nil {
-		return Tile{}, err
+		// strconv's errors quote the field: one line per bad field, joined.
+		return Tile{}, errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
-	if t.Slide == "" || t.Size <= 0 {
-		return Tile{}, errors.New("empty slide name or tile size")
+	return t, t.check()
+}
+
+// maxTileSize bounds a tile's side (a tile is read into memory whole:
+// 8192² RGBA is 256 MB); the tiler writes 256 to 1024.
+const maxTileSize = 8192
+
+// check refuses a tile no tiler writes: the manifest is a file in the
+// workdir that a person may edit, and its numbers size reads and buffers.
+func (t Tile) check() error {
+	bad := func(f string, a ...any) error { return fmt.Errorf(f, a...) }
+	switch {
+	case t.Slide == "" || t.Slide != filepath.Base(t.Slide) || t.Slide == "." || t.Slide == "..":
+		return bad("slide %q: want a file name", t.Slide)
+	case t.Size <= 0 || t.Size > maxTileSize:
+		return bad("size %d: want 1 to %d", t.Size, maxTileSize)
+	case t.Col < 0 || t.Row < 0 || t.X < 0 || t.Y < 0 || t.Level < 0 || t.Level > 30:
+		return bad("col, row, x, y must be >= 0 and level 0 to 30")
+	case t.X > math.MaxInt32-t.Size || t.Y > math.MaxInt32-t.Size:
+		return bad("tile at %d,%d is beyond any slide", t.X, t.Y)
+	case !(t.TissueFrac >= 0 && t.TissueFrac <= 1) || !(t.TumourFrac >= 0 && t.TumourFrac <= 1):
+		return bad("fractions must be in [0, 1]")
 	}
-	return t, nil
+	switch t.Split {
+	case "", "train", "val", "test":
+		return nil
+	}
+	return bad("split %q: want train, val or test", t.Split)
 }
 
 // WriteManifest writes tiles as CSV (atomically).

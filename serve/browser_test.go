@@ -158,6 +158,24 @@ func TestBrowser(t *testing.T) {
 	}
 	shoot("serve-compare.png")
 
+	// A diverged job: its loss has a gap (NaN) and ends at +Inf, so the
+	// curve is drawn in two pieces; its constant learning rate is a flat
+	// line mid-chart at 0.003 with that value on the axis.
+	do(chromedp.Navigate(fmt.Sprintf("%s/jobs/%d", ts.URL, f.failed)), chromedp.WaitVisible("#m-lr"))
+	if n := eval(`document.querySelector('#m-loss .v.lin path.line').getAttribute('d').split('M').length - 1`); n != 2 {
+		t.Errorf("diverged loss drawn in %d pieces, want 2 (a gap at the NaN)", n)
+	}
+	if n := eval(`[...document.querySelectorAll('#m-loss .v.lin path.line')].filter(p => p.getTotalLength() > 50).length`); n != 1 {
+		t.Errorf("diverged loss: %d curves drawn", n)
+	}
+	const flat = `(() => { const p = document.querySelector('#m-lr .v.lin path.line'), f = document.querySelector('#m-lr .v.lin rect.frame');
+		const b = p.getBBox(), r = f.getBBox(), mid = b.y - r.y - r.height / 2;
+		const ticks = [...document.querySelectorAll('#m-lr .v.lin text.tick')].map(t => t.textContent);
+		return (p.getTotalLength() > 100 && b.height < 1 && Math.abs(mid) < 2 && ticks.includes('0.003')) ? 1 : 0; })()`
+	if eval(flat) != 1 {
+		t.Error("constant lr is not a flat line mid-chart with 0.003 on its axis")
+	}
+	shoot("serve-diverged.png")
 	// A sweep: the jobs list links each point to its sweep's page, which
 	// ranks the points and plots each swept parameter against val_acc.
 	sf := newSweepFixture(t, "")

@@ -28,7 +28,7 @@ type Point [2]float64
 func (p Point) MarshalJSON() ([]byte, error) {
 	b := strconv.AppendFloat([]byte{'['}, p[0], 'g', -1, 64)
 	b = append(b, ',')
-	if math.IsNaN(p[1]) || math.IsInf(p[1], 0) {
+	if !finite(p[1]) {
 		b = append(b, "null"...)
 	} else {
 		b = strconv.AppendFloat(b, p[1], 'g', -1, 64)
@@ -126,7 +126,7 @@ func buildCharts(perJob [][]Series, multi bool) []chart {
 		c.CanLog = true
 		for _, s := range c.Series {
 			for _, p := range s.Points {
-				if !(p[1] > 0) && !math.IsNaN(p[1]) {
+				if !(p[1] > 0) && finite(p[1]) {
 					c.CanLog = false
 				}
 			}
@@ -177,7 +177,7 @@ func renderSVG(c *chart, logY bool) template.HTML {
 	for _, s := range c.Series {
 		for _, p := range s.Points {
 			y := p[1]
-			if math.IsNaN(y) || math.IsInf(y, 0) || (logY && y <= 0) {
+			if !finite(y) || (logY && y <= 0) {
 				continue
 			}
 			if logY {
@@ -194,7 +194,17 @@ func renderSVG(c *chart, logY bool) template.HTML {
 		x1 = x0 + 1
 	}
 	if y1 == y0 {
-		y0, y1 = y0-0.5, y1+0.5
+		// A constant series (a fixed learning rate) sits mid-axis at its
+		// value, with ticks around it: ±10% of it (±0.05 decade on a log
+		// axis; ±0.5 around 0).
+		d := math.Abs(y0) / 10
+		switch {
+		case logY:
+			d = 0.05
+		case d == 0:
+			d = 0.5
+		}
+		y0, y1 = y0-d, y1+d
 	}
 	var yt []float64
 	if logY {
@@ -238,8 +248,8 @@ func renderSVG(c *chart, logY bool) template.HTML {
 		pen := false
 		for _, p := range s.Points {
 			y := p[1]
-			if math.IsNaN(y) || math.IsInf(y, 0) || (logY && y <= 0) {
-				pen = false
+			if !finite(y) || (logY && y <= 0) {
+				pen = false // a gap: NaN, ±Inf, or ≤ 0 on a log axis
 				continue
 			}
 			if logY {
@@ -327,11 +337,7 @@ func fmtTick(v float64) string {
 	return strconv.FormatFloat(v, 'g', 6, 64)
 }
 
-// fmtValue shows a metric value in tables.
-func fmtValue(v history.Value) string {
-	f := float64(v)
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return strconv.FormatFloat(f, 'g', -1, 64)
-	}
-	return strconv.FormatFloat(f, 'g', 5, 64)
-}
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// fmtValue shows a metric value in tables (NaN, Inf, -Inf as such).
+func fmtValue(v history.Value) string { return history.Format(float64(v), 5) }

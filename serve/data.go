@@ -104,6 +104,7 @@ type JobDetail struct {
 	Metrics     []history.Summary `json:"metrics"`
 	Artifacts   []ArtifactView    `json:"artifacts"`
 	Checkpoints []CheckpointView  `json:"checkpoints"`
+	Retries     []history.Retry   `json:"retries"`
 }
 
 const timeLayout = "2006-01-02T15:04:05.000Z"
@@ -266,6 +267,11 @@ func (s *Server) jobDetail(ctx context.Context, id int64, max int) (d *JobDetail
 			d.Checkpoints = append(d.Checkpoints, CheckpointView{Task: t.Name, Step: c.Step, Path: c.Path})
 		}
 	}
+	retries, err := s.st.JobRetries(ctx, id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("retries of job %d: %w", id, err)
+	}
+	d.Retries = history.Retries(retries)
 	d.Metrics, series, err = s.metrics(ctx, id, rs, "", max)
 	if err != nil {
 		return nil, nil, err
@@ -374,20 +380,33 @@ func (s *Server) metrics(ctx context.Context, jobID int64, rs []store.MetricRang
 // envelope turns buckets into points: a bucket with one value is that
 // point; otherwise its lowest and highest value at the middle of its x
 // range, the one nearer the previous point first, so a smooth curve stays
-// a line and a noisy one becomes its band.
+// a line and a noisy one becomes its band. A bucket holding a NaN or
+// infinite value then ends the curve with a gap at its last x (a
+// divergence is where a curve stops).
 func envelope(bs []store.MetricBucket) []Point {
 	out := make([]Point, 0, 2*len(bs))
 	for _, b := range bs {
-		if b.Count == 1 || b.Min == b.Max {
-			out = append(out, Point{float64(b.MinX), b.Min})
-			continue
+		out = appendBucket(out, b)
+		if b.NonFinite > 0 {
+			out = append(out, Point{float64(b.MaxX), math.NaN()})
 		}
-		x := float64(b.MinX+b.MaxX) / 2
-		lo, hi := Point{x, b.Min}, Point{x, b.Max}
-		if n := len(out); n > 0 && math.Abs(out[n-1][1]-b.Max) < math.Abs(out[n-1][1]-b.Min) {
-			lo, hi = hi, lo
-		}
-		out = append(out, lo, hi)
 	}
 	return out
+}
+
+// appendBucket adds a bucket's finite extent (one point, or its lowest and
+// highest value at the middle of its x range).
+func appendBucket(out []Point, b store.MetricBucket) []Point {
+	switch {
+	case b.Count == b.NonFinite:
+		return out
+	case b.Count-b.NonFinite == 1 || b.Min == b.Max:
+		return append(out, Point{float64(b.MinX), b.Min})
+	}
+	x := float64(b.MinX+b.MaxX) / 2
+	lo, hi := Point{x, b.Min}, Point{x, b.Max}
+	if n := len(out); n > 0 && math.Abs(out[n-1][1]-b.Max) < math.Abs(out[n-1][1]-b.Min) {
+		lo, hi = hi, lo
+	}
+	return append(out, lo, hi)
 }

@@ -164,15 +164,36 @@ func newFixtureOn(tb testing.TB, points int, dsn string) *fixture {
 	step(f.done2, store.Succeeded, "", nil)
 
 	// A failed job: training failed (attempts used up), the rest cancelled.
-	f.failed = newJob("diverged", `{"epochs":3,"hidden":32,"learning_rate":5,"preset":"demo"}`)
+	// It diverged at learning rate 50, was retried at 5 (recorded), and
+	// diverged again.
+	f.failed = newJob("diverged", `{"epochs":3,"hidden":32,"learning_rate":50,"preset":"demo"}`)
 	step(f.failed, store.Succeeded, "", func(t *store.Task) {
 		p := filepath.Join(runs, fmt.Sprintf("job-%d", f.failed), "points.csv")
 		writeCSV(tb, p, [][]string{{"x", "y"}, {"1", "2"}})
 		f.failedArt = addArt(t.ID, "data", p)
 	})
-	step(f.failed, store.Failed, "train: loss is NaN at step 17", func(t *store.Task) {
-		if err := w.AddMetrics(ctx, t.ID, []store.Metric{{Step: 10, Epoch: 1, Name: "loss", Value: 3.2},
-			{Step: 17, Epoch: 1, Name: "loss", Value: math.Inf(1)}}); err != nil {
+	step(f.failed, store.Failed, "diverged at step 2 (epoch 1): loss is NaN; last finite checkpoint at step 0; try a lower learning_rate (now 50)", nil)
+	lower := `{"epochs":3,"hidden":32,"learning_rate":5,"preset":"demo"}`
+	if _, err := w.RetryJobWith(ctx, f.failed, store.RetryChange{Params: lower, Changes: `{"learning_rate":[50,5]}`,
+		TaskParams: map[string]string{"train": lower, "evaluate": lower, "submit": lower}}); err != nil {
+		tb.Fatal(err)
+	}
+	// Its loss has a gap (a NaN at step 9) and ends infinite at step 17;
+	// its learning rate is constant.
+	step(f.failed, store.Failed, "diverged at step 17 (epoch 1): loss is Inf; last finite checkpoint at step 10; try a lower learning_rate (now 5)", func(t *store.Task) {
+		var ms []store.Metric
+		for s := 1; s <= 17; s++ {
+			v := 3.2 - 0.1*float64(s) + 0.05*float64(s%3)
+			switch s {
+			case 9:
+				v = math.NaN()
+			case 17:
+				v = math.Inf(1)
+			}
+			ms = append(ms, store.Metric{Step: s, Epoch: 1, Name: "loss", Value: v},
+				store.Metric{Step: s, Epoch: 1, Name: "lr", Value: 0.003})
+		}
+		if err := w.AddMetrics(ctx, t.ID, ms); err != nil {
 			tb.Fatal(err)
 		}
 	})

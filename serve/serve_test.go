@@ -50,7 +50,7 @@ func TestPages(t *testing.T) {
 			`<svg class="plot"`, `data-metric="val_loss"`, `data-metric="loss"`, `class="logtoggle"`, "test_acc",
 			fmt.Sprintf(`src="/jobs/%d/artifacts/%d"`, f.done, f.png), "<th>label</th>", "submission.csv",
 			"ckpt-1200", "learning_rate", "go:ops_sequential", `class="dag"`, `data-active="0"`}, nil},
-		{"failed job", fmt.Sprintf("/jobs/%d", f.failed), 200, []string{"loss is NaN at step 17", "st-failed", "st-cancelled",
+		{"failed job", fmt.Sprintf("/jobs/%d", f.failed), 200, []string{"diverged at step 17 (epoch 1): loss is Inf", "queued again; learning_rate 50 → 5", "st-failed", "st-cancelled",
 			"upstream task train failed"}, nil},
 		{"running job", fmt.Sprintf("/jobs/%d", f.run), 200, []string{`data-active="1"`, "epoch 6/10 150/300", "st-running"}, nil},
 		{"unknown job", "/jobs/999", 404, []string{"job 999"}, nil},
@@ -169,6 +169,9 @@ func testAPI(t *testing.T, f *fixture) {
 	fd := decode[JobDetail](t, get(t, s, fmt.Sprintf("/api/jobs/%d", f.failed)), 200)
 	if fd.Tasks[1].Error == "" || fd.Tasks[1].State != "failed" {
 		t.Errorf("failed task: %+v", fd.Tasks[1])
+	}
+	if len(fd.Retries) != 1 || fd.Retries[0].Describe() != "learning_rate 50 → 5" || len(fd.Retries[0].Tasks) != 3 {
+		t.Errorf("retries %+v", fd.Retries)
 	}
 	// The infinite loss is null, not a broken document.
 	for _, m := range fd.Metrics {

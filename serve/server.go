@@ -43,6 +43,7 @@ type Store interface {
 	Sweep(ctx context.Context, id int64) (*store.Sweep, error)
 	SweepPoints(ctx context.Context, sweepID int64) ([]store.SweepPoint, error)
 	JobSweeps(ctx context.Context) (map[int64]store.PointRef, error)
+	JobRetries(ctx context.Context, jobID int64) ([]store.Retry, error)
 }
 
 // Options configure a Server.
@@ -93,7 +94,17 @@ func New(st Store, opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
+	files := http.StripPrefix("/static/", http.FileServerFS(static))
+	s.mux.HandleFunc("GET /static/", func(w http.ResponseWriter, r *http.Request) {
+		// The embedded files only: no listing, and a name fs.FS refuses
+		// (not UTF-8, "..") is a 404, not FileServer's 500.
+		name := strings.TrimPrefix(r.URL.Path, "/static/")
+		if name == "" || !fs.ValidPath(name) {
+			s.fail(w, r, httpError{http.StatusNotFound, "no such file"})
+			return
+		}
+		files.ServeHTTP(w, r)
+	})
 	s.mux.HandleFunc("GET /{$}", s.jobsPage)
 	s.mux.HandleFunc("GET /jobs/{id}", s.jobPage)
 	s.mux.HandleFunc("GET /jobs/{id}/artifacts/{aid}", s.artifact)

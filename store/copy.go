@@ -28,6 +28,7 @@ var copyTables = []struct {
 	{"sweeps", "id, kind, name, spec, metric, lower, prune, created_at", "id"},
 	{"sweep_points", "job_id, sweep_id, idx, params", "job_id"},
 	{"sweep_reports", "task_id, epoch, value, pruned, reason, at", "task_id, epoch"},
+	{"job_retries", "id, job_id, at, tasks, changes", "id"},
 }
 
 func copyTableHasID(table string) bool {
@@ -44,7 +45,7 @@ func copyTableHasID(table string) bool {
 const copyBatch = 200
 
 // Copy copies src's whole history (jobs, tasks, dependencies, metrics,
-// artifacts, checkpoints, items) into dst with the same ids, between any
+// artifacts, checkpoints, items, retries) into dst with the same ids, between any
 // two databases (SQLite or PostgreSQL). It reads src in one snapshot and
 // writes dst in one transaction, so an interrupted copy leaves dst as empty
 // as it was. progress, if not nil, is called with rows copied so far.
@@ -144,8 +145,13 @@ func copyTable(s, d tx, table, cols, order string, progress func(int64)) (int64,
 			return n, err
 		}
 		for _, v := range vals {
-			if b, ok := v.([]byte); ok {
-				v = string(b) // every column is TEXT, INTEGER or REAL
+			switch x := v.(type) {
+			case []byte:
+				v = string(x) // every column is TEXT, INTEGER or REAL
+			case float64:
+				// A NaN that PostgreSQL holds natively (written by
+				// something else than dl4img) lands as dl4img writes it.
+				v = metricValue(x)
 			}
 			batch = append(batch, v)
 		}

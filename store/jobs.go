@@ -445,28 +445,10 @@ func (db *DB) CancelJob(ctx context.Context, jobID int64) error {
 }
 
 // RetryJob puts a job's failed and cancelled tasks back in the queue with a
-// fresh attempt budget. Succeeded tasks are kept.
+// fresh attempt budget. Succeeded tasks are kept. The retry is recorded
+// (RetryJobWith with no change).
 func (db *DB) RetryJob(ctx context.Context, jobID int64) (int, error) {
-	var n int64
-	err := db.tx(ctx, func(x tx) error {
-		res, err := x.exec(`UPDATE tasks SET state='queued', attempt=0, finished_at=NULL WHERE job_id=? AND state IN ('failed','cancelled')`, jobID)
-		if err != nil {
-			return err
-		}
-		n, _ = res.RowsAffected()
-		res, err = x.exec(`UPDATE jobs SET cancel=0, finished_at=NULL WHERE id=?`, jobID)
-		if err != nil {
-			return err
-		}
-		if k, _ := res.RowsAffected(); k == 0 {
-			return fmt.Errorf("job %d: %w", jobID, ErrNotFound)
-		}
-		if err := db.updateJobState(x, jobID); err != nil {
-			return err
-		}
-		return db.d.notifyReady(ctx, x.Tx)
-	})
-	return int(n), err
+	return db.RetryJobWith(ctx, jobID, RetryChange{})
 }
 
 // SetProgress records how far a running task is.

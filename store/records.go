@@ -5,10 +5,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 )
 
-// Metric is one recorded value.
+// Metric is one recorded value. Value may be NaN or ±Inf (a diverged
+// loss): such values are data, stored and read back as they are.
 type Metric struct {
 	TaskID int64
 	Task   string // task name, filled by JobMetrics
@@ -19,13 +22,67 @@ type Metric struct {
 	At     string
 }
 
-// AddMetrics records values in one transaction.
+// metricValue is how a value is bound: NaN as NULL (see migration 5).
+func metricValue(v float64) any {
+	if math.IsNaN(v) {
+		return nil
+	}
+	return v
+}
+
+// metricScan reads a metric value into *p: NULL is NaN.
+type metricScan struct{ p *float64 }
+
+func (m metricScan) Scan(src any) error {
+	switch v := src.(type) {
+	case nil:
+		*m.p = math.NaN()
+	case float64:
+		*m.p = v
+	case int64:
+		*m.p = float64(v)
+	case []byte:
+		return m.Scan(string(v))
+	case string:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("metric value %q: not a number", v)
+		}
+		*m.p = f
+	default:
+		return fmt.Errorf("metric value of type %T", src)
+	}
+	return nil
+}
+
+// finiteValue is true for a finite metric value on both databases: NULL
+// (NaN) gives NULL, and Inf-Inf is NaN (PostgreSQL) or NULL (SQLite), so
+// aggregates built on it skip every non-finite value.
+const finiteValue = `value - value = 0`
+
+// AddMetrics records values in one transaction. A value the task already
+// recorded (same name, step, epoch and value) is skipped: a task that
+// crashed between recording an epoch and checkpointing it records that
+// epoch again when it resumes, and its curve must not get the point twice.
+// A different value at the same step (a retry at another learning rate) is
+// new data and is kept.
 func (db *DB) AddMetrics(ctx context.Context, taskID int64, ms []Metric) error {
 	return db.tx(ctx, func(x tx) error {
 		now := stamp(time.Now())
 		for _, m := range ms {
+			same, args := `value=?`, []any{taskID, m.Name, m.Step, m.Epoch, m.Value}
+			if math.IsNaN(m.Value) {
+				same, args = `value IS NULL`, args[:4]
+			}
+			var n int
+			if err := x.row(`SELECT count(*) FROM metrics WHERE task_id=? AND name=? AND step=? AND epoch=? AND `+same, args...).Scan(&n); err != nil {
+				return fmt.Errorf("metric %s: %w", m.Name, err)
+			}
+			if n > 0 {
+				continue
+			}
 			if _, err := x.exec(`INSERT INTO metrics(task_id, step, epoch, name, value, at) VALUES (?,?,?,?,?,?)`,
-				taskID, m.Step, m.Epoch, m.Name, m.Value, now); err != nil {
+				taskID, m.Step, m.Epoch, m.Name, metricValue(m.Value), now); err != nil {
 				return fmt.Errorf("metric %s: %w", m.Name, err)
 			}
 		}
@@ -44,7 +101,7 @@ func (db *DB) JobMetrics(ctx context.Context, jobID int64) ([]Metric, error) {
 	var out []Metric
 	for rows.Next() {
 		var m Metric
-		if err := rows.Scan(&m.TaskID, &m.Task, &m.Step, &m.Epoch, &m.Name, &m.Value, &m.At); err != nil {
+		if err := rows.Scan(&m.TaskID, &m.Task, &m.Step, &m.Epoch, &m.Name, metricScan{&m.Value}, &m.At); err != nil {
 			return nil, err
 		}
 		out = append(out, m)

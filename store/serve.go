@@ -112,7 +112,9 @@ func (db *DB) ArtifactByID(ctx context.Context, id int64) (*ArtifactRecord, erro
 	return &a, nil
 }
 
-// MetricRange is the extent of one metric of one task.
+// MetricRange is the extent of one metric of one task. Min and Max are
+// those of its finite values (NaN when it has none); Count counts every
+// value.
 type MetricRange struct {
 	TaskID             int64
 	Task               string
@@ -136,7 +138,8 @@ func (db *DB) JobMetricRanges(ctx context.Context, jobID int64, name string) ([]
 	// Grouping the metrics alone, then naming the tasks, lets the database
 	// group along the metrics_task index instead of sorting the join.
 	rows, err := db.query(ctx, `SELECT g.task_id, t.name, g.name, g.n, g.lo, g.hi, g.s0, g.s1, g.e0, g.e1
-		FROM (SELECT task_id, name, COUNT(*) AS n, MIN(value) AS lo, MAX(value) AS hi, MIN(step) AS s0, MAX(step) AS s1,
+		FROM (SELECT task_id, name, COUNT(*) AS n,
+				MIN(CASE WHEN `+finiteValue+` THEN value END) AS lo, MAX(CASE WHEN `+finiteValue+` THEN value END) AS hi, MIN(step) AS s0, MAX(step) AS s1,
 				MIN(epoch) AS e0, MAX(epoch) AS e1
 			FROM metrics WHERE task_id IN (SELECT id FROM tasks WHERE job_id=?)`+where+` GROUP BY task_id, name) g
 		JOIN tasks t ON t.id=g.task_id ORDER BY g.task_id, g.name`, args...)
@@ -147,7 +150,7 @@ func (db *DB) JobMetricRanges(ctx context.Context, jobID int64, name string) ([]
 	var out []MetricRange
 	for rows.Next() {
 		var r MetricRange
-		if err := rows.Scan(&r.TaskID, &r.Task, &r.Name, &r.Count, &r.Min, &r.Max, &r.MinStep, &r.MaxStep,
+		if err := rows.Scan(&r.TaskID, &r.Task, &r.Name, &r.Count, metricScan{&r.Min}, metricScan{&r.Max}, &r.MinStep, &r.MaxStep,
 			&r.MinEpoch, &r.MaxEpoch); err != nil {
 			return nil, err
 		}
@@ -168,7 +171,7 @@ func (db *DB) MetricPoints(ctx context.Context, taskID int64, name string) ([]Me
 	var out []Metric
 	for rows.Next() {
 		m := Metric{TaskID: taskID, Name: name}
-		if err := rows.Scan(&m.Step, &m.Epoch, &m.Value); err != nil {
+		if err := rows.Scan(&m.Step, &m.Epoch, metricScan{&m.Value}); err != nil {
 			return nil, err
 		}
 		out = append(out, m)
@@ -180,18 +183,21 @@ func (db *DB) MetricPoints(ctx context.Context, taskID int64, name string) ([]Me
 func (db *DB) LastMetric(ctx context.Context, taskID int64, name string) (Metric, error) {
 	m := Metric{TaskID: taskID, Name: name}
 	err := db.row(ctx, `SELECT step, epoch, value FROM metrics WHERE task_id=? AND name=?
-		ORDER BY step DESC, id DESC LIMIT 1`, taskID, name).Scan(&m.Step, &m.Epoch, &m.Value)
+		ORDER BY step DESC, id DESC LIMIT 1`, taskID, name).Scan(&m.Step, &m.Epoch, metricScan{&m.Value})
 	if errors.Is(err, sql.ErrNoRows) {
 		return m, fmt.Errorf("metric %s of task %d: %w", name, taskID, ErrNotFound)
 	}
 	return m, err
 }
 
-// MetricBucket is the extent of the points of one x interval.
+// MetricBucket is the extent of the points of one x interval: Min and Max
+// of its finite values (NaN when none is), Count of all of them, NonFinite
+// of those that are NaN or ±Inf (a gap in a curve).
 type MetricBucket struct {
 	MinX, MaxX int
 	Min, Max   float64
 	Count      int
+	NonFinite  int
 }
 
 // MetricBuckets cuts a task's metric into n equal intervals of x (the
@@ -204,7 +210,8 @@ func (db *DB) MetricBuckets(ctx context.Context, taskID int64, name string, byEp
 		x = "epoch"
 	}
 	// Integer arithmetic: (x-lo)*n/(hi-lo+1) is the bucket, 0..n-1.
-	rows, err := db.query(ctx, `SELECT MIN(`+x+`), MAX(`+x+`), MIN(value), MAX(value), COUNT(*)
+	rows, err := db.query(ctx, `SELECT MIN(`+x+`), MAX(`+x+`), MIN(CASE WHEN `+finiteValue+` THEN value END),
+		MAX(CASE WHEN `+finiteValue+` THEN value END), COUNT(*), SUM(CASE WHEN `+finiteValue+` THEN 0 ELSE 1 END)
 		FROM metrics WHERE task_id=? AND name=? GROUP BY (`+x+` - ?) * ? / ? ORDER BY 1`,
 		taskID, name, lo, n, hi-lo+1)
 	if err != nil {
@@ -214,7 +221,7 @@ func (db *DB) MetricBuckets(ctx context.Context, taskID int64, name string, byEp
 	var out []MetricBucket
 	for rows.Next() {
 		var b MetricBucket
-		if err := rows.Scan(&b.MinX, &b.MaxX, &b.Min, &b.Max, &b.Count); err != nil {
+		if err := rows.Scan(&b.MinX, &b.MaxX, metricScan{&b.Min}, metricScan{&b.Max}, &b.Count, &b.NonFinite); err != nil {
 			return nil, err
 		}
 		out = append(out, b)

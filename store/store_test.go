@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -128,7 +129,8 @@ func TestMigrateFromVersion1(t *testing.T) {
 	if _, err := sdb.Exec(migrations[0].sqlite + `; PRAGMA user_version = 1;
 		INSERT INTO jobs(id, kind, params, state, workdir, created_at) VALUES (1, 'k', '{}', 'queued', '/w', 'now');
 		INSERT INTO tasks(id, job_id, name, kind, params, state) VALUES (1, 1, 'a', 'x', '{}', 'queued');
-		INSERT INTO task_items(task_id, key) VALUES (1, 'old')`); err != nil {
+		INSERT INTO task_items(task_id, key) VALUES (1, 'old');
+		INSERT INTO metrics(task_id, step, epoch, name, value, at) VALUES (1, 10, 1, 'loss', 0.5, 'now')`); err != nil {
 		t.Fatal(err)
 	}
 	sdb.Close()
@@ -143,6 +145,14 @@ func TestMigrateFromVersion1(t *testing.T) {
 	items, err := db.Items(ctx, 1)
 	if err != nil || len(items) != 1 || items["old"] != "" {
 		t.Fatalf("items after migration: %v %v", items, err)
+	}
+	// Migration 4 rebuilt the metrics table around its rows.
+	ms, err := db.JobMetrics(ctx, 1)
+	if err != nil || len(ms) != 1 || ms[0].Value != 0.5 || ms[0].Step != 10 {
+		t.Fatalf("metrics after migration: %+v %v", ms, err)
+	}
+	if err := db.AddMetrics(ctx, 1, []Metric{{Step: 11, Name: "loss", Value: math.NaN()}}); err != nil {
+		t.Fatalf("NaN after migration: %v", err)
 	}
 }
 

@@ -263,7 +263,7 @@ func (db *DB) ReportEpoch(ctx context.Context, taskID int64, epoch int, value fl
 			var tid int64
 			var r EpochReport
 			var state string
-			if err := rows.Scan(&tid, &r.Job, &r.Epoch, &r.Value, &r.Pruned, &state); err != nil {
+			if err := rows.Scan(&tid, &r.Job, &r.Epoch, metricScan{&r.Value}, &r.Pruned, &state); err != nil {
 				rows.Close()
 				return err
 			}
@@ -285,7 +285,7 @@ func (db *DB) ReportEpoch(ctx context.Context, taskID int64, epoch int, value fl
 			flag = 1
 		}
 		_, err = x.exec(`INSERT INTO sweep_reports(task_id, epoch, value, pruned, reason, at) VALUES (?,?,?,?,?,?)`,
-			taskID, epoch, value, flag, reason, stamp(time.Now()))
+			taskID, epoch, metricValue(value), flag, reason, stamp(time.Now()))
 		return err
 	})
 	if err != nil {

@@ -2,10 +2,12 @@ package tasks
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/gomlx/gomlx/ml/model"
@@ -101,3 +103,46 @@ func (c *Checkpoints) Save(step int) error {
 
 // Dir is where the checkpoints live.
 func (c *Checkpoints) Dir() string { return c.dir }
+
+// divergedSuffix marks checkpoint files set aside by SetAsideFrom: kept on
+// disk, never loaded.
+const divergedSuffix = ".diverged"
+
+// checkpointStep reads the global step GoMLX writes into a checkpoint's
+// name ("…-step-00000050", "…-initial" for step 0).
+func checkpointStep(base string) (int, bool) {
+	if strings.HasSuffix(base, "-initial") {
+		return 0, true
+	}
+	i := strings.LastIndex(base, "-step-")
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(base[i+len("-step-"):])
+	return n, err == nil
+}
+
+// SetAsideFrom renames the checkpoints of step >= from out of the way
+// (suffix .diverged), so that the next OpenCheckpoints loads the newest
+// older one, and returns that one's step (0 when none is left: a retry
+// starts from the beginning).
+func (c *Checkpoints) SetAsideFrom(from int) (last int, err error) {
+	var errs []error
+	for _, base := range listCheckpoints(c.dir) {
+		step, ok := checkpointStep(base)
+		if !ok {
+			continue
+		}
+		if step < from {
+			last = max(last, step)
+			continue
+		}
+		for _, ext := range []string{checkpoint.JsonNameSuffix, checkpoint.BinDataSuffix} {
+			p := filepath.Join(c.dir, base+ext)
+			if err := os.Rename(p, p+divergedSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("set aside checkpoint: %w", err))
+			}
+		}
+	}
+	return last, errors.Join(errs...)
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,6 +28,10 @@ import (
 //
 // Its state (phase, best value, patience counter) is kept in the model
 // store's parameters, so it is saved and restored with each checkpoint.
+//
+// A training or validation loss that becomes NaN or infinite, or a
+// training loss that explodes, ends the run at once with a DivergedError,
+// after setting aside the checkpoints that hold the bad weights.
 type Loop struct {
 	Env         Env
 	Store       *model.Store
@@ -56,6 +61,10 @@ type Loop struct {
 	Progress string
 
 	epochMetrics map[string]float64 // the last epoch's, for the Pruner
+	// LearningRate is the learning_rate parameter, which a divergence
+	// message names (default LearningRates[0], else the optimizer's
+	// current rate).
+	LearningRate float64
 }
 
 // Store parameter keys for the loop's own state.
@@ -67,7 +76,19 @@ const (
 	// paramPruned holds why a sweep pruned the run, so that a resumed
 	// run ends the same way instead of training on.
 	paramPruned = "/dl4img/pruned"
+	paramFirst  = "/dl4img/first_loss"
+	// paramEpoch holds the last epoch's metrics ("STEP EPOCH name=value
+	// …"): they are saved with the epoch's checkpoint and recorded after
+	// it, and again when a run resumes from it (the store skips a value it
+	// already has), so a kill between the two neither loses nor repeats them.
+	paramEpoch = "/dl4img/epoch_metrics"
 )
+
+// explosion is how many times its first value (and at least how large) a
+// finite training loss must be to count as diverged: by then the weights
+// are finite but useless, and a retry that resumed from a checkpoint
+// saved after it would diverge again whatever its learning rate.
+const explosion = 1e6
 
 // LoopResult summarizes a finished run.
 type LoopResult struct {
@@ -111,6 +132,9 @@ func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
 	if step > 0 {
 		l.Env.Logf("resuming from checkpoint at step %d of %d", step, total)
 	}
+	if err := l.recordEpoch(); err != nil {
+		return l.result(step), err
+	}
 	if paramOr(st, paramStop, false) {
 		return l.result(step), l.prunedError()
 	}
@@ -147,7 +171,16 @@ func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
 			return l.result(step), fmt.Errorf("train step %d: %w", step, err)
 		}
 		if len(ms) > 0 {
-			if v := scalar(ms[0]); !math.IsNaN(v) {
+			if v, ok := scalar(ms[0]); ok {
+				first := paramOr(st, paramFirst, math.NaN())
+				if !finite(v) || v > explosion*math.Max(first, 1) {
+					// The weights after `step` updates gave this loss: the
+					// checkpoint of that step is no use either.
+					return l.result(step), l.diverged(step+1, epoch+1, "loss", v, step, map[string]float64{"loss": v})
+				}
+				if math.IsNaN(first) {
+					st.SetParam(paramFirst, v)
+				}
 				lossSum += v
 				lossN++
 			}
@@ -172,6 +205,9 @@ func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
 				if err := l.Checkpoints.Save(step); err != nil {
 					return l.result(step), err
 				}
+				if err := l.recordEpoch(); err != nil {
+					return l.result(step), err
+				}
 				if err := l.prunedError(); err != nil {
 					return l.result(step), err
 				}
@@ -184,6 +220,11 @@ func (l *Loop) Run(ctx context.Context) (LoopResult, error) {
 				return l.result(step), err
 			}
 			saved = step
+			if endOfEpoch {
+				if err := l.recordEpoch(); err != nil {
+					return l.result(step), err
+				}
+			}
 		}
 	}
 	return l.result(step), nil
@@ -226,8 +267,9 @@ func (l *Loop) rate() float64 {
 	return l.LearningRates[min(p, len(l.LearningRates)-1)]
 }
 
-// endEpoch records the epoch's metrics, tracks the best weights and moves
-// the schedule. It reports whether training should stop.
+// endEpoch computes the epoch's metrics (kept in paramEpoch, recorded once
+// its checkpoint is saved), tracks the best weights and moves the schedule.
+// It reports whether training should stop.
 func (l *Loop) endEpoch(ctx context.Context, step, epoch int, lossSum float64, lossN int, took time.Duration) (bool, error) {
 	m := map[string]float64{"epoch_seconds": took.Seconds()}
 	if lossN > 0 {
@@ -245,11 +287,14 @@ func (l *Loop) endEpoch(ctx context.Context, step, epoch int, lossSum float64, l
 			m[k] = v
 		}
 	}
-	if err := l.Env.Metrics(step, epoch, m); err != nil {
-		return false, err
-	}
 	l.epochMetrics = m
 	l.logEpoch(epoch, m)
+	for _, k := range sortedKeys(m) {
+		if v := m[k]; strings.Contains(k, "loss") && !finite(v) {
+			return false, l.diverged(step, epoch, k, v, step, m)
+		}
+	}
+	l.Store.SetParam(paramEpoch, encodeEpoch(step, epoch, m))
 	monitor := l.Monitor
 	if monitor == "" {
 		monitor = "loss"
@@ -289,30 +334,141 @@ func (l *Loop) endEpoch(ctx context.Context, step, epoch int, lossSum float64, l
 	return false, nil
 }
 
+// encodeEpoch writes an epoch's metrics as "STEP EPOCH name=value …"
+// (strconv's 'g' round-trips every float64, NaN and ±Inf included).
+func encodeEpoch(step, epoch int, m map[string]float64) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %d", step, epoch)
+	for _, k := range sortedKeys(m) {
+		fmt.Fprintf(&b, " %s=%s", k, strconv.FormatFloat(m[k], 'g', -1, 64))
+	}
+	return b.String()
+}
+
+// recordEpoch records the metrics kept in paramEpoch, if any.
+func (l *Loop) recordEpoch() error {
+	s := paramOr(l.Store, paramEpoch, "")
+	f := strings.Fields(s)
+	if len(f) < 2 {
+		return nil
+	}
+	step, err1 := strconv.Atoi(f[0])
+	epoch, err2 := strconv.Atoi(f[1])
+	m := map[string]float64{}
+	for _, kv := range f[2:] {
+		k, v, _ := strings.Cut(kv, "=")
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("epoch metrics %q in the checkpoint: %w", s, err)
+		}
+		m[k] = x
+	}
+	if err := errors.Join(err1, err2); err != nil {
+		return fmt.Errorf("epoch metrics %q in the checkpoint: %w", s, err)
+	}
+	return l.Env.Metrics(step, epoch, m)
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
 func (l *Loop) logEpoch(epoch int, m map[string]float64) {
 	l.Env.Logf("epoch %d:%s", epoch, FormatMetrics(m))
 }
 
 // FormatMetrics writes metrics for a log line: " name=value" each, sorted.
 func FormatMetrics(m map[string]float64) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var b strings.Builder
-	for _, k := range keys {
+	for _, k := range sortedKeys(m) {
 		fmt.Fprintf(&b, " %s=%.4g", k, m[k])
 	}
 	return b.String()
 }
 
-func scalar(t *tensors.Tensor) float64 {
-	switch v := t.Value().(type) {
+// scalar reads a loss; ok is false for a dtype it does not know.
+func scalar(t *tensors.Tensor) (v float64, ok bool) {
+	switch x := t.Value().(type) {
 	case float32:
-		return float64(v)
+		return float64(x), true
 	case float64:
-		return v
+		return x, true
+	}
+	return 0, false
+}
+
+func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
+
+// DivergedError is how a training loop whose loss became NaN or infinite
+// ends (Keras' TerminateOnNaN, with what a user needs to go on), or whose
+// training loss exploded (over a million times its first value). Its
+// message is one line:
+//
+//	diverged at step N (epoch E): loss is NaN; last finite checkpoint at step M; try a lower learning_rate (now X)
+//
+// ("loss is Inf", "val_loss is NaN", "loss is 3.2e+20, over a million
+// times its first value (1.1)").
+type DivergedError struct {
+	Step, Epoch  int
+	Metric       string  // "loss", or the validation loss that went first
+	Value        float64 // NaN, ±Inf, or the exploded training loss
+	LastFinite   int     // step of the checkpoint a retry resumes from (0: the start)
+	LearningRate float64
+	First        float64 // the first training loss, for an explosion
+}
+
+func (e *DivergedError) Error() string {
+	var v string
+	switch {
+	case math.IsNaN(e.Value):
+		v = "NaN"
+	case math.IsInf(e.Value, 1):
+		v = "Inf"
+	case math.IsInf(e.Value, -1):
+		v = "-Inf"
+	default:
+		v = fmt.Sprintf("%.3g, over a million times its first value (%.3g)", e.Value, e.First)
+	}
+	return fmt.Sprintf("diverged at step %d (epoch %d): %s is %s; last finite checkpoint at step %d; try a lower learning_rate (now %g)",
+		e.Step, e.Epoch, e.Metric, v, e.LastFinite, e.LearningRate)
+}
+
+// diverged ends a run whose metric became non-finite at step (in epoch):
+// it records rec (the step's loss, or the whole epoch's metrics), sets
+// aside the checkpoints from badFrom on (their weights gave the non-finite
+// value, so a retry must not resume from them) and returns the
+// DivergedError. Every checkpoint and metric before is kept.
+func (l *Loop) diverged(step, epoch int, metric string, v float64, badFrom int, rec map[string]float64) error {
+	e := &DivergedError{Step: step, Epoch: epoch, Metric: metric, Value: v, LearningRate: l.learningRate(),
+		First: paramOr(l.Store, paramFirst, math.NaN())}
+	errs := []error{l.Env.Metrics(step, epoch, rec)}
+	last, err := l.Checkpoints.SetAsideFrom(badFrom)
+	e.LastFinite = last
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return fmt.Errorf("%w (and: %s)", e, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
+	return e
+}
+
+// learningRate is the rate a divergence message names.
+func (l *Loop) learningRate() float64 {
+	switch {
+	case l.LearningRate > 0:
+		return l.LearningRate
+	case len(l.LearningRates) > 0:
+		return l.LearningRates[0]
+	}
+	if v := l.Store.GetVariable(model.JoinPath("/"+optimizer.Scope, optimizer.ParamLearningRate)); v != nil {
+		if t, err := v.Value(); err == nil {
+			if x, ok := scalar(t); ok {
+				return x
+			}
+		}
 	}
 	return math.NaN()
 }

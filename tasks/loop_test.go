@@ -3,8 +3,11 @@ package tasks_test
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph"
@@ -202,5 +205,143 @@ func TestLoopPrunedStopsKeepsBestAndStaysPruned(t *testing.T) {
 	}
 	if len(env3.asked) != 9 || env3.asked[8] != 9 {
 		t.Fatalf("asked after epochs %v, want 1..9", env3.asked)
+	}
+}
+
+// A loss that becomes NaN stops the run at once with the one-line message;
+// the NaN is recorded, the checkpoint whose weights produced it is set
+// aside, and a new loop (a retry) resumes from the one before.
+func TestLoopStopsOnDivergence(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		poison    int // the 0-based step whose batch holds a NaN
+		valNaN    int // the epoch whose val_loss is NaN (0: none)
+		want      string
+		resumeAt  int
+		nanMetric string
+	}{
+		// The NaN input gives a NaN loss at step 8: the loop cannot tell
+		// it from weights gone bad, so the step-7 checkpoint, whose
+		// weights gave that loss, is set aside too.
+		{name: "train loss", poison: 7, want: "diverged at step 8 (epoch 2): loss is NaN; last finite checkpoint at step 6; try a lower learning_rate (now 0.1)",
+			resumeAt: 6, nanMetric: "loss"},
+		{name: "val loss", poison: -1, valNaN: 2, want: "diverged at step 10 (epoch 2): val_loss is NaN; last finite checkpoint at step 9; try a lower learning_rate (now 0.1)",
+			resumeAt: 9, nanMetric: "val_loss"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := taskstest.New(t, "train")
+			script := []float64{1.0, 0.5, 0.6, 0.7, 0.8, 0.4, 0.3, 0.2, 0.1, 0.05}
+			if c.valNaN > 0 {
+				script[c.valNaN-1] = math.NaN()
+			}
+			loop, _ := newLoop(t, env, script)
+			loop.CheckpointEvery = 1
+			inner := loop.Batch
+			loop.Batch = func(ctx context.Context, step int) (train.Batch, error) {
+				b, err := inner(ctx, step)
+				if step == c.poison {
+					b.Inputs[0] = tensors.FromValue([][]float32{{float32(math.NaN())}, {2}, {1}})
+				}
+				return b, err
+			}
+			_, err := loop.Run(context.Background())
+			var d *tasks.DivergedError
+			if !errors.As(err, &d) || err.Error() != c.want {
+				t.Fatalf("error %v\nwant %s", err, c.want)
+			}
+			vals := env.Values(c.nanMetric)
+			if len(vals) == 0 || !math.IsNaN(vals[len(vals)-1]) {
+				t.Fatalf("%s values %v: the NaN is not recorded", c.nanMetric, vals)
+			}
+			// The retry: a new loop over the same directory, at a lower rate.
+			loop2, st2 := newLoop(t, env, []float64{1.0, 0.5, 0.6, 0.7, 0.8, 0.4, 0.3, 0.2, 0.1, 0.05})
+			if s := int(optimizer.GetGlobalStep(st2)); s != c.resumeAt {
+				t.Fatalf("retry resumed at step %d, want %d", s, c.resumeAt)
+			}
+			loop2.LearningRates = []float64{0.01}
+			if _, err := loop2.Run(context.Background()); err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+			if w := weight(t, st2); math.IsNaN(float64(w)) {
+				t.Fatal("retry trained NaN weights")
+			}
+			kept, _ := filepath.Glob(filepath.Join(env.Dir(), "ck", "*.diverged"))
+			if c.valNaN == 0 && len(kept) != 2 {
+				t.Fatalf("set-aside checkpoint files %v, want the step-7 checkpoint's two", kept)
+			}
+		})
+	}
+}
+
+// An absurd learning rate: the loss overflows, or explodes to over a
+// million times its first value, within a few steps; the message names the
+// rate to lower.
+func TestLoopDivergesWithHugeLearningRate(t *testing.T) {
+	for _, c := range []struct {
+		lr   float64
+		want string
+	}{
+		{1e30, `^diverged at step [2-5] \(epoch 1\): loss is (NaN|Inf); last finite checkpoint at step 0; try a lower learning_rate \(now 1e\+30\)$`},
+		{1e4, `^diverged at step [2-5] \(epoch 1\): loss is \S+, over a million times its first value \(\S+\); last finite checkpoint at step 0; try a lower learning_rate \(now 10000\)$`},
+	} {
+		env := taskstest.New(t, "train")
+		loop, _ := newLoop(t, env, make([]float64, 10))
+		loop.LearningRates = []float64{c.lr}
+		_, err := loop.Run(context.Background())
+		var d *tasks.DivergedError
+		if !errors.As(err, &d) || !regexp.MustCompile(c.want).MatchString(err.Error()) {
+			t.Fatalf("learning rate %g: %v", c.lr, err)
+		}
+	}
+}
+
+// flakyEnv fails recording the metrics of one epoch, once: the database
+// went away after the epoch's checkpoint was saved.
+type flakyEnv struct {
+	*taskstest.Env
+	epoch  int
+	failed bool
+}
+
+func (f *flakyEnv) Metrics(step, epoch int, values map[string]float64) error {
+	if epoch == f.epoch && !f.failed {
+		f.failed = true
+		return errors.New("database unreachable")
+	}
+	return f.Env.Metrics(step, epoch, values)
+}
+
+// An epoch's metrics are recorded exactly once whatever stops the run
+// between its checkpoint and its record: the resumed run records them from
+// the checkpoint, and the epoch timing is not measured twice.
+func TestLoopRecordsEpochMetricsOnce(t *testing.T) {
+	env := taskstest.New(t, "train")
+	script := []float64{1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1}
+	loop, _ := newLoop(t, env, script)
+	loop.Env = &flakyEnv{Env: env, epoch: 2}
+	if _, err := loop.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "database unreachable") {
+		t.Fatalf("first run: %v", err)
+	}
+	if n := len(env.Values("epoch_seconds")); n != 1 {
+		t.Fatalf("%d epochs recorded before the failure, want 1", n)
+	}
+	loop2, st2 := newLoop(t, env, script)
+	if s := optimizer.GetGlobalStep(st2); s != 10 {
+		t.Fatalf("resumed at step %d, want 10 (epoch 2's checkpoint)", s)
+	}
+	res, err := loop2.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(env.Values("epoch_seconds")); n != res.Steps/5 || n != 10 {
+		t.Fatalf("%d epochs recorded for %d steps, want one each", n, res.Steps)
+	}
+	// A third start from the last checkpoint records nothing new.
+	loop3, _ := newLoop(t, env, script)
+	if _, err := loop3.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(env.Values("val_loss")); n != 10 {
+		t.Fatalf("val_loss recorded %d times for 10 epochs", n)
 	}
 }

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Common holds the parameters every kind shares, so users learn them once.
@@ -205,10 +207,20 @@ func setJSON(p any, f field, key string, raw json.RawMessage) error {
 	return nil
 }
 
+// wantError is a value parseValue refuses though it parses.
+type wantError string
+
+func (e wantError) Error() string { return string(e) }
+
 func setString(p any, f field, key, val string) error {
 	v, err := parseValue(f.typ, val)
 	if err != nil {
-		return fmt.Errorf("parameter %s: want %s, got %q", key, typeName(f.typ), val)
+		want := typeName(f.typ)
+		var we wantError
+		if errors.As(err, &we) {
+			want = string(we)
+		}
+		return fmt.Errorf("parameter %s: want %s, got %q", key, want, val)
 	}
 	reflect.ValueOf(p).Elem().FieldByIndex(f.index).Set(v)
 	return nil
@@ -219,6 +231,10 @@ func parseValue(t reflect.Type, s string) (reflect.Value, error) {
 	s = strings.TrimSpace(s)
 	switch t.Kind() {
 	case reflect.String:
+		if !utf8.ValidString(s) {
+			// JSON would store U+FFFD instead: a retry would see another value.
+			return v, wantError("UTF-8 text")
+		}
 		v.SetString(s)
 	case reflect.Int, reflect.Int64, reflect.Int32:
 		n, err := strconv.ParseInt(s, 10, t.Bits())
@@ -230,6 +246,10 @@ func parseValue(t reflect.Type, s string) (reflect.Value, error) {
 		x, err := strconv.ParseFloat(s, t.Bits())
 		if err != nil {
 			return v, err
+		}
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			// JSON, where parameters are stored, has no NaN or Inf.
+			return v, wantError("a finite float")
 		}
 		v.SetFloat(x)
 	case reflect.Bool:

@@ -29,6 +29,8 @@ type Env interface {
 	// is stored so that `jobs show` can report it.
 	Progress(label string, done, total int)
 	// Metrics records values at a training step/epoch, in one transaction.
+	// A value already recorded (same name, step, epoch and value) is
+	// skipped, so a resumed task may record what it recorded before.
 	Metrics(step, epoch int, values map[string]float64) error
 	// Artifact records a finished output file (size and sha256 computed).
 	Artifact(role, path string) error

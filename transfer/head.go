@@ -387,7 +387,7 @@ func trainGrid(ctx context.Context, env tasks.Env, p *Params, h Head, trn, val s
 		steps, batch, trn.n, every, p.WeightDecay)
 	loop := &tasks.Loop{
 		Env: env, Store: st, Trainer: trainer, Checkpoints: ck,
-		Epochs: steps / every, StepsPerEpoch: every, Progress: "head evaluation",
+		Epochs: steps / every, StepsPerEpoch: every, Progress: "head evaluation", LearningRate: p.LearningRate,
 		Batch: func(_ context.Context, step int) (train.Batch, error) {
 			rows := batchRows(trn.n, batch, step, p.Seed)
 			x := tensors.FromShape(shapes.Make(tensorsDType, batch, trn.dim))

@@ -50,9 +50,19 @@ type imageModel struct {
 // static size), legalizes it for that size and parses it. Errors are one
 // line starting with the path.
 func parseImageModel(path string, size int) (im imageModel, err error) {
+	// onnx-gomlx panics on some malformed models (a missing graph).
+	defer func() {
+		if r := recover(); r != nil {
+			msg, _, _ := strings.Cut(fmt.Sprint(r), "\n")
+			err = fmt.Errorf("%s: not a usable ONNX model: %s", path, msg)
+		}
+	}()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return im, err
+	}
+	if err := checkONNXTensors(b); err != nil {
+		return im, fmt.Errorf("%s: not a usable ONNX model: %w", path, err)
 	}
 	lm, err := onnxlegal.Read(b)
 	if err != nil {
@@ -221,7 +231,7 @@ func classifierCut(nodes []onnxNode, outputs []string, inits map[string]bool, pr
 		return featureCut{}, false
 	}
 	t := outputs[0]
-	for {
+	for range len(nodes) { // at most one step per node: a malformed graph may loop
 		i, ok := producer[t]
 		if !ok {
 			return featureCut{}, false
@@ -259,21 +269,27 @@ func classifierCut(nodes []onnxNode, outputs []string, inits map[string]bool, pr
 		}
 		t = next
 	}
+	return featureCut{}, false
 }
 
-// traceBack follows t back through pass-through ops.
+// traceBack follows t back through pass-through ops (at most one step per
+// node: a malformed graph may loop).
 func traceBack(nodes []onnxNode, producer map[string]int, t string) string {
-	for {
+	for range len(nodes) {
 		i, ok := producer[t]
 		if !ok || !passThrough[nodes[i].Op] || len(nodes[i].Inputs) == 0 {
 			return t
 		}
 		t = nodes[i].Inputs[0]
 	}
+	return t
 }
 
 // poolCut is the cut at a global average pool node, with its map.
 func poolCut(n onnxNode) (featureCut, bool) {
+	if len(n.Inputs) == 0 || len(n.Output) == 0 {
+		return featureCut{}, false // not a pool of anything
+	}
 	switch n.Op {
 	case "GlobalAveragePool":
 		return featureCut{Features: n.Output[0], Map: n.Inputs[0], MapNCHW: true}, true

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	_ "image/jpeg" // decoders for image.Decode
-	_ "image/png"
 	"os"
 	"sort"
 	"strings"
 
 	"golang.org/x/image/draw"
+
+	"github.com/dl4img/dl4img/internal/imagefile"
 )
 
 // Preprocess is how a backbone wants its pixels: the square input size, how
@@ -76,7 +76,10 @@ func decodeImage(path string) (image.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, _, err := image.Decode(bytes.NewReader(b))
+	img, _, err := imagefile.Decode(bytes.NewReader(b))
+	if errors.Is(err, imagefile.ErrTooLarge) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, ErrNotImage
 	}

@@ -79,10 +79,15 @@ func TestHelp(t *testing.T) {
 		}
 	}
 	out, _, _ = dl(t, t.TempDir(), "kinds")
-	for _, want := range []string{"selftest", "train_dir", "steps_per_epoch", "checkpoint_every", "preset demo"} {
+	for _, want := range []string{"selftest", "train_dir", "steps_per_epoch", "checkpoint_every", "preset demo", "arith-ctc —"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("kinds lacks %q:\n%s", want, out)
 		}
+	}
+	// Named kinds only.
+	out, _, code = dl(t, t.TempDir(), "kinds", "arith-ctc", "selftest")
+	if code != 0 || !strings.HasPrefix(out, "arith-ctc —") || !strings.Contains(out, "\nselftest —") || strings.Contains(out, "segment —") {
+		t.Errorf("kinds arith-ctc selftest: exit %d\n%s", code, out)
 	}
 }
 
@@ -110,6 +115,7 @@ func TestBadInputIsOneLineAndExit2(t *testing.T) {
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
 		{[]string{"--nope", "jobs", "list"}, "flag provided but not defined"},
 		{[]string{"submit", "nosuchkind"}, `unknown job kind "nosuchkind"`},
+		{[]string{"kinds", "selftest", "nosuch"}, `unknown job kind "nosuch"`},
 		{[]string{"submit"}, "want exactly one job KIND"},
 		{[]string{"submit", "selftest", "--set", "epochs=many"}, `parameter epochs: want int, got "many"`},
 		{[]string{"submit", "selftest", "--set", "epoch=3"}, `unknown parameter "epoch" for kind selftest`},

@@ -65,16 +65,19 @@ func jobsCommand() *cli.Command {
 				},
 			},
 			{
-				Name:      "retry",
-				Usage:     "put a job's failed and cancelled tasks back in the queue (done tasks are kept)",
+				Name: "retry",
+				Usage: "put a job's failed and cancelled tasks back in the queue (done tasks are kept; training resumes " +
+					"from its last finite checkpoint), with --set to change parameters first (recorded in the history)",
 				ArgsUsage: "ID",
+				Flags:     []cli.Flag{&cli.StringSliceFlag{Name: "set", Usage: "parameter `key=value` to change (repeatable)"}},
 				Action: func(c *cli.Context) error {
 					return jobAction(c, func(db *store.DB, id int64) error {
-						n, err := db.RetryJob(c.Context, id)
+						n, changes, err := jobs.Retry(c.Context, db, registry(), id, c.StringSlice("set"))
 						if err != nil {
 							return err
 						}
-						fmt.Fprintf(c.App.Writer, "job %d: %d task(s) queued again; run `dl4img worker --drain` to run them\n", id, n)
+						fmt.Fprintf(c.App.Writer, "job %d: %d task(s) queued again%s; run `dl4img worker --drain` to run them\n",
+							id, n, prefixed(" with ", history.DescribeChanges(changes)))
 						return nil
 					})
 				},
@@ -133,6 +136,7 @@ type jobView struct {
 	Tasks     []store.Task      `json:"tasks"`
 	Metrics   []history.Summary `json:"metrics"`
 	Artifacts []store.Artifact  `json:"artifacts"`
+	Retries   []history.Retry   `json:"retries"`
 }
 
 func loadJobView(c *cli.Context, db *store.DB, id int64) (*jobView, error) {
@@ -152,7 +156,13 @@ func loadJobView(c *cli.Context, db *store.DB, id int64) (*jobView, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &jobView{Job: *j, Params: json.RawMessage(j.Params), Tasks: ts, Metrics: history.Summarize(ms), Artifacts: as}, nil
+	rs, err := db.JobRetries(c.Context, id)
+	if err != nil {
+		return nil, err
+	}
+	v := &jobView{Job: *j, Params: json.RawMessage(j.Params), Tasks: ts, Metrics: history.Summarize(ms), Artifacts: as,
+		Retries: history.Retries(rs)}
+	return v, nil
 }
 
 func showJob(c *cli.Context) error {
@@ -195,12 +205,16 @@ func printJob(w io.Writer, v *jobView, root string) {
 			dash(t.StartedAt), dash(t.FinishedAt), dash(t.Error))
 	}
 	tw.Flush()
+	for _, r := range v.Retries {
+		fmt.Fprintf(w, "retried %s: %s queued again%s\n", r.At, strings.Join(r.Tasks, ", "), prefixed("; ", r.Describe()))
+	}
 	if len(v.Metrics) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "TASK\tMETRIC\tLAST\tBEST\tEPOCH\tSTEP\tPOINTS")
 		for _, m := range v.Metrics {
-			fmt.Fprintf(tw, "%s\t%s\t%.6g\t%.6g\t%d\t%d\t%d\n", m.Task, m.Name, m.Last, m.Best, m.Epoch, m.Step, m.Count)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\n", m.Task, m.Name, history.Format(float64(m.Last), 6),
+				history.Format(float64(m.Best), 6), m.Epoch, m.Step, m.Count)
 		}
 		tw.Flush()
 	}
@@ -223,4 +237,12 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// prefixed is s after prefix, or "" when s is.
+func prefixed(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
 }

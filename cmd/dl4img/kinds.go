@@ -10,12 +10,23 @@ import (
 
 func kindsCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "kinds",
-		Usage: "job kinds with their parameters, defaults and docs",
+		Name:      "kinds",
+		Usage:     "job kinds with their parameters, defaults and docs (all, or those named)",
+		ArgsUsage: "[KIND...]",
 		Action: func(c *cli.Context) error {
 			w := c.App.Writer
 			reg := registry()
-			for _, name := range reg.JobNames() {
+			names := c.Args().Slice()
+			if len(names) == 0 {
+				names = reg.JobNames()
+			}
+			// Every name is checked before anything is printed.
+			for _, name := range names {
+				if _, err := reg.Job(name); err != nil {
+					return usageErr(err)
+				}
+			}
+			for _, name := range names {
 				k, _ := reg.Job(name)
 				fmt.Fprintf(w, "%s — %s\n", k.Name, k.Doc)
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -197,6 +197,10 @@ func TestPostgresCopyRoundTrip(t *testing.T) {
 	if _, errOut, code := dlDB(t, dir, lite, runs, "jobs", "cancel", "3"); code != 0 {
 		t.Fatal(errOut)
 	}
+	// A diverged run: its NaN loss must survive both copies.
+	if _, errOut, code := dlDB(t, dir, lite, runs, "run", "selftest", "-q", "--set", "preset=quick", "--set", "learning_rate=1e30"); code != 1 {
+		t.Fatalf("diverged run: exit %d %s", code, errOut)
+	}
 	pg := pgtest.NewDB(t)
 	back := filepath.Join(dir, "b.db")
 	for _, c := range [][2]string{{lite, pg}, {pg, back}} {
@@ -213,7 +217,7 @@ func TestPostgresCopyRoundTrip(t *testing.T) {
 		return out
 	}
 	cmds := [][]string{{"runs", "compare", "--json", "1", "2", "3"}, {"jobs", "list"}}
-	for _, id := range []string{"1", "2", "3"} {
+	for _, id := range []string{"1", "2", "3", "4"} {
 		cmds = append(cmds, []string{"jobs", "show", "--json", id}, []string{"jobs", "show", id})
 	}
 	for _, args := range cmds {
@@ -222,6 +226,11 @@ func TestPostgresCopyRoundTrip(t *testing.T) {
 			if got := view(dsn, args...); got != want {
 				t.Fatalf("%v differs on %s:\n%s\nwant\n%s", args, store.Redact(dsn), got, want)
 			}
+		}
+	}
+	for _, dsn := range []string{pg, back} {
+		if out := view(dsn, "jobs", "show", "4"); !regexp.MustCompile(`train\s+loss\s+NaN\s`).MatchString(out) {
+			t.Fatalf("the NaN loss did not survive the copy to %s:\n%s", store.Redact(dsn), out)
 		}
 	}
 	// The other commands that read a history work on PostgreSQL too.

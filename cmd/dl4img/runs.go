@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -110,7 +111,7 @@ func compareRuns(c *cli.Context) error {
 			if m == nil {
 				row = append(row, "-")
 			} else {
-				row = append(row, fmt.Sprintf("%.4g / %.4g", m.Last, m.Best))
+				row = append(row, history.Format(float64(m.Last), 4)+" / "+history.Format(float64(m.Best), 4))
 			}
 		}
 		fmt.Fprintln(tw, strings.Join(row, "\t"))
@@ -140,9 +141,9 @@ func writeComparisonCSV(w io.Writer, cmp *history.Comparison) error {
 				case m == nil:
 					row = append(row, "")
 				case which == "last":
-					row = append(row, fmt.Sprint(m.Last))
+					row = append(row, history.Format(float64(m.Last), -1))
 				default:
-					row = append(row, fmt.Sprint(m.Best))
+					row = append(row, history.Format(float64(m.Best), -1))
 				}
 			}
 			cw.Write(row)
@@ -219,16 +220,33 @@ func plotRuns(c *cli.Context) error {
 			if len(series[name]) < 2 {
 				continue // a single value (e.g. test_acc) is no curve
 			}
-			l, err := plotter.NewLine(series[name])
-			if err != nil {
-				return fmt.Errorf("job %d %s: %w", id, name, err)
+			// NaN and ±Inf (a diverged loss) are gaps: the curve is drawn
+			// in pieces, a lone finite point as a dot.
+			style := draw.LineStyle{Color: col, Width: vg.Points(1.5), Dashes: dashes[perPanel[p]%len(dashes)]}
+			var legend plot.Thumbnailer
+			for _, seg := range finiteRuns(series[name]) {
+				if len(seg) == 1 {
+					sc, err := plotter.NewScatter(seg)
+					if err != nil {
+						return fmt.Errorf("job %d %s: %w", id, name, err)
+					}
+					sc.GlyphStyle.Color, sc.GlyphStyle.Radius = col, vg.Points(2)
+					p.Add(sc)
+					continue
+				}
+				l, err := plotter.NewLine(seg)
+				if err != nil {
+					return fmt.Errorf("job %d %s: %w", id, name, err)
+				}
+				l.LineStyle = style
+				p.Add(l)
+				legend = l
 			}
-			l.Color = col
-			l.Width = vg.Points(1.5)
-			l.Dashes = dashes[perPanel[p]%len(dashes)]
+			if legend == nil {
+				continue // nothing drawn as a line
+			}
 			perPanel[p]++
-			p.Add(l)
-			p.Legend.Add(fmt.Sprintf("job %d %s: %s", id, j.Name, name), l)
+			p.Legend.Add(fmt.Sprintf("job %d %s: %s", id, j.Name, name), legend)
 			lines++
 		}
 	}
@@ -254,4 +272,21 @@ func plotRuns(c *cli.Context) error {
 	abs, _ := filepath.Abs(out)
 	fmt.Fprintln(c.App.Writer, abs)
 	return nil
+}
+
+// finiteRuns splits a curve at its NaN and infinite values into runs of
+// finite points.
+func finiteRuns(xys plotter.XYs) []plotter.XYs {
+	var out []plotter.XYs
+	start := 0
+	for i := 0; i <= len(xys); i++ {
+		if i < len(xys) && !math.IsNaN(xys[i].Y) && !math.IsInf(xys[i].Y, 0) {
+			continue
+		}
+		if i > start {
+			out = append(out, xys[start:i])
+		}
+		start = i + 1
+	}
+	return out
 }

@@ -137,7 +137,19 @@ func reportJob(c *cli.Context, db *store.DB, id int64) error {
 		}
 	}
 	if j.State != store.Succeeded {
-		return withCode(exitFailed, fmt.Errorf("job %d %s (see dl4img jobs show %d)", id, j.State, id))
+		// The first failed task's error says why, in the same line.
+		why := ""
+		ts, err := db.Tasks(c.Context, id)
+		if err != nil {
+			return err
+		}
+		for _, t := range ts {
+			if t.State == store.Failed && t.Error != "" {
+				why = fmt.Sprintf(": %s: %s", t.Name, t.Error)
+				break
+			}
+		}
+		return withCode(exitFailed, fmt.Errorf("job %d %s%s (see dl4img jobs show %d)", id, j.State, why, id))
 	}
 	return nil
 }

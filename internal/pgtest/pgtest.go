@@ -141,6 +141,13 @@ func (s *Server) start() error {
 		return err
 	}
 	s.Port = port
+	return s.run()
+}
+
+// run starts the server on the initialized data directory and waits until
+// it accepts connections.
+func (s *Server) run() error {
+	port := s.Port
 	// Durability is not what these tests check: trade it for speed.
 	s.cmd = s.command("postgres", "-D", s.data(), "-p", strconv.Itoa(port), "-k", s.dir,
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
@@ -220,6 +227,30 @@ func (s *Server) Kill() {
 		<-s.done
 		s.cmd = nil
 	}
+}
+
+// Down stops the server cleanly (fast shutdown: sessions end, transactions
+// roll back), keeping its data for Up.
+func (s *Server) Down() {
+	if s.cmd != nil && s.cmd.Process != nil {
+		s.cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			s.cmd.Process.Kill()
+			<-s.done
+		}
+		s.cmd = nil
+	}
+}
+
+// Up starts a server stopped by Down or Kill again, on the same port and
+// data.
+func (s *Server) Up() error {
+	if s.cmd != nil {
+		return nil
+	}
+	return s.run()
 }
 
 // URL is the address of database db as the superuser, with the password.

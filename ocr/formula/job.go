@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/png"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/dl4img/dl4img/internal/imagefile"
 	"github.com/dl4img/dl4img/tasks"
 )
 
@@ -452,7 +452,7 @@ func readGray(path string) (*image.Gray, error) {
 		return nil, err
 	}
 	defer f.Close()
-	img, err := png.Decode(f)
+	img, _, err := imagefile.Decode(f)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", path, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"sync"
 
+	"github.com/dl4img/dl4img/internal/imagefile"
 	"github.com/dl4img/dl4img/ocr/formula/internal/inflate"
 )
 
@@ -54,7 +55,7 @@ func decodeImageBytes(data []byte) (image.Image, error) {
 			return nil, err
 		}
 	}
-	img, _, err := image.Decode(bytes.NewReader(data))
+	img, _, err := imagefile.Decode(bytes.NewReader(data))
 	return img, err
 }
 
@@ -123,9 +124,12 @@ func decodePNGGray(data []byte) (*image.Gray, error) {
 			}
 			w32, h32 := binary.BigEndian.Uint32(body[0:4]), binary.BigEndian.Uint32(body[4:8])
 			depth, ct, comp, filt, interlace := body[8], body[9], body[10], body[11], body[12]
-			if w32 == 0 || h32 == 0 || w32 > 1<<24 || h32 > 1<<24 || uint64(w32)*uint64(h32) > 1<<30 {
-				// Odd or huge sizes: let image/png apply its own rules.
+			if w32 == 0 || h32 == 0 || w32 > 1<<24 || h32 > 1<<24 {
+				// Odd sizes: let image/png apply its own rules.
 				return nil, errPNGFallback
+			}
+			if err := imagefile.CheckSize(int(w32), int(h32)); err != nil {
+				return nil, fmt.Errorf("png: %w", err)
 			}
 			if depth != 8 || comp != 0 || filt != 0 || interlace != 0 {
 				return nil, errPNGFallback

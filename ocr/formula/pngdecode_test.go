@@ -13,9 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"testing"
 
 	"github.com/klauspost/compress/zlib"
-	"testing"
+
+	"github.com/dl4img/dl4img/internal/fuzzguard"
+	"github.com/dl4img/dl4img/internal/imagefile"
 )
 
 // wantGray is what the pipeline got before the fast path: image/png, then
@@ -275,6 +278,14 @@ func TestDecodePNGGrayCorrupt(t *testing.T) {
 		{"bad zlib data", mutate(func(b []byte) []byte { b[idat+50] ^= 0xff; return recrc(b) }), "png:"},
 		{"bad IHDR length", mutate(func(b []byte) []byte { b[11] = 12; return b }), "png:"},
 		{"renamed IHDR", mutate(func(b []byte) []byte { copy(b[12:16], "IDAT"); return b }), "checksum"},
+		// 60000x60000 declared over a few bytes of IDAT: refused before
+		// a 3.6 GB image is allocated.
+		{"decompression bomb", mutate(func(b []byte) []byte {
+			binary.BigEndian.PutUint32(b[16:], 60000)
+			binary.BigEndian.PutUint32(b[20:], 60000)
+			binary.BigEndian.PutUint32(b[29:], crc32.ChecksumIEEE(b[12:29]))
+			return b
+		}), "decompression bomb"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -301,6 +312,14 @@ func FuzzDecodePNGGray(f *testing.F) {
 	}
 	f.Add(buf.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
+		defer fuzzguard.Deadline()()
+		// The whole decoder (fast path, or image/png through imagefile)
+		// never panics and never goes over imagefile.MaxPixels.
+		if img, err := decodeImageBytes(data); err == nil {
+			if b := img.Bounds(); int64(b.Dx())*int64(b.Dy()) > imagefile.MaxPixels {
+				t.Fatalf("decoded %v", b)
+			}
+		}
 		g, err := decodePNGGray(data)
 		if err != nil {
 			return

@@ -9,6 +9,7 @@ import "C"
 import (
 	"errors"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/airbusgeo/godal"
@@ -59,4 +60,21 @@ func failuresOnly() interface {
 		}
 		return nil
 	})
+}
+
+// lineError is a GDAL error on one line: GDAL reports a failure as several
+// messages, which godal joins with newlines.
+type lineError struct{ err error }
+
+func (e lineError) Error() string {
+	return strings.ReplaceAll(strings.TrimSpace(e.err.Error()), "\n", "; ")
+}
+func (e lineError) Unwrap() error { return e.err }
+
+// oneLine makes a GDAL error one line.
+func oneLine(err error) error {
+	if err == nil || !strings.Contains(err.Error(), "\n") {
+		return err
+	}
+	return lineError{err}
 }

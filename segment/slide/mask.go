@@ -35,7 +35,7 @@ func OpenMask(path string, size image.Point) (*Mask, error) {
 		}
 		vec, err := godal.Open(path, godal.VectorOnly(), failuresOnly())
 		if err != nil {
-			return nil, fmt.Errorf("open mask %s: %w", path, err)
+			return nil, fmt.Errorf("open mask %s: %w", path, oneLine(err))
 		}
 		for _, l := range vec.Layers() {
 			m.layers = append(m.layers, l.Name())
@@ -49,7 +49,7 @@ func OpenMask(path string, size image.Point) (*Mask, error) {
 	}
 	ds, err := godal.Open(path, godal.RasterOnly(), failuresOnly())
 	if err != nil {
-		return nil, fmt.Errorf("open mask %s: %w", path, err)
+		return nil, fmt.Errorf("open mask %s: %w", path, oneLine(err))
 	}
 	st := ds.Structure()
 	if len(ds.Bands()) == 0 {
@@ -111,7 +111,7 @@ func (m *Mask) ReadRegion(r0 image.Rectangle, out image.Point) (*image.Gray, err
 		err = fmt.Errorf("mask is closed")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read mask %s %v: %w", m.path, r0, err)
+		return nil, fmt.Errorf("read mask %s %v: %w", m.path, r0, oneLine(err))
 	}
 	for i, v := range dst.Pix {
 		if v != 0 {

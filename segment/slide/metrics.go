@@ -92,7 +92,7 @@ func OpenRaster(path string) (*Raster, error) {
 	initGDAL()
 	ds, err := godal.Open(path, godal.RasterOnly(), failuresOnly())
 	if err != nil {
-		return nil, fmt.Errorf("open raster %s: %w", path, err)
+		return nil, fmt.Errorf("open raster %s: %w", path, oneLine(err))
 	}
 	bands := ds.Bands()
 	if len(bands) == 0 {

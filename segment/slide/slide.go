@@ -43,12 +43,17 @@ type Slide struct {
 // for files without overviews.
 const minVirtualLevel = 256
 
+// slideDrivers are the GDAL drivers a slide is read with (TIFF covers
+// BigTIFF, pyramidal TIFF and SVS): GDAL would otherwise try every format
+// it knows on whatever file it is given.
+var slideDrivers = []string{"GTiff", "PNG", "JPEG"}
+
 // Open opens a slide read-only.
 func Open(path string) (*Slide, error) {
 	initGDAL()
-	ds, err := godal.Open(path, godal.RasterOnly(), failuresOnly())
+	ds, err := godal.Open(path, godal.RasterOnly(), godal.Drivers(slideDrivers...), failuresOnly())
 	if err != nil {
-		return nil, fmt.Errorf("open slide %s: %w", path, err)
+		return nil, fmt.Errorf("open slide %s: %w", path, oneLine(err))
 	}
 	s := &Slide{path: path, ds: ds, alpha: -1}
 	if err := s.init(); err != nil {
@@ -204,7 +209,7 @@ func (s *Slide) ReadRegionInto(lvl int, dst *image.NRGBA) error {
 		return fmt.Errorf("read %s: slide is closed", s.path)
 	}
 	if err := s.read(l, in, dst); err != nil {
-		return fmt.Errorf("read %s level %d %v: %w", s.path, lvl, in, err)
+		return fmt.Errorf("read %s level %d %v: %w", s.path, lvl, in, oneLine(err))
 	}
 	return nil
 }

@@ -32,7 +32,7 @@ func patternImage(w, h int) *image.NRGBA {
 	return m
 }
 
-func writePNG(t *testing.T, path string, img image.Image) {
+func writePNG(t testing.TB, path string, img image.Image) {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, img); err != nil {
@@ -45,7 +45,7 @@ func writePNG(t *testing.T, path string, img image.Image) {
 
 // writeTIFF writes an RGB pattern TIFF through GDAL with the given creation
 // options and optional overview factors.
-func writeTIFF(t *testing.T, path string, w, h int, co []string, ovr ...int) {
+func writeTIFF(t testing.TB, path string, w, h int, co []string, ovr ...int) {
 	t.Helper()
 	initGDAL()
 	ds, err := godal.Create(godal.GTiff, path, 3, godal.Byte, w, h, godal.CreationOption(co...), failuresOnly())

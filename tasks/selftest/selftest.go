@@ -248,6 +248,9 @@ func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 	loop := &tasks.Loop{
 		Env: env, Store: st, Trainer: trainer, Checkpoints: ck,
 		Epochs: p.Epochs, StepsPerEpoch: p.StepsPerEpoch, CheckpointEvery: p.CheckpointEvery,
+		// The loop sets the rate, so a run resumed after `jobs retry --set
+		// learning_rate=…` trains at the new one, not the checkpoint's.
+		LearningRates: []float64{p.LearningRate},
 		Batch: func(_ context.Context, step int) (train.Batch, error) {
 			epoch, i := step/p.StepsPerEpoch, step%p.StepsPerEpoch
 			perm := rand.New(rand.NewPCG(uint64(p.Seed), uint64(epoch))).Perm(len(trn))

@@ -4,8 +4,10 @@ package taskstest
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 
@@ -75,11 +77,18 @@ func (e *Env) Backend() (compute.Backend, error) {
 
 func (e *Env) Progress(label string, done, total int) {}
 
+// Metrics records values; one already recorded is skipped, as the store
+// does (see tasks.Env).
 func (e *Env) Metrics(step, epoch int, values map[string]float64) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for k, v := range values {
-		e.metrics = append(e.metrics, Metric{step, epoch, k, v})
+		m := Metric{step, epoch, k, v}
+		if !slices.ContainsFunc(e.metrics, func(o Metric) bool {
+			return o.Step == m.Step && o.Epoch == m.Epoch && o.Name == m.Name && (o.Value == m.Value || (math.IsNaN(o.Value) && math.IsNaN(m.Value)))
+		}) {
+			e.metrics = append(e.metrics, m)
+		}
 	}
 	return nil
 }

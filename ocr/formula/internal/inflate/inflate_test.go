@@ -18,6 +18,8 @@ import (
 
 	kpflate "github.com/klauspost/compress/flate"
 	kpzlib "github.com/klauspost/compress/zlib"
+
+	"github.com/dl4img/dl4img/internal/fuzzguard"
 )
 
 // stdInflate is the reference: compress/zlib's whole output, or its error.
@@ -678,6 +680,7 @@ func FuzzZlib(f *testing.F) {
 	f.Add(kpDeflate(f, data["skewed"][:1000], stdzlib.HuffmanOnly))
 	f.Add(kpDeflate(f, data["runs"][:5000], kpflate.BestCompression))
 	f.Fuzz(func(t *testing.T, z []byte) {
+		defer fuzzguard.Deadline()()
 		want, werr := stdInflate(z)
 		if len(want) > 1<<20 {
 			return
