@@ -17,6 +17,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/train"
 
+	"github.com/dl4img/dl4img/ocr/expr"
 	"github.com/dl4img/dl4img/tasks"
 )
 
@@ -127,7 +128,7 @@ func generatedSamples(g *Generator, dir string, n int) []Sample {
 	for i := range out {
 		name := strconv.Itoa(i) + ".png"
 		text := g.Label(int64(i))
-		v, _ := EvalString(text)
+		v, _ := expr.Prelim.Value(text)
 		if g.Config().Mode != ModeArith {
 			v = ""
 		}

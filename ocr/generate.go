@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/dl4img/dl4img/ocr/expr"
 )
 
 // ManifestFile records how a generated folder was made; GenerateDataset
@@ -117,13 +119,13 @@ func (g *Generator) labelLine(index int64) (string, error) {
 	if g.cfg.Mode != ModeArith {
 		return text, nil
 	}
-	v, err := Eval(text)
+	v, err := expr.Prelim.Eval(text)
 	if err != nil {
 		// Only a "/" in ArithOps can get here (division by zero); such a
 		// sample has no value to learn, so the line carries none.
 		return text, nil
 	}
-	return text + " " + FormatValue(v), nil
+	return text + " " + expr.Prelim.Format(v), nil
 }
 
 // ReadManifest reads dir's ManifestFile.

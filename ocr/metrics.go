@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/dl4img/dl4img/ocr/expr"
 )
 
 // Confusion counts how often the truth character was read as another.
@@ -186,7 +188,7 @@ type ArithMetrics struct {
 	TextCorrect   int `json:"text_correct"`
 	ValueCorrect  int `json:"value_correct"`
 	BothCorrect   int `json:"both_correct"`
-	NotComputable int `json:"not_computable"` // predictions Eval rejects
+	NotComputable int `json:"not_computable"` // predictions expr.Prelim rejects
 
 	TextAccuracy      float64 `json:"text_accuracy"`
 	ValueAccuracy     float64 `json:"value_accuracy"`
@@ -201,8 +203,8 @@ func (m *ArithMetrics) String() string {
 
 // EvaluateArith scores predicted expressions. truthValue holds the values
 // from labels.txt; a nil slice or an empty entry means "evaluate the truth
-// text". A value is right when FormatValue of the predicted text's exact
-// value equals the truth value in FormatValue form, i.e. the same integer
+// text". A value is right when expr.Prelim.Format of the predicted text's exact
+// value equals the truth value in that form, i.e. the same integer
 // or the same number rounded to two decimals.
 func EvaluateArith(truthText, truthValue, pred []string) (ArithMetrics, error) {
 	if truthValue != nil && len(truthValue) != len(truthText) {
@@ -216,20 +218,20 @@ func EvaluateArith(truthText, truthValue, pred []string) (ArithMetrics, error) {
 	for i, t := range truthText {
 		want := ""
 		if truthValue != nil && truthValue[i] != "" {
-			if want, err = NormalizeValue(truthValue[i]); err != nil {
+			if want, err = expr.Prelim.Normalize(truthValue[i]); err != nil {
 				return ArithMetrics{}, fmt.Errorf("evaluate: truth %d: %w", i, err)
 			}
-		} else if v, err := Eval(t); err == nil {
-			want = FormatValue(v)
+		} else if v, err := expr.Prelim.Eval(t); err == nil {
+			want = expr.Prelim.Format(v)
 		} else {
 			return ArithMetrics{}, fmt.Errorf("evaluate: truth %d: %w", i, err)
 		}
 		textOK := pred[i] == t
 		valueOK := false
-		if v, err := Eval(pred[i]); err != nil {
+		if v, err := expr.Prelim.Eval(pred[i]); err != nil {
 			m.NotComputable++
 		} else {
-			valueOK = FormatValue(v) == want
+			valueOK = expr.Prelim.Format(v) == want
 		}
 		if textOK {
 			m.TextCorrect++

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/dl4img/dl4img/ocr/expr"
 )
 
 // Submission file names.
@@ -15,7 +17,7 @@ const (
 )
 
 // NotComputableValue stands in result.txt for the value of a prediction
-// Eval rejects, so every line keeps two fields.
+// expr.Prelim rejects, so every line keeps two fields.
 const NotComputableValue = "NaN"
 
 // Prediction is one read test image.
@@ -27,7 +29,7 @@ type Prediction struct {
 
 // WriteResultTxt writes the competition's result.txt: one line per
 // prediction, in the given order (the test images' order), "expression
-// value" with the value from Eval and FormatValue (NotComputableValue when
+// value" with the value from expr.Prelim (NotComputableValue when
 // it has none). An empty reading is written as NotComputableValue too, so
 // the expression field is never missing.
 func WriteResultTxt(path string, preds []Prediction) error {
@@ -40,7 +42,7 @@ func WriteResultTxt(path string, preds []Prediction) error {
 			if text == "" {
 				text = NotComputableValue
 			}
-			value, ok := EvalString(p.Text)
+			value, ok := expr.Prelim.Value(p.Text)
 			if !ok {
 				value = NotComputableValue
 			}
@@ -62,7 +64,7 @@ func WritePredictionsCSV(path string, preds []Prediction) error {
 			return err
 		}
 		for _, p := range preds {
-			value, _ := EvalString(p.Text)
+			value, _ := expr.Prelim.Value(p.Text)
 			rec := []string{p.File, p.Text, value, strconv.FormatFloat(p.Confidence, 'f', 6, 64)}
 			if err := cw.Write(rec); err != nil {
 				return err

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/dl4img/dl4img/ocr/expr"
 )
 
 // Config sets up a Generator. The zero value is usable: it draws the sizes
@@ -119,7 +121,7 @@ type Sample struct {
 func (s *Sample) Text() string { return strings.Join(s.Lines, ";") }
 
 // Label is the labels.txt form: text, a space, the value to 2 decimals.
-func (s *Sample) Label() string { return s.Text() + " " + FormatValue(s.Value) }
+func (s *Sample) Label() string { return s.Text() + " " + expr.Final.Format(s.Value) }
 
 // Sample draws image index. The result depends only on the seed and index.
 func (g *Generator) Sample(index int) (*Sample, error) {
@@ -128,12 +130,12 @@ func (g *Generator) Sample(index int) (*Sample, error) {
 	var value *big.Rat
 	for {
 		lines = randFormulaLines(rng)
-		v, err := Evaluate(strings.Join(lines, ";"))
+		v, err := expr.Final.Eval(strings.Join(lines, ";"))
 		if err == nil {
 			value = v
 			break
 		}
-		if !errors.Is(err, ErrDivisionByZero) {
+		if !errors.Is(err, expr.ErrDivisionByZero) {
 			return nil, fmt.Errorf("sample %d: generated an unparsable formula: %w", index, err)
 		}
 	}

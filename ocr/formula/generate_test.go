@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/dl4img/dl4img/ocr/expr"
 )
 
 func TestVariableDistribution(t *testing.T) {
@@ -90,11 +92,11 @@ func TestSample(t *testing.T) {
 		if b.Dy() < 400 || b.Dy() > 1000 || b.Dx() < 800 || b.Dx() > 4000 {
 			t.Errorf("sample %d: size %v", i, b)
 		}
-		v, err := Evaluate(s.Text())
+		v, err := expr.Final.Eval(s.Text())
 		if err != nil || v.Cmp(s.Value) != 0 {
 			t.Errorf("sample %d: label %q does not evaluate to its value: %v", i, s.Label(), err)
 		}
-		if !strings.HasSuffix(s.Label(), " "+FormatValue(s.Value)) {
+		if !strings.HasSuffix(s.Label(), " "+expr.Final.Format(s.Value)) {
 			t.Errorf("sample %d: label %q", i, s.Label())
 		}
 		if len(s.Boxes) != len(s.Lines) {

@@ -14,8 +14,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/klauspost/compress/zlib"
 	"testing"
+
+	"github.com/klauspost/compress/zlib"
 )
 
 // wantGray is what the pipeline got before the fast path: image/png, then

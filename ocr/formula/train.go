@@ -26,6 +26,7 @@ import (
 	"github.com/dl4img/dl4img/ensemble"
 	"github.com/dl4img/dl4img/nn"
 	"github.com/dl4img/dl4img/ocr"
+	"github.com/dl4img/dl4img/ocr/expr"
 	"github.com/dl4img/dl4img/tasks"
 )
 
@@ -327,16 +328,6 @@ func vote(per [][]reading) []string {
 	return out
 }
 
-// ValueOf evaluates a read formula exactly: the value to 2 decimals, or ""
-// when the text is not a computable formula.
-func ValueOf(text string) string {
-	v, err := Evaluate(text)
-	if err != nil {
-		return ""
-	}
-	return FormatValue(v)
-}
-
 // Scores of readings against labeled examples.
 type Scores struct {
 	Images     int     `json:"images"`
@@ -356,13 +347,13 @@ func scoreTexts(xs []*example, texts []string) Scores {
 	s.SeqAcc, s.CharAcc = textScores(xs, rs)
 	var okValue, computable int
 	for i, x := range xs {
-		v := ValueOf(texts[i])
+		v, _ := expr.Final.Value(texts[i])
 		if v != "" {
 			computable++
 		}
 		want := x.Value
 		if want == "" {
-			want = ValueOf(x.Text)
+			want, _ = expr.Final.Value(x.Text)
 		}
 		if v != "" && v == want {
 			okValue++
@@ -498,7 +489,8 @@ func writeSubmission(out string, names []string, lines []int, texts []string, pe
 		}
 		cw.Write(head)
 		for i, name := range names {
-			row := []string{name, texts[i], ValueOf(texts[i]), fmt.Sprint(lines[i])}
+			v, _ := expr.Final.Value(texts[i])
+			row := []string{name, texts[i], v, fmt.Sprint(lines[i])}
 			for _, rs := range per {
 				row = append(row, rs[i].Text, fmt.Sprintf("%.4f", rs[i].Conf))
 			}
@@ -514,7 +506,8 @@ func writeSubmission(out string, names []string, lines []int, texts []string, pe
 // "formula value" with the value blank when the formula is not computable.
 func WriteResult(w io.Writer, texts []string) error {
 	for _, t := range texts {
-		if _, err := fmt.Fprintf(w, "%s %s\n", t, ValueOf(t)); err != nil {
+		v, _ := expr.Final.Value(t)
+		if _, err := fmt.Fprintf(w, "%s %s\n", t, v); err != nil {
 			return err
 		}
 	}

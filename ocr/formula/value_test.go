@@ -2,11 +2,13 @@ package formula
 
 import (
 	"bytes"
-	"github.com/dl4img/dl4img/ocr"
 	"testing"
+
+	"github.com/dl4img/dl4img/ocr"
+	"github.com/dl4img/dl4img/ocr/expr"
 )
 
-func TestValueOf(t *testing.T) {
+func TestFinalValue(t *testing.T) {
 	for _, c := range []struct{ text, want string }{
 		{"流=42072;圳=86;(圳-(97510*45921))*流/35864", "-5252849004.15"},
 		{"不=5;不*2", "10.00"},
@@ -18,8 +20,8 @@ func TestValueOf(t *testing.T) {
 		{"12+3*4", "24.00"}, // no assignment
 		{"99999*99999*99999*99999*99999", "9999500009999900000499999.00"},
 	} {
-		if got := ValueOf(c.text); got != c.want {
-			t.Errorf("ValueOf(%q) = %q, want %q", c.text, got, c.want)
+		if got, _ := expr.Final.Value(c.text); got != c.want {
+			t.Errorf("expr.Final.Value(%q) = %q, want %q", c.text, got, c.want)
 		}
 	}
 }
