@@ -37,7 +37,7 @@ func TestPrelimEval(t *testing.T) {
 		{"3+4)", ""},          // unopened
 		{"()", ""},            // empty bracket
 		{"3 + 4", ""},         // white space
-		{"流=4;流", ""},        // no variables
+		{"流=4;流", ""},         // no variables
 		{"3A+4", ""},          // letter
 		{"34", "34"},          // a number alone is an expression
 	}
