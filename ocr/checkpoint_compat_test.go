@@ -16,6 +16,7 @@ import (
 	"github.com/gomlx/gomlx/ml/train"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
+	"github.com/dl4img/dl4img/ocr/reader"
 	"github.com/dl4img/dl4img/tasks"
 	"github.com/dl4img/dl4img/tasks/taskstest"
 )
@@ -76,7 +77,7 @@ func writeCheckpointFixture(t *testing.T, p *Params, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	trainer := train.NewTrainer(backend, st, net.Logits, net.Loss, optimizer.Adam().LearningRate(0.01).Done(), nil, nil)
+	trainer := train.NewTrainer(backend, st, net.Logits, reader.Loss(net), optimizer.Adam().LearningRate(0.01).Done(), nil, nil)
 	src := &imageSource{samples: fixtureImages(t, p, 8), w: p.Width, h: p.Height}
 	feed := trainFeed(p, src)
 	for step := range 3 {
@@ -103,12 +104,13 @@ func TestCheckpointFromBeforeLoads(t *testing.T) {
 			}
 			env := taskstest.New(t, "predict")
 			copyDir(t, filepath.Join(fixture, "checkpoints"), ckDir(env))
-			reader, step, err := trainedReader(env, p)
+			pred, step, err := trainedReader(env, p)
 			if err != nil {
 				t.Fatal(err)
 			}
 			samples := fixtureImages(t, p, 5)
-			rd, err := reader.Read(context.Background(), &imageSource{samples: samples, w: p.Width, h: p.Height}, len(samples))
+			src := &imageSource{samples: samples, w: p.Width, h: p.Height}
+			rd, err := pred.Read(context.Background(), len(samples), src.images, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +121,7 @@ func TestCheckpointFromBeforeLoads(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var want []Reading
+			var want []reader.Reading
 			data, err := os.ReadFile(wantPath)
 			if err != nil {
 				t.Fatal(err)

@@ -13,7 +13,9 @@ import (
 	"github.com/gomlx/gomlx/ml/train"
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
+	"github.com/dl4img/dl4img/ensemble"
 	"github.com/dl4img/dl4img/nn"
+	"github.com/dl4img/dl4img/ocr/reader"
 	"github.com/dl4img/dl4img/tasks"
 	"github.com/dl4img/dl4img/tasks/taskstest"
 )
@@ -65,8 +67,8 @@ func writeReaderFixture(t *testing.T, p *JobParams, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := p.reader()
-	trainer := train.NewTrainer(backend, st, cfg.Logits, cfg.Loss, optimizer.Adam().LearningRate(0.01).Done(), nil, nil)
+	net := p.net()
+	trainer := train.NewTrainer(backend, st, net.Logits, reader.Loss(net), optimizer.Adam().LearningRate(0.01).Done(), nil, nil)
 	xs := fixtureExamples(8)
 	e := p.extractor()
 	for step := range 3 {
@@ -102,12 +104,16 @@ func TestCheckpointFromBeforeLoads(t *testing.T) {
 	}
 	wantPath := filepath.Join(fixture, "readings.json")
 	if write {
-		data, _ := json.MarshalIndent(rs, "", " ")
+		got := make([]ensemble.Reading, len(rs))
+		for i, r := range rs {
+			got[i] = ensemble.Reading{Text: r.Text, Conf: r.Confidence}
+		}
+		data, _ := json.MarshalIndent(got, "", " ")
 		if err := os.WriteFile(wantPath, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	var want []reading
+	var want []ensemble.Reading
 	data, err := os.ReadFile(wantPath)
 	if err != nil {
 		t.Fatal(err)
@@ -119,7 +125,7 @@ func TestCheckpointFromBeforeLoads(t *testing.T) {
 		t.Fatalf("%d readings, want %d", len(rs), len(want))
 	}
 	for i := range want {
-		if rs[i].Text != want[i].Text || math.Abs(rs[i].Conf-want[i].Conf) > 1e-5*max(1e-30, want[i].Conf) {
+		if rs[i].Text != want[i].Text || math.Abs(rs[i].Confidence-want[i].Conf) > 1e-5*max(1e-30, want[i].Conf) {
 			t.Errorf("example %d: read %+v, the checkpoint's network read %+v", i, rs[i], want[i])
 		}
 	}

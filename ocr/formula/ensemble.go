@@ -159,18 +159,24 @@ func (jobEnsemble) Combine(ctx context.Context, ms []ensemble.Member, out string
 	if len(labeled) == 0 {
 		return res, nil
 	}
-	score := func(rs []ensemble.Reading) map[string]float64 {
+	score := func(rs []ensemble.Reading) (map[string]float64, error) {
 		ts := make([]string, len(idx))
 		for k, i := range idx {
 			ts[k] = rs[i].Text
 		}
-		s := scoreTexts(labeled, ts)
+		s, err := scoreTexts(labeled, ts)
 		return map[string]float64{"test_seq_acc": s.SeqAcc, "test_char_acc": s.CharAcc, "test_value_acc": s.ValueAcc,
-			"test_computable": s.Computable}
+			"test_computable": s.Computable}, err
 	}
-	res.Scores = score(voted)
+	if res.Scores, err = score(voted); err != nil {
+		return nil, err
+	}
 	for _, rs := range per {
-		res.Members = append(res.Members, score(rs))
+		m, err := score(rs)
+		if err != nil {
+			return nil, err
+		}
+		res.Members = append(res.Members, m)
 	}
 	return res, nil
 }

@@ -30,11 +30,11 @@ func formulaMember(t *testing.T, job int64, labels []string, texts [][]string) e
 	for i, l := range labels {
 		os.WriteFile(filepath.Join(dir, "images", "test", fmt.Sprintf("%d.png", i)), []byte("png of "+l), 0o644)
 		fmt.Fprintf(&manifest, "%d\t2\t%s\t%s\n", i, l, value(l))
-		votes := make([][]reading, len(texts))
+		votes := make([][]ensemble.Reading, len(texts))
 		for r := range texts {
-			votes[r] = []reading{{Text: texts[r][i], Conf: 0.5}}
+			votes[r] = []ensemble.Reading{{Text: texts[r][i], Conf: 0.5}}
 		}
-		text := vote(votes)[0]
+		text := ensemble.Vote(votes)[0].Text
 		fmt.Fprintf(&preds, "%d,%s,%s,2", i, text, value(text))
 		for r := range texts {
 			fmt.Fprintf(&preds, ",%s,0.5000", texts[r][i])

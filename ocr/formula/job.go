@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/dl4img/dl4img/ocr/expr"
 	"github.com/dl4img/dl4img/tasks"
 )
 
@@ -81,14 +82,10 @@ func (p *JobParams) Validate() error {
 	case p.Patience < 0 || p.CheckpointEvery < 0:
 		return errors.New("parameters patience and checkpoint_every: must be >= 0")
 	}
-	if err := p.reader().Check(); err != nil {
+	if err := p.checkStrip(); err != nil {
 		return fmt.Errorf("parameters strip_height/strip_width/filters/rnn_hidden/l2: %w", err)
 	}
 	return nil
-}
-
-func (p *JobParams) reader() ReaderConfig {
-	return ReaderConfig{Height: p.StripHeight, Width: p.StripWidth, Filters: p.Filters, Hidden: p.RNNHidden, L2: p.L2}
 }
 
 // extractor is the line extractor with the strip shaped for the reader.
@@ -233,6 +230,25 @@ func dataTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 	return nil
 }
 
+// checkLabel reports a label the reader cannot learn or that has no value
+// to score readings against: a value that is no number, or none and a text
+// that does not evaluate.
+func checkLabel(text, value string) error {
+	if err := encodeText(text); err != nil {
+		return err
+	}
+	var err error
+	if value != "" {
+		_, err = expr.Final.Normalize(value)
+	} else {
+		_, err = expr.Final.Eval(text)
+	}
+	if err != nil {
+		return fmt.Errorf("label %q: %w", text, err)
+	}
+	return nil
+}
+
 // readLabels reads labels.txt of dir ("text value" per line, line i for
 // image i.png); it returns nil when there is none.
 func readLabels(dir string) ([][2]string, error) {
@@ -252,10 +268,11 @@ func readLabels(dir string) ([][2]string, error) {
 			continue
 		}
 		text, value, _ := strings.Cut(line, " ")
-		if _, err := EncodeText(text); err != nil {
+		value = strings.TrimSpace(value)
+		if err := checkLabel(text, value); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", filepath.Join(dir, "labels.txt"), ln, err)
 		}
-		out = append(out, [2]string{text, strings.TrimSpace(value)})
+		out = append(out, [2]string{text, value})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "labels.txt"), err)

@@ -1,4 +1,4 @@
-package ocr
+package reader
 
 import (
 	"math/rand/v2"
@@ -16,17 +16,19 @@ import (
 // (batch-norm batch statistics, dropout) and inference mode (moving
 // averages), the logits and the gradients of every trainable variable
 // agree. The image sizes are odd after some pools, so the pools' cropping
-// is exercised too.
+// is exercised too, and the strip reader's 2×1 pool.
 func TestEngineAgrees(t *testing.T) {
+	cnn := CNN{Height: 20, Width: 42, Classes: 5, Length: 2, Filters: 4}
+	book := Book(20, 44, 5, 2, 4, 8, 6, 0.99)
+	strip := Strip(16, 68, 5, 8, 3, 5, 1e-4)
 	cases := []struct {
 		name     string
-		net      NetConfig
+		net      Net
 		training bool
 	}{
-		{"cnn/train", NetConfig{Arch: ArchCNN, Height: 20, Width: 42, Classes: 5, Length: 2, Filters: 4}, true},
-		{"cnn/infer", NetConfig{Arch: ArchCNN, Height: 20, Width: 42, Classes: 5, Length: 2, Filters: 4}, false},
-		{"crnn/train", NetConfig{Arch: ArchCRNN, Height: 20, Width: 44, Classes: 5, Length: 2, Filters: 4, Dense: 8, RNNHidden: 6}, true},
-		{"crnn/infer", NetConfig{Arch: ArchCRNN, Height: 20, Width: 44, Classes: 5, Length: 2, Filters: 4, Dense: 8, RNNHidden: 6}, false},
+		{"cnn/train", cnn, true}, {"cnn/infer", cnn, false},
+		{"book/train", book, true}, {"book/infer", book, false},
+		{"strip/train", strip, true}, {"strip/infer", strip, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -34,12 +36,13 @@ func TestEngineAgrees(t *testing.T) {
 				t.Fatal(err)
 			}
 			const batch = 3
+			h, w, ch := c.net.Input()
 			rng := rand.New(rand.NewPCG(1, 2))
-			img := make([]float32, batch*c.net.Height*c.net.Width*3)
+			img := make([]float32, batch*h*w*ch)
 			for i := range img {
 				img[i] = rng.Float32()
 			}
-			x := tensors.FromFlatDataAndDimensions(img, batch, c.net.Height, c.net.Width, 3)
+			x := tensors.FromFlatDataAndDimensions(img, batch, h, w, ch)
 			nntest.EngineAgrees(t, 3, c.training, []string{"logits"}, func(scope *model.Scope, x *Node) []*Node {
 				return []*Node{c.net.Logits(scope, x)}
 			}, x, 1e-4)

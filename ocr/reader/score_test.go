@@ -1,10 +1,12 @@
-package ocr
+package reader
 
 import (
 	"encoding/json"
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/dl4img/dl4img/ocr/expr"
 )
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
@@ -25,10 +27,10 @@ func TestLevenshtein(t *testing.T) {
 	}
 }
 
-func TestEvaluateText(t *testing.T) {
+func TestScoreText(t *testing.T) {
 	truth := []string{"AB0O", "0000", "XYZW", "ABCD", "Q1Q1"}
 	pred := []string{"AB0O", "O00O", "XYW", "ABCDE", "Q1Q1"}
-	m, err := EvaluateText(truth, pred)
+	m, err := ScoreText(truth, pred)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,17 +46,25 @@ func TestEvaluateText(t *testing.T) {
 	if m.EditDistance != 4 || m.Substitutions != 2 || m.Deletions != 1 || m.Insertions != 1 || !near(m.CER, 0.2) {
 		t.Errorf("edits: %+v", m)
 	}
+	// Capped per sample, the same 4 edits of 20 characters; a reading far
+	// longer than its label costs at most the label's length.
+	if !near(m.EditAccuracy, 0.8) {
+		t.Errorf("edit accuracy %g, want 0.8", m.EditAccuracy)
+	}
+	if long, _ := ScoreText([]string{"AB", "CDEF"}, []string{"XXXXXXXX", "CDEF"}); !near(long.EditAccuracy, 4.0/6) || !near(long.CER, 8.0/6) {
+		t.Errorf("a long wrong reading: edit accuracy %g, CER %g; want 4/6, 8/6", long.EditAccuracy, long.CER)
+	}
 	if got := strings.Join(m.TopConfusions(3), ", "); got != "0→O: 2" {
 		t.Errorf("confusions %q", got)
 	}
 	if _, err := json.Marshal(m); err != nil {
 		t.Error(err)
 	}
-	if _, err := EvaluateText([]string{"A"}, nil); err == nil {
+	if _, err := ScoreText([]string{"A"}, nil); err == nil {
 		t.Error("length mismatch accepted")
 	}
 	// Too few characters is wrong, not a partial match of the sequence.
-	short, _ := EvaluateText([]string{"ABCD"}, []string{"ABC"})
+	short, _ := ScoreText([]string{"ABCD"}, []string{"ABC"})
 	if short.SeqCorrect != 0 || short.CharCorrect != 3 {
 		t.Errorf("short prediction: %+v", short)
 	}
@@ -63,7 +73,7 @@ func TestEvaluateText(t *testing.T) {
 func TestConfusionOrdering(t *testing.T) {
 	truth := []string{"0", "0", "0", "1", "1", "8"}
 	pred := []string{"O", "O", "O", "I", "I", "B"}
-	m, _ := EvaluateText(truth, pred)
+	m, _ := ScoreText(truth, pred)
 	want := "0→O: 3|1→I: 2|8→B: 1"
 	if got := strings.Join(m.TopConfusions(10), "|"); got != want {
 		t.Errorf("confusions %q, want %q", got, want)
@@ -74,7 +84,7 @@ func TestConfusionOrdering(t *testing.T) {
 	}
 }
 
-func TestEvaluateArith(t *testing.T) {
+func TestScoreValues(t *testing.T) {
 	truth := []string{"3+4", "(3-7)+5", "2*3", "9-1", "1+1", "5*5"}
 	values := []string{"7", "1", "", "8", "2", "25"}
 	pred := []string{
@@ -85,7 +95,7 @@ func TestEvaluateArith(t *testing.T) {
 		"1+",      // not computable
 		"5*5",     // text right; truth value from labels is 25: right
 	}
-	m, err := EvaluateArith(truth, values, pred)
+	m, err := ScoreValues(expr.Prelim, truth, values, pred)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,24 +107,24 @@ func TestEvaluateArith(t *testing.T) {
 	}
 
 	// A wrong value in labels.txt makes the right text's value wrong.
-	m, _ = EvaluateArith([]string{"2+2"}, []string{"5"}, []string{"2+2"})
+	m, _ = ScoreValues(expr.Prelim, []string{"2+2"}, []string{"5"}, []string{"2+2"})
 	if m.TextCorrect != 1 || m.ValueCorrect != 0 || m.BothCorrect != 0 {
 		t.Errorf("mismatched truth value: %+v", m)
 	}
 	// Division: values compare after rounding to two decimals.
-	m, _ = EvaluateArith([]string{"2/3"}, []string{"0.67"}, []string{"4/6"})
+	m, _ = ScoreValues(expr.Prelim, []string{"2/3"}, []string{"0.67"}, []string{"4/6"})
 	if m.ValueCorrect != 1 || m.TextCorrect != 0 {
 		t.Errorf("division: %+v", m)
 	}
 	// Without values the truth is evaluated.
-	m, _ = EvaluateArith([]string{"2*(1+1)"}, nil, []string{"2*2"})
+	m, _ = ScoreValues(expr.Prelim, []string{"2*(1+1)"}, nil, []string{"2*2"})
 	if m.ValueCorrect != 1 {
 		t.Errorf("evaluated truth: %+v", m)
 	}
-	if _, err := EvaluateArith([]string{"2+"}, nil, []string{"2"}); err == nil {
+	if _, err := ScoreValues(expr.Prelim, []string{"2+"}, nil, []string{"2"}); err == nil {
 		t.Error("uncomputable truth accepted")
 	}
-	if _, err := EvaluateArith([]string{"1"}, []string{"1", "2"}, []string{"1"}); err == nil {
+	if _, err := ScoreValues(expr.Prelim, []string{"1"}, []string{"1", "2"}, []string{"1"}); err == nil {
 		t.Error("value count mismatch accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package ocr
+package reader
 
 import (
 	"encoding/json"
@@ -42,8 +42,12 @@ type TextMetrics struct {
 
 	// CER is the Levenshtein distance summed over samples divided by the
 	// number of truth characters (can exceed 1 with many insertions).
-	EditDistance  int     `json:"edit_distance"`
-	CER           float64 `json:"cer"`
+	EditDistance int     `json:"edit_distance"`
+	CER          float64 `json:"cer"`
+	// EditAccuracy is 1 - CER with each sample's distance capped at its
+	// length (a reading can at worst miss its sample's characters): the
+	// final round's character accuracy.
+	EditAccuracy  float64 `json:"edit_accuracy"`
 	Substitutions int     `json:"substitutions"`
 	Insertions    int     `json:"insertions"`
 	Deletions     int     `json:"deletions"`
@@ -73,12 +77,13 @@ func (m *TextMetrics) String() string {
 	return s
 }
 
-// EvaluateText scores pred against truth, sample by sample.
-func EvaluateText(truth, pred []string) (TextMetrics, error) {
+// ScoreText scores pred against truth, sample by sample.
+func ScoreText(truth, pred []string) (TextMetrics, error) {
 	if len(truth) != len(pred) {
 		return TextMetrics{}, fmt.Errorf("evaluate: %d truths but %d predictions", len(truth), len(pred))
 	}
 	var m TextMetrics
+	capped := 0
 	conf := map[[2]rune]int{}
 	for i := range truth {
 		t, p := []rune(truth[i]), []rune(pred[i])
@@ -94,6 +99,7 @@ func EvaluateText(truth, pred []string) (TextMetrics, error) {
 		}
 		a := align(t, p)
 		m.EditDistance += a.sub + a.ins + a.del
+		capped += min(len(t), a.sub+a.ins+a.del)
 		m.Substitutions += a.sub
 		m.Insertions += a.ins
 		m.Deletions += a.del
@@ -104,6 +110,9 @@ func EvaluateText(truth, pred []string) (TextMetrics, error) {
 	m.SeqAccuracy = ratio(m.SeqCorrect, m.N)
 	m.CharAccuracy = ratio(m.CharCorrect, m.Chars)
 	m.CER = ratio(m.EditDistance, m.Chars)
+	if m.Chars > 0 {
+		m.EditAccuracy = 1 - float64(capped)/float64(m.Chars)
+	}
 	for k, n := range conf {
 		m.Confusions = append(m.Confusions, Confusion{Truth: k[0], Pred: k[1], Count: n})
 	}
@@ -181,14 +190,14 @@ func align(t, p []rune) alignment {
 	return a
 }
 
-// ArithMetrics scores expression readings: the text, the value computed
+// ValueMetrics scores expression readings: the text, the value computed
 // from the predicted text, and both.
-type ArithMetrics struct {
+type ValueMetrics struct {
 	TextMetrics
 	TextCorrect   int `json:"text_correct"`
 	ValueCorrect  int `json:"value_correct"`
 	BothCorrect   int `json:"both_correct"`
-	NotComputable int `json:"not_computable"` // predictions expr.Prelim rejects
+	NotComputable int `json:"not_computable"` // predictions the dialect rejects
 
 	TextAccuracy      float64 `json:"text_accuracy"`
 	ValueAccuracy     float64 `json:"value_accuracy"`
@@ -196,42 +205,44 @@ type ArithMetrics struct {
 	NotComputableRate float64 `json:"not_computable_rate"`
 }
 
-func (m *ArithMetrics) String() string {
+func (m *ValueMetrics) String() string {
 	return fmt.Sprintf("%s text=%.4f value=%.4f both=%.4f not_computable=%.4f",
 		m.TextMetrics.String(), m.TextAccuracy, m.ValueAccuracy, m.BothAccuracy, m.NotComputableRate)
 }
 
-// EvaluateArith scores predicted expressions. truthValue holds the values
-// from labels.txt; a nil slice or an empty entry means "evaluate the truth
-// text". A value is right when expr.Prelim.Format of the predicted text's exact
-// value equals the truth value in that form, i.e. the same integer
-// or the same number rounded to two decimals.
-func EvaluateArith(truthText, truthValue, pred []string) (ArithMetrics, error) {
+// ScoreValues scores predicted expressions of dialect d. truthValue holds
+// the values from labels.txt; a nil slice or an empty entry means
+// "evaluate the truth text". A value is right when d.Format of the
+// predicted text's exact value equals the truth value in that form, i.e.
+// the same number (rounded to two decimals). A truth with no value to
+// compare (a value that is no number, or none and a text that does not
+// evaluate) is an error.
+func ScoreValues(d expr.Dialect, truthText, truthValue, pred []string) (ValueMetrics, error) {
 	if truthValue != nil && len(truthValue) != len(truthText) {
-		return ArithMetrics{}, fmt.Errorf("evaluate: %d truths but %d truth values", len(truthText), len(truthValue))
+		return ValueMetrics{}, fmt.Errorf("evaluate: %d truths but %d truth values", len(truthText), len(truthValue))
 	}
-	tm, err := EvaluateText(truthText, pred)
+	tm, err := ScoreText(truthText, pred)
 	if err != nil {
-		return ArithMetrics{}, err
+		return ValueMetrics{}, err
 	}
-	m := ArithMetrics{TextMetrics: tm}
+	m := ValueMetrics{TextMetrics: tm}
 	for i, t := range truthText {
 		want := ""
 		if truthValue != nil && truthValue[i] != "" {
-			if want, err = expr.Prelim.Normalize(truthValue[i]); err != nil {
-				return ArithMetrics{}, fmt.Errorf("evaluate: truth %d: %w", i, err)
+			if want, err = d.Normalize(truthValue[i]); err != nil {
+				return ValueMetrics{}, fmt.Errorf("evaluate: truth %d: %w", i, err)
 			}
-		} else if v, err := expr.Prelim.Eval(t); err == nil {
-			want = expr.Prelim.Format(v)
+		} else if v, err := d.Eval(t); err == nil {
+			want = d.Format(v)
 		} else {
-			return ArithMetrics{}, fmt.Errorf("evaluate: truth %d: %w", i, err)
+			return ValueMetrics{}, fmt.Errorf("evaluate: truth %d: %w", i, err)
 		}
 		textOK := pred[i] == t
 		valueOK := false
-		if v, err := expr.Prelim.Eval(pred[i]); err != nil {
+		if v, err := d.Eval(pred[i]); err != nil {
 			m.NotComputable++
 		} else {
-			valueOK = expr.Prelim.Format(v) == want
+			valueOK = d.Format(v) == want
 		}
 		if textOK {
 			m.TextCorrect++
