@@ -240,17 +240,12 @@ func scoreTexts(xs []*example, texts []string) (Scores, error) {
 	if err != nil {
 		return Scores{}, err
 	}
-	return Scores{Images: len(xs), SeqAcc: m.SeqAccuracy, CharAcc: m.EditAccuracy, ValueAcc: m.ValueAccuracy,
-		Computable: ratio(m.N-m.NotComputable, m.N)}, nil
-}
-
-func ratio(a, b int) float64 {
-	if b == 0 {
-		return 0
+	s := Scores{Images: len(xs), SeqAcc: m.SeqAccuracy, CharAcc: m.EditAccuracy, ValueAcc: m.ValueAccuracy}
+	if m.N > 0 {
+		s.Computable = float64(m.N-m.NotComputable) / float64(m.N)
 	}
-	return float64(a) / float64(b)
+	return s, nil
 }
-
 func evaluateTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 	p, err := decodeParams(raw)
 	if err != nil {

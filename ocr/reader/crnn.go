@@ -106,24 +106,20 @@ func Strip(height, width, classes, maxLen, filters, hidden int, l2 float64) CRNN
 
 // Steps is the number of output time steps, before skipping.
 func (c CRNN) Steps() int {
-	w := c.Width
-	for _, cv := range c.Convs {
-		if cv.PoolW > 0 {
-			w /= cv.PoolW
-		}
-	}
+	_, w := c.pooled()
 	return w
 }
 
-// pooledHeight is the feature map's height after the pools.
-func (c CRNN) pooledHeight() int {
-	h := c.Height
+// pooled is the feature map's size after the pools (each drops what does
+// not fill a window).
+func (c CRNN) pooled() (h, w int) {
+	h, w = c.Height, c.Width
 	for _, cv := range c.Convs {
 		if cv.PoolH > 0 {
-			h /= cv.PoolH
+			h, w = h/cv.PoolH, w/cv.PoolW
 		}
 	}
-	return h
+	return h, w
 }
 
 // Check reports a configuration the network cannot be built with.
@@ -136,9 +132,9 @@ func (c CRNN) Check() error {
 			return fmt.Errorf("conv %s: filters %d must be >= 1, pool %dx%d both 0 or both >= 1", cv.Scope, cv.Filters, cv.PoolH, cv.PoolW)
 		}
 	}
-	if c.pooledHeight() < 1 || c.Steps() <= c.SkipSteps {
+	if h, w := c.pooled(); h < 1 || w <= c.SkipSteps {
 		return fmt.Errorf("image %dx%d too small for the pools: it leaves a %dx%d feature map and %d time steps to skip",
-			c.Width, c.Height, c.Steps(), c.pooledHeight(), c.SkipSteps)
+			c.Width, c.Height, w, h, c.SkipSteps)
 	}
 	if c.Dense.Units < 1 || len(c.GRUs) == 0 {
 		return fmt.Errorf("dense %d and GRU layers %d must be >= 1", c.Dense.Units, len(c.GRUs))

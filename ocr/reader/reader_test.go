@@ -2,6 +2,7 @@ package reader
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/gomlx/gomlx/core/tensors"
@@ -35,21 +36,9 @@ func TestCharset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l, n := tensors.MustCopyFlatData[int32](labels), tensors.MustCopyFlatData[int32](lens); !equal(l, []int32{1, 2, 0, 0, 0, 0, 19, 0, 0}) || !equal(n, []int32{2, 1, 1}) {
+	if l, n := tensors.MustCopyFlatData[int32](labels), tensors.MustCopyFlatData[int32](lens); !slices.Equal(l, []int32{1, 2, 0, 0, 0, 0, 19, 0, 0}) || !slices.Equal(n, []int32{2, 1, 1}) {
 		t.Errorf("labels %v lengths %v: want zero padding and a dummy length 1 for the unlabeled text", l, n)
 	}
-}
-
-func equal(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestDecodeHandMade checks greedy CTC decoding (repeats collapsed, blanks
