@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/dl4img/dl4img/internal/atomicfile"
 	"github.com/dl4img/dl4img/ocr/expr"
 )
 
@@ -56,7 +57,7 @@ func GenerateDataset(ctx context.Context, g *Generator, dir string, n int, progr
 		if err != nil {
 			return fmt.Errorf("generate dataset: %w", err)
 		}
-		if err := writeFileAtomic(filepath.Join(dir, ManifestFile), true, func(w io.Writer) error {
+		if err := atomicfile.Write(filepath.Join(dir, ManifestFile), true, func(w io.Writer) error {
 			_, err := w.Write(append(mj, '\n'))
 			return err
 		}); err != nil {
@@ -76,7 +77,7 @@ func GenerateDataset(ctx context.Context, g *Generator, dir string, n int, progr
 		}
 		if !skip {
 			img, _ := g.Sample(int64(i))
-			if err := writeFileAtomic(path, false, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
+			if err := atomicfile.Write(path, false, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
 				return err
 			}
 		}
@@ -104,7 +105,7 @@ func GenerateDataset(ctx context.Context, g *Generator, dir string, n int, progr
 		labels.WriteString(line)
 		labels.WriteByte('\n')
 	}
-	if err := writeFileAtomic(filepath.Join(dir, LabelsFile), true, func(w io.Writer) error {
+	if err := atomicfile.Write(filepath.Join(dir, LabelsFile), true, func(w io.Writer) error {
 		_, err := w.Write(labels.Bytes())
 		return err
 	}); err != nil {

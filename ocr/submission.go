@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dl4img/dl4img/internal/atomicfile"
 	"github.com/dl4img/dl4img/ocr/expr"
 )
 
@@ -33,7 +34,7 @@ type Prediction struct {
 // it has none). An empty reading is written as NotComputableValue too, so
 // the expression field is never missing.
 func WriteResultTxt(path string, preds []Prediction) error {
-	return writeFileAtomic(path, true, func(w io.Writer) error {
+	return atomicfile.Write(path, true, func(w io.Writer) error {
 		for i, p := range preds {
 			if strings.ContainsAny(p.Text, " \t\r\n") {
 				return fmt.Errorf("prediction %d (%s): text %q contains white space", i, p.File, p.Text)
@@ -58,7 +59,7 @@ func WriteResultTxt(path string, preds []Prediction) error {
 // filename,text,value,confidence; value is empty when the text is not
 // computable (always, for plain captchas).
 func WritePredictionsCSV(path string, preds []Prediction) error {
-	return writeFileAtomic(path, true, func(w io.Writer) error {
+	return atomicfile.Write(path, true, func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		if err := cw.Write([]string{"filename", "text", "value", "confidence"}); err != nil {
 			return err

@@ -40,7 +40,7 @@ func fixtureExamples(n int) []*example {
 	for i := range n {
 		var crops []*image.Gray
 		for range 1 + i%3 {
-			c := newGray(20+rng.IntN(40), 12)
+			c := image.NewGray(image.Rect(0, 0, 20+rng.IntN(40), 12))
 			for k := range c.Pix {
 				c.Pix[k] = uint8(rng.IntN(256))
 			}

@@ -17,7 +17,10 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/dl4img/dl4img/internal/atomicfile"
 	"github.com/dl4img/dl4img/ocr/expr"
+	"github.com/dl4img/dl4img/ocr/formula/lines"
+	"github.com/dl4img/dl4img/ocr/formula/synth"
 	"github.com/dl4img/dl4img/tasks"
 )
 
@@ -89,8 +92,8 @@ func (p *JobParams) Validate() error {
 }
 
 // extractor is the line extractor with the strip shaped for the reader.
-func (p *JobParams) extractor() *Extractor {
-	e := NewExtractor()
+func (p *JobParams) extractor() *lines.Extractor {
+	e := lines.NewExtractor()
 	e.StripHeight, e.StripMaxWidth = p.StripHeight, p.StripWidth
 	e.StripMargin = max(1, p.StripHeight/20)
 	e.StripGap = max(2, p.StripHeight/7)
@@ -207,14 +210,14 @@ func dataTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 			dir = filepath.Join(env.JobDir(), "images", split)
 			if !done["generated/"+split] {
 				// Only this job reads these files: the fast encoder.
-				cfg := Config{Seed: seed, MaxWidth: p.ImageMaxWidth, MaxHeight: p.ImageMaxHeight, FastPNG: true}
+				cfg := synth.Config{Seed: seed, MaxWidth: p.ImageMaxWidth, MaxHeight: p.ImageMaxHeight, FastPNG: true}
 				if cfg.MaxWidth > 0 {
 					cfg.MinWidth = min(800, cfg.MaxWidth)
 				}
 				if cfg.MaxHeight > 0 {
 					cfg.MinHeight = min(400, cfg.MaxHeight)
 				}
-				err := GenerateDataset(ctx, cfg, dir, n, func(d, t int) { env.Progress("generate "+split, d, t) })
+				err := synth.GenerateDataset(ctx, cfg, dir, n, func(d, t int) { env.Progress("generate "+split, d, t) })
 				if err != nil {
 					return err
 				}
@@ -284,7 +287,7 @@ func readLabels(dir string) ([][2]string, error) {
 // crops as NAME.K.png and marking it done, then the manifest
 // (name, line count, text, value; tab-separated).
 func extractSplit(ctx context.Context, env tasks.Env, p *JobParams, split, dir string, done map[string]bool) error {
-	paths, err := ExpandInputs([]string{dir})
+	paths, err := lines.ExpandInputs([]string{dir})
 	if err != nil {
 		return err
 	}
@@ -401,13 +404,13 @@ func extractSplit(ctx context.Context, env tasks.Env, p *JobParams, split, dir s
 // extractCrops writes the line crops of one image, scaled to height inner,
 // and returns how many lines were found (0 when none: the image still
 // counts as done, its prediction will be empty).
-func extractCrops(e *Extractor, path, out, name string, inner int) (int, error) {
-	img, err := decodeImageFile(path)
+func extractCrops(e *lines.Extractor, path, out, name string, inner int) (int, error) {
+	img, err := lines.DecodeImageFile(path)
 	if err != nil {
 		return 0, err
 	}
 	crops, _, err := e.ExtractLines(img, nil)
-	if errors.Is(err, ErrNoLines) {
+	if errors.Is(err, lines.ErrNoLines) {
 		return 0, nil
 	}
 	if err != nil {
@@ -415,7 +418,7 @@ func extractCrops(e *Extractor, path, out, name string, inner int) (int, error) 
 	}
 	for k, c := range crops {
 		w := max(1, int(float64(c.Rect.Dx())*float64(inner)/float64(max(1, c.Rect.Dy()))+0.5))
-		if err := writePNG(filepath.Join(out, fmt.Sprintf("%s.%d.png", name, k)), Resize(c, w, inner)); err != nil {
+		if err := writePNG(filepath.Join(out, fmt.Sprintf("%s.%d.png", name, k)), lines.Resize(c, w, inner)); err != nil {
 			return 0, err
 		}
 	}
@@ -424,10 +427,20 @@ func extractCrops(e *Extractor, path, out, name string, inner int) (int, error) 
 
 func countCrops(dir, name string) int {
 	n := 0
-	for fileExists(filepath.Join(dir, fmt.Sprintf("%s.%d.png", name, n))) {
+	for {
+		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("%s.%d.png", name, n))); err != nil {
+			return n
+		}
 		n++
 	}
-	return n
+}
+
+// writePNG writes a crop at the fastest compression level: only this job
+// reads it.
+func writePNG(path string, img image.Image) error {
+	return atomicfile.Write(path, false, func(w io.Writer) error {
+		return (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(w, img)
+	})
 }
 
 // loadSplit reads a split's manifest and crops.
@@ -473,7 +486,7 @@ func readGray(path string) (*image.Gray, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", path, err)
 	}
-	return ToGray(img), nil
+	return lines.ToGray(img), nil
 }
 
 // splitVal holds out the last val_fraction of the labeled training

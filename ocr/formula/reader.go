@@ -9,11 +9,13 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
+	"github.com/dl4img/dl4img/ocr/formula/lines"
+	"github.com/dl4img/dl4img/ocr/formula/synth"
 	"github.com/dl4img/dl4img/ocr/reader"
 )
 
 // charset is the reader's: every character a formula label can hold.
-var charset = reader.NewCharset(Charset)
+var charset = reader.NewCharset(synth.Charset)
 
 // MaxLabelLen bounds the joined text the reader is trained on: two
 // assignments of at most 7 characters, 5 operands of at most 5 digits, 4
@@ -71,7 +73,7 @@ func stripTensor(strips []*image.Gray, h, w int) *tensors.Tensor {
 // predictor is one trained reader of the job over its examples' strips.
 type predictor struct {
 	p *JobParams
-	e *Extractor
+	e *lines.Extractor
 	r *reader.Predictor
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/dl4img/dl4img/ensemble"
 	"github.com/dl4img/dl4img/nn"
 	"github.com/dl4img/dl4img/ocr/expr"
+	"github.com/dl4img/dl4img/ocr/formula/lines"
 	"github.com/dl4img/dl4img/ocr/reader"
 	"github.com/dl4img/dl4img/tasks"
 )
@@ -32,14 +33,14 @@ func checkpointDir(env tasks.Env, p *JobParams, member int) string {
 }
 
 // strip joins an example's crops into the reader's input.
-func (p *JobParams) strip(e *Extractor, crops []*image.Gray) *image.Gray {
-	return JoinStrip(crops, e.Params)
+func (p *JobParams) strip(e *lines.Extractor, crops []*image.Gray) *image.Gray {
+	return lines.JoinStrip(crops, e.Params)
 }
 
 // trainBatch draws batch `step` deterministically from the seed and step:
 // examples with replacement, and for a Recombine share of the aligned ones
 // the assignment lines of another aligned example.
-func trainBatch(p *JobParams, e *Extractor, trn, alignedSet []*example, step int) (train.Batch, error) {
+func trainBatch(p *JobParams, e *lines.Extractor, trn, alignedSet []*example, step int) (train.Batch, error) {
 	rng := rand.New(rand.NewPCG(uint64(p.Seed)+uint64(p.Member)*1_000_003, uint64(step)))
 	strips := make([]*image.Gray, p.BatchSize)
 	texts := make([]string, p.BatchSize)
@@ -51,10 +52,10 @@ func trainBatch(p *JobParams, e *Extractor, trn, alignedSet []*example, step int
 			// image, so the reader cannot learn which variables an
 			// expression "should" use.
 			o := alignedSet[rng.IntN(len(alignedSet))]
-			lines := strings.Split(text, ";")
-			oLines := strings.Split(o.Text, ";")
+			parts := strings.Split(text, ";")
+			oParts := strings.Split(o.Text, ";")
 			crops = append(append([]*image.Gray{}, o.Crops[:len(o.Crops)-1]...), x.Crops[len(x.Crops)-1])
-			text = strings.Join(append(oLines[:len(oLines)-1:len(oLines)-1], lines[len(lines)-1]), ";")
+			text = strings.Join(append(oParts[:len(oParts)-1:len(oParts)-1], parts[len(parts)-1]), ";")
 		}
 		strips[i], texts[i] = p.strip(e, crops), text
 	}
@@ -343,11 +344,11 @@ func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error 
 		return fmt.Errorf("parameter out: %w", err)
 	}
 	names := make([]string, len(test))
-	lines := make([]int, len(test))
+	lineCounts := make([]int, len(test))
 	for i, x := range test {
-		names[i], lines[i] = x.Name, len(x.Crops)
+		names[i], lineCounts[i] = x.Name, len(x.Crops)
 	}
-	result, predPath, err := writeSubmission(out, names, lines, texts, per)
+	result, predPath, err := writeSubmission(out, names, lineCounts, texts, per)
 	if err != nil {
 		return err
 	}
@@ -360,7 +361,7 @@ func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error 
 // writeSubmission writes result.txt (the texts) and predictions.csv
 // (filename,text,value,lines, then reader k's text and confidence: the
 // job's own readers, or an ensemble's member jobs) into out.
-func writeSubmission(out string, names []string, lines []int, texts []string, per [][]ensemble.Reading) (result, predPath string, err error) {
+func writeSubmission(out string, names []string, lineCounts []int, texts []string, per [][]ensemble.Reading) (result, predPath string, err error) {
 	result = filepath.Join(out, "result.txt")
 	if err := tasks.WriteFileAtomic(result, func(w io.Writer) error { return WriteResult(w, texts) }); err != nil {
 		return "", "", err
@@ -375,7 +376,7 @@ func writeSubmission(out string, names []string, lines []int, texts []string, pe
 		cw.Write(head)
 		for i, name := range names {
 			v, _ := expr.Final.Value(texts[i])
-			row := []string{name, texts[i], v, fmt.Sprint(lines[i])}
+			row := []string{name, texts[i], v, fmt.Sprint(lineCounts[i])}
 			for _, rs := range per {
 				row = append(row, rs[i].Text, fmt.Sprintf("%.4f", rs[i].Conf))
 			}
