@@ -254,9 +254,12 @@ func (e *Extractor) Extract(img image.Image, debug Debug) (strip *image.Gray, bo
 
 // ExtractLines is Extract without the joining: the grayscale crops of the
 // lines, top to bottom, and their boxes in img's coordinates.
+//
+// The steps: gray and median-filtered images at full resolution; a coarse
+// mask of text-like blobs at 1/DownScale; the blobs that look like lines;
+// each one's box refined on the full-resolution images.
 func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.Gray, boxes []image.Rectangle, err error) {
-	p := e.Params
-	if err := p.validate(); err != nil {
+	if err := e.validate(); err != nil {
 		return nil, nil, fmt.Errorf("extract: %w", err)
 	}
 	b := img.Bounds()
@@ -268,129 +271,15 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 	if debug != nil {
 		debug("01-gray", gray)
 	}
-	// Equalization is a monotone map, so it commutes with the median:
-	// median first on the raw gray, which the local stage reuses, and fold
-	// the equalization LUT into the downscale pass.
-	var lut *[256]uint8
-	if p.Equalize {
-		l := EqualizeLUT(Histogram(gray))
-		lut = &l
-		if debug != nil {
-			debug("02-equalized", ApplyLUT(gray, lut))
-		}
+	lut := e.equalizeLUT(gray, debug)
+	med, release, err := e.median(gray, lut, debug)
+	if err != nil {
+		return nil, nil, fmt.Errorf("extract: %w", err)
 	}
-	med := gray
-	if p.MedianSize > 1 {
-		if p.MedianSize == 5 {
-			buf := getPix()
-			var ok bool
-			if med, ok = median5SIMDInto(gray, buf); ok {
-				defer putPix(med.Pix)
-			} else {
-				putPix(buf)
-			}
-		}
-		if med == gray {
-			if med, err = Median(gray, p.MedianSize); err != nil {
-				return nil, nil, fmt.Errorf("extract: %w", err)
-			}
-		}
-		if debug != nil {
-			if lut != nil {
-				debug("03-median", ApplyLUT(med, lut))
-			} else {
-				debug("03-median", med)
-			}
-		}
-	}
-	f := p.DownScale
-	small := Downscale(med, f, lut)
-	if debug != nil {
-		debug("04-downscaled", small)
-	}
-	if p.Flatten > 0 {
-		small = FlattenBackground(small, p.Flatten)
-		if debug != nil {
-			debug("05-flattened", small)
-		}
-	}
-	opened := Open(small, p.OpenW, p.OpenH)
-	if debug != nil {
-		debug("06-opened", opened)
-	}
-	closed := Close(opened, p.CloseW, p.CloseH)
-	if debug != nil {
-		debug("07-closed", closed)
-	}
-	var t uint8
-	switch p.ThresholdMode {
-	case ThresholdFixed:
-		t = uint8(p.Threshold)
-	case ThresholdOtsu:
-		t = Otsu(Histogram(closed))
-	default:
-		t = BackgroundThreshold(Histogram(closed), p.MinContrast)
-	}
-	mask := ThresholdInv(closed, t)
-	if debug != nil {
-		debug("08-binary", mask)
-		debug("09-upscaled", UpscaleNearest(mask, f, gray.Rect.Dx(), gray.Rect.Dy()))
-	}
-	// Components of the upscaled mask are those of the small mask scaled
-	// by f (nearest-neighbour upscaling by an integer factor), so label the
-	// small one.
-	labels, comps := labelComponents(mask, true)
-	comps = splitThinRows(labels, mask.Rect.Dx(), comps, p.BandInk, p.BandGap)
-	// Pieces of a line that the opening could not join (a wide gap, a
-	// light character) are merged before the size filter judges them.
-	var pieces []Component
-	for _, c := range comps {
-		if 8*c.Area >= p.MinArea {
-			pieces = append(pieces, c)
-		}
-	}
-	var blobs []Component
-	for _, c := range mergeRows(pieces, p.MinAspect) {
-		if c.Area >= p.MinArea && c.Box.Dy() >= p.MinHeight && float64(c.Box.Dx()) >= p.MinAspect*float64(c.Box.Dy()) {
-			blobs = append(blobs, c)
-		}
-	}
-	sort.SliceStable(blobs, func(i, j int) bool { return blobs[i].Area > blobs[j].Area })
-	if debug != nil {
-		debug("10-components", drawBoxes(gray, scaleBoxes(comps, f), scaleBoxes(blobs, f)))
-	}
-	// Largest first, keep the blobs whose neighbourhood holds at least
-	// three components: the shortest line, "不=5", has four (the '='
-	// counts two); fewer is noise, such as two crossing lines.
-	for bi, bl := range blobs {
-		if len(boxes) == p.MaxLines {
-			break
-		}
-		core := image.Rect(bl.Box.Min.X*f, bl.Box.Min.Y*f, bl.Box.Max.X*f, bl.Box.Max.Y*f).Intersect(gray.Rect)
-		var ld func(image.Image)
-		if debug != nil {
-			name := fmt.Sprintf("10-line%d", bi+1)
-			ld = func(img image.Image) { debug(name, img) }
-		}
-		fine := gray
-		if med == gray {
-			fine = nil
-		}
-		box, n := e.refine(med, fine, core, ld)
-		if n == 0 {
-			// A noise line joined to the blob made it too tall, so the
-			// glyphs looked short next to it: try again on the blob's
-			// dense rows.
-			if rows := denseRows(mask, bl.Box); rows.Dy() < bl.Box.Dy() && rows.Dy() >= 2*p.MinHeight {
-				core = image.Rect(bl.Box.Min.X*f, rows.Min.Y*f, bl.Box.Max.X*f, rows.Max.Y*f).Intersect(gray.Rect)
-				box, n = e.refine(med, fine, core, ld)
-			}
-		}
-		if n > 0 {
-			boxes = append(boxes, box)
-		}
-	}
-	sort.Slice(boxes, func(i, j int) bool { return boxes[i].Min.Y < boxes[j].Min.Y })
+	defer release()
+	mask := e.coarseMask(med, lut, gray.Rect.Size(), debug)
+	blobs := e.lineBlobs(mask, gray, debug)
+	boxes = e.lineBoxes(blobs, mask, gray, med, debug)
 	if len(boxes) == 0 {
 		return nil, nil, fmt.Errorf("extract: %w", ErrNoLines)
 	}
@@ -400,11 +289,166 @@ func (e *Extractor) ExtractLines(img image.Image, debug Debug) (crops []*image.G
 	crops = make([]*image.Gray, len(boxes))
 	for i, bx := range boxes {
 		crops[i] = crop(gray, bx)
-	}
-	for i := range boxes {
-		boxes[i] = boxes[i].Add(b.Min)
+		boxes[i] = bx.Add(b.Min)
 	}
 	return crops, boxes, nil
+}
+
+// equalizeLUT is the histogram equalization's lookup table, nil when
+// Equalize is off. Equalization is a monotone map, so it commutes with the
+// median: the median runs on the raw gray, which refine reuses, and the
+// table is folded into the downscale pass.
+func (e *Extractor) equalizeLUT(gray *image.Gray, debug Debug) *[256]uint8 {
+	if !e.Equalize {
+		return nil
+	}
+	lut := EqualizeLUT(Histogram(gray))
+	if debug != nil {
+		debug("02-equalized", ApplyLUT(gray, &lut))
+	}
+	return &lut
+}
+
+// median is the MedianSize median of gray (gray itself when it is 1) and
+// the function that returns its pooled buffer.
+func (e *Extractor) median(gray *image.Gray, lut *[256]uint8, debug Debug) (*image.Gray, func(), error) {
+	med, release := gray, func() {}
+	if e.MedianSize == 1 {
+		return med, release, nil
+	}
+	if e.MedianSize == 5 {
+		buf := getPix()
+		var ok bool
+		if med, ok = median5SIMDInto(gray, buf); ok {
+			release = func() { putPix(med.Pix) }
+		} else {
+			putPix(buf)
+			med = gray
+		}
+	}
+	if med == gray {
+		var err error
+		if med, err = Median(gray, e.MedianSize); err != nil {
+			return nil, nil, err
+		}
+	}
+	if debug != nil {
+		if lut != nil {
+			debug("03-median", ApplyLUT(med, lut))
+		} else {
+			debug("03-median", med)
+		}
+	}
+	return med, release, nil
+}
+
+// coarseMask is the text mask at 1/DownScale of the image (size): the
+// median downscaled (and equalized), its background flattened, opened
+// wide so that each line becomes one blob, closed against specks, and
+// thresholded.
+func (e *Extractor) coarseMask(med *image.Gray, lut *[256]uint8, size image.Point, debug Debug) *image.Gray {
+	small := Downscale(med, e.DownScale, lut)
+	if debug != nil {
+		debug("04-downscaled", small)
+	}
+	if e.Flatten > 0 {
+		small = FlattenBackground(small, e.Flatten)
+		if debug != nil {
+			debug("05-flattened", small)
+		}
+	}
+	opened := Open(small, e.OpenW, e.OpenH)
+	if debug != nil {
+		debug("06-opened", opened)
+	}
+	closed := Close(opened, e.CloseW, e.CloseH)
+	if debug != nil {
+		debug("07-closed", closed)
+	}
+	var t uint8
+	switch e.ThresholdMode {
+	case ThresholdFixed:
+		t = uint8(e.Threshold)
+	case ThresholdOtsu:
+		t = Otsu(Histogram(closed))
+	default:
+		t = BackgroundThreshold(Histogram(closed), e.MinContrast)
+	}
+	mask := ThresholdInv(closed, t)
+	if debug != nil {
+		debug("08-binary", mask)
+		debug("09-upscaled", UpscaleNearest(mask, e.DownScale, size.X, size.Y))
+	}
+	return mask
+}
+
+// lineBlobs are the coarse mask's components that may be lines, largest
+// first: cut where a thin band joins two (splitThinRows), pieces of one
+// row merged, then filtered by area, height and aspect. Components of the
+// upscaled mask are those of the small one scaled by DownScale
+// (nearest-neighbour upscaling by an integer factor), so the small one is
+// labelled.
+func (e *Extractor) lineBlobs(mask, gray *image.Gray, debug Debug) []Component {
+	labels, comps := labelComponents(mask, true)
+	comps = splitThinRows(labels, mask.Rect.Dx(), comps, e.BandInk, e.BandGap)
+	// Pieces of a line that the opening could not join (a wide gap, a
+	// light character) are merged before the size filter judges them.
+	var pieces []Component
+	for _, c := range comps {
+		if 8*c.Area >= e.MinArea {
+			pieces = append(pieces, c)
+		}
+	}
+	var blobs []Component
+	for _, c := range mergeRows(pieces, e.MinAspect) {
+		if c.Area >= e.MinArea && c.Box.Dy() >= e.MinHeight && float64(c.Box.Dx()) >= e.MinAspect*float64(c.Box.Dy()) {
+			blobs = append(blobs, c)
+		}
+	}
+	sort.SliceStable(blobs, func(i, j int) bool { return blobs[i].Area > blobs[j].Area })
+	if debug != nil {
+		debug("10-components", drawBoxes(gray, scaleBoxes(comps, e.DownScale), scaleBoxes(blobs, e.DownScale)))
+	}
+	return blobs
+}
+
+// lineBoxes refines the blobs, largest first, into at most MaxLines line
+// boxes, top to bottom. A blob is kept when refine finds a line in its
+// neighbourhood (at least three components: the shortest line, "不=5", has
+// four, the '=' counting two; fewer is noise, such as two crossing lines).
+func (e *Extractor) lineBoxes(blobs []Component, mask, gray, med *image.Gray, debug Debug) []image.Rectangle {
+	f := e.DownScale
+	var boxes []image.Rectangle
+	fine := gray
+	if med == gray {
+		fine = nil
+	}
+	for bi, bl := range blobs {
+		if len(boxes) == e.MaxLines {
+			break
+		}
+		core := image.Rect(bl.Box.Min.X*f, bl.Box.Min.Y*f, bl.Box.Max.X*f, bl.Box.Max.Y*f).Intersect(gray.Rect)
+		var ld func(image.Image)
+		if debug != nil {
+			name := fmt.Sprintf("10-line%d", bi+1)
+			ld = func(img image.Image) { debug(name, img) }
+		}
+		box, n := e.refine(med, fine, core, ld)
+		if n == 0 {
+			// A noise line joined to the blob made it too tall, so the
+			// glyphs looked short next to it: try again on the blob's
+			// dense rows.
+			if rows := denseRows(mask, bl.Box); rows.Dy() < bl.Box.Dy() && rows.Dy() >= 2*e.MinHeight {
+				core = image.Rect(bl.Box.Min.X*f, rows.Min.Y*f, bl.Box.Max.X*f, rows.Max.Y*f).Intersect(gray.Rect)
+				box, n = e.refine(med, fine, core, ld)
+			}
+		}
+		if n > 0 {
+			boxes = append(boxes, box)
+		}
+	}
+	sort.Slice(boxes, func(i, j int) bool { return boxes[i].Min.Y < boxes[j].Min.Y })
+	return boxes
 }
 
 // refine re-thresholds the padded neighbourhood of a coarse line box with

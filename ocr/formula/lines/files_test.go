@@ -27,6 +27,11 @@ func TestExtractErrors(t *testing.T) {
 	if _, _, err := e.Extract(blank, nil); !errors.Is(err, ErrNoLines) {
 		t.Errorf("blank image: %v, want ErrNoLines", err)
 	}
+	// Narrower than the vector median's 32 columns: the scalar median
+	// takes over (it once left no median at all, a nil image).
+	if _, _, err := e.Extract(blank.SubImage(image.Rect(0, 0, 20, 200)), nil); !errors.Is(err, ErrNoLines) {
+		t.Errorf("narrow blank image: %v, want ErrNoLines", err)
+	}
 	bad := NewExtractor()
 	bad.MedianSize = 4
 	if _, _, err := bad.Extract(blank, nil); err == nil {
