@@ -497,17 +497,58 @@ func (e *Extractor) refineReach(g, fine *image.Gray, core image.Rectangle, debug
 // fewer than two glyph-tall components, it returns the dense rows of its
 // cleaned mask with n = 0.
 func (e *Extractor) refineAt(g, fine *image.Gray, core image.Rectangle, reach float64, debug func(image.Image)) (image.Rectangle, int, image.Rectangle) {
+	tips := fine != nil && e.TipReach > 0
+	hd := e.neighbourhood(g, core, reach, debug != nil)
+	ps := e.classify(hd, debug != nil || tips)
+	var final image.Rectangle
+	if debug != nil {
+		defer func() { debug(refineDebugImage(hd.sub, hd.raw, hd.mask, ps.labels, ps.fate, hd.local, final)) }()
+	}
+	// A line has at least two glyph-tall components ("不=5": 不 and 5);
+	// the crossing of two noise lines has one, plus specks.
+	if ps.tall < 2 {
+		return image.Rectangle{}, 0, denseRows(hd.mask, hd.local).Add(hd.region.Min)
+	}
+	// What the coarse stage saw tells a line from noise; what growing
+	// adds does not count.
+	n := ps.n
+	ps.grow(hd)
+	final = e.finalBox(hd, ps, fine, reach, tips)
+	if final.Empty() || n < 3 {
+		return image.Rectangle{}, 0, image.Rectangle{}
+	}
+	return final.Add(hd.region.Min), n, image.Rectangle{}
+}
+
+// hood is the neighbourhood of a coarse line box that refineAt works in.
+type hood struct {
+	h      int             // the coarse box's height
+	slack  int             // the coarse stage's quantization
+	step   int             // how far growth reaches beyond the box's ends at each step
+	t      uint8           // Otsu's threshold of the padded coarse box
+	region image.Rectangle // the neighbourhood, in the image
+	sub    *image.Gray     // the image there
+	mask   *image.Gray     // its ink, noise lines erased
+	raw    *image.Gray     // its ink before the erasure (nil unless kept)
+	local  image.Rectangle // the coarse box, in the neighbourhood's coordinates
+	inner  image.Rectangle // where the line's text can be, likewise
+}
+
+// neighbourhood thresholds the coarse box padded by Pad, widened by
+// GrowMax at both ends and by reach above and below, and erases the noise
+// lines in it. keepRaw keeps the ink before the erasure.
+func (e *Extractor) neighbourhood(g *image.Gray, core image.Rectangle, reach float64, keepRaw bool) *hood {
 	h := core.Dy()
+	hd := &hood{h: h, slack: 2 * e.DownScale}
 	pad := max(int(e.Pad*float64(h)), 2*e.DownScale)
-	slack := 2 * e.DownScale
 	// Glyphs at the ends of a line that the coarse stage lost (a thin
 	// "-上") are looked for up to grow = GrowX·h beyond the coarse box, so
 	// the neighbourhood is that much wider; the threshold still comes from
 	// the usual padded box, so the extra background does not move it.
-	step := int(e.GrowX * float64(h))
-	grow := max(step, int(e.GrowMax*float64(h)))
-	region := core.Inset(-pad).Intersect(g.Rect)
-	t := Otsu(Histogram(crop(g, region)))
+	hd.step = int(e.GrowX * float64(h))
+	grow := max(hd.step, int(e.GrowMax*float64(h)))
+	hd.region = core.Inset(-pad).Intersect(g.Rect)
+	hd.t = Otsu(Histogram(crop(g, hd.region)))
 	// The extra rows for reach go 2 px further, so that a component
 	// running on past the reach is seen to.
 	vr := 0
@@ -515,255 +556,305 @@ func (e *Extractor) refineAt(g, fine *image.Gray, core image.Rectangle, reach fl
 		vr = int(reach*float64(h)+0.5) + 2
 	}
 	if grow > 0 || vr > 0 {
-		region = image.Rect(core.Min.X-pad-grow, core.Min.Y-pad-vr, core.Max.X+pad+grow, core.Max.Y+pad+vr).Intersect(g.Rect)
+		hd.region = image.Rect(core.Min.X-pad-grow, core.Min.Y-pad-vr, core.Max.X+pad+grow, core.Max.Y+pad+vr).Intersect(g.Rect)
 	}
-	sub := crop(g, region)
-	mask := ThresholdInv(sub, t)
-	local := core.Sub(region.Min)
+	hd.sub = crop(g, hd.region)
+	hd.mask = ThresholdInv(hd.sub, hd.t)
+	hd.local = core.Sub(hd.region.Min)
 	if e.LocalOpen > 1 {
 		// On the mask text is white: opening removes white structures the
 		// kernel does not fit in, i.e. noise lines thinner than strokes.
-		mask = Dilate(Erode(mask, e.LocalOpen, e.LocalOpen), e.LocalOpen, e.LocalOpen)
+		hd.mask = Dilate(Erode(hd.mask, e.LocalOpen, e.LocalOpen), e.LocalOpen, e.LocalOpen)
 	}
-	var raw *image.Gray
-	if debug != nil || e.StraightLine > 0 {
-		raw = crop(mask, mask.Rect)
+	if keepRaw || e.StraightLine > 0 {
+		hd.raw = crop(hd.mask, hd.mask.Rect)
 	}
 	// Text lies within the coarse box's rows (plus the coarse stage's
 	// quantization) and at most grow beyond its ends.
-	inner := image.Rect(local.Min.X-slack-grow, local.Min.Y-slack, local.Max.X+slack+grow, local.Max.Y+slack)
+	l := hd.local
+	hd.inner = image.Rect(l.Min.X-hd.slack-grow, l.Min.Y-hd.slack, l.Max.X+hd.slack+grow, l.Max.Y+hd.slack)
 	if e.ThinLine > 0 {
-		eraseThinLines(mask, max(e.ThinLineMin, int(e.ThinLine*float64(h)+0.5)), inner)
+		eraseThinLines(hd.mask, max(e.ThinLineMin, int(e.ThinLine*float64(h)+0.5)), hd.inner)
 	}
 	if e.StraightLine > 0 {
 		fh := float64(h)
-		eraseStraightLines(raw, mask, inner, max(e.StraightRunMin, int(e.StraightRun*fh+0.5)),
+		eraseStraightLines(hd.raw, hd.mask, hd.inner, max(e.StraightRunMin, int(e.StraightRun*fh+0.5)),
 			int(e.StraightGap*fh+0.5), e.StraightLine*fh, max(5, int(e.StraightVotes*fh+0.5)))
 	}
-	minArea := int(e.MinComponent * float64(h) * e.MinComponent * float64(h))
-	var box image.Rectangle
-	n, tall := 0, 0
-	tips := fine != nil && e.TipReach > 0
-	labels, comps := labelComponents(mask, debug != nil || tips)
-	fate := make([]uint8, len(comps))
-	glyphTall := func(c Component) bool { return 10*c.Box.Dy() >= 3*h }
-	take := func(i int, how uint8) {
-		c := comps[i]
-		fate[i] = how
-		box = box.Union(c.Box)
-		n++
-		if glyphTall(c) {
-			tall++
-		}
-	}
-	for i, c := range comps {
+	return hd
+}
+
+// parts are a neighbourhood's components and what refine made of each.
+type parts struct {
+	labels []int32 // each pixel's component + 1 (nil unless kept)
+	comps  []Component
+	fate   []uint8
+	box    image.Rectangle // of the taken components
+	n      int             // taken components
+	tall   int             // glyph-tall taken components
+	h      int             // the coarse box's height
+}
+
+// classify labels the neighbourhood's components and sorts out specks,
+// noise lines and those the coarse box holds, which it takes.
+func (e *Extractor) classify(hd *hood, keepLabels bool) *parts {
+	ps := &parts{h: hd.h}
+	ps.labels, ps.comps = labelComponents(hd.mask, keepLabels)
+	ps.fate = make([]uint8, len(ps.comps))
+	minArea := int(e.MinComponent * float64(hd.h) * e.MinComponent * float64(hd.h))
+	for i, c := range ps.comps {
 		switch {
 		case c.Area < minArea:
-			fate[i] = fateSpeck
-		case e.isNoiseLine(c, h):
-			fate[i] = fateNoise
-		case c.Box.Overlaps(local):
-			take(i, fateCore)
+			ps.fate[i] = fateSpeck
+		case e.isNoiseLine(c, hd.h):
+			ps.fate[i] = fateNoise
+		case c.Box.Overlaps(hd.local):
+			ps.take(i, fateCore)
 		}
 	}
-	var final image.Rectangle
-	defer func() {
-		if debug != nil {
-			debug(refineDebugImage(sub, raw, mask, labels, fate, local, final))
-		}
-	}()
-	// A line has at least two glyph-tall components ("不=5": 不 and 5);
-	// the crossing of two noise lines has one, plus specks.
-	if tall < 2 {
-		return image.Rectangle{}, 0, denseRows(mask, local).Add(region.Min)
+	return ps
+}
+
+func (ps *parts) glyphTall(c Component) bool { return 10*c.Box.Dy() >= 3*ps.h }
+
+func (ps *parts) take(i int, how uint8) {
+	c := ps.comps[i]
+	ps.fate[i] = how
+	ps.box = ps.box.Union(c.Box)
+	ps.n++
+	if ps.glyphTall(c) {
+		ps.tall++
 	}
-	// Grow along the line: components within its rows and at most grow
-	// from its ends. They do not count towards n, which tells a line from
-	// noise by what the coarse stage saw.
-	core0 := n
-	for grown := step > 0; grown; {
+}
+
+// taken tells whether component i is part of the line.
+func (ps *parts) taken(i int) bool { return ps.fate[i] == fateCore || ps.fate[i] == fateGrown }
+
+// grow takes, step by step, the components within the line's rows and at
+// most hd.step from its ends, then the specks just left of its first
+// glyph: the dots of a small 氵 (海, 河, 池, 流, 深 start assignment
+// lines), which taken stack into a glyph-tall group, while a lone speck
+// is trimmed as a short end.
+func (ps *parts) grow(hd *hood) {
+	for grown := hd.step > 0; grown; {
 		grown = false
-		for i, c := range comps {
-			if fate[i] != fateNone || c.Box.Min.Y < box.Min.Y-slack || c.Box.Max.Y > box.Max.Y+slack ||
-				c.Box.Min.X > box.Max.X+step || c.Box.Max.X < box.Min.X-step {
+		for i, c := range ps.comps {
+			b := ps.box
+			if ps.fate[i] != fateNone || c.Box.Min.Y < b.Min.Y-hd.slack || c.Box.Max.Y > b.Max.Y+hd.slack ||
+				c.Box.Min.X > b.Max.X+hd.step || c.Box.Max.X < b.Min.X-hd.step {
 				continue
 			}
-			take(i, fateGrown)
+			ps.take(i, fateGrown)
 			grown = true
 		}
 	}
-	// The dots of a small 氵 (海, 河, 池, 流, 深 start assignment lines)
-	// are specks left of the first glyph; taken, they stack into a
-	// glyph-tall group, while a lone speck is trimmed as a short end.
-	for i, c := range comps {
-		if fate[i] == fateSpeck && c.Box.In(image.Rect(box.Min.X-h/3, box.Min.Y, box.Min.X+h/4, box.Max.Y)) {
-			take(i, fateGrown)
+	for i, c := range ps.comps {
+		b := ps.box
+		if ps.fate[i] == fateSpeck && c.Box.In(image.Rect(b.Min.X-ps.h/3, b.Min.Y, b.Min.X+ps.h/4, b.Max.Y)) {
+			ps.take(i, fateGrown)
 		}
 	}
-	if e.TrimShortEnds {
-		box = trimShortEnds(comps, fate)
-	}
-	box = box.Intersect(inner)
-	if reach > 0 && !box.Empty() {
-		// Glyph-tall taken components within the box's columns that end
-		// within reach of inner's rows extend it: a noise line stuck to a
-		// glyph runs on further and is still clipped, and the short
-		// pieces that trimShortEnds dropped stay out.
-		r := int(reach*float64(h) + 0.5)
-		top, bottom := box.Min.Y, box.Max.Y
-		for i, c := range comps {
-			if (fate[i] == fateCore || fate[i] == fateGrown) && glyphTall(c) && c.Box.Min.X >= box.Min.X && c.Box.Max.X <= box.Max.X {
-				if c.Box.Min.Y < top && c.Box.Min.Y >= inner.Min.Y-r {
-					top = c.Box.Min.Y
-				}
-				if c.Box.Max.Y > bottom && c.Box.Max.Y <= inner.Max.Y+r {
-					bottom = c.Box.Max.Y
-				}
-			}
-		}
-		box.Min.Y, box.Max.Y = top, bottom
-	}
-	if e.TrimRun > 0 && !box.Empty() {
-		box = trimThinEnds(mask, box, max(5, int(e.TrimInk*float64(h)+0.5)), int(e.TrimRun*float64(h)+0.5))
-	}
-	if tips && !box.Empty() {
-		box = extendTips(fine, region, t, mask, raw, labels, fate, box,
-			int(e.TipReach*float64(h)+0.5), int(e.TipReachY*float64(h)+0.5))
-	}
-	final = box
-	if box.Empty() || core0 < 3 {
-		return image.Rectangle{}, 0, image.Rectangle{}
-	}
-	return box.Add(region.Min), core0, image.Rectangle{}
 }
 
-// extendTips grows box (in mask's coordinates; mask is region of the
-// image) by the pieces of a finer mask that the 5×5 median wore away: the
-// finer mask is the 3×3 median of fine thresholded at t, computed only
-// where needed. It is flood-filled, within box widened by rx and ry, from
-// the taken glyphs' pixels (fate core or grown) near box's edges, outside
-// box's interior and avoiding pixels erased as noise lines (set in raw,
-// clear in mask). Each piece so reached outside box extends it unless it
-// runs into the widened box's edge (it continues beyond the reach: a noise
-// line that the coarse filter had hidden) or is lighter on average than
-// halfway between the glyphs' ink and t (a faint noise line, which the
-// threshold breaks into dashes that stop short of the reach).
-func extendTips(fine *image.Gray, region image.Rectangle, t uint8, mask, raw *image.Gray, labels []int32, fate []uint8, box image.Rectangle, rx, ry int) image.Rectangle {
-	const band = 3 // seeds and flood within this many pixels inside box's edges
-	r := image.Rect(box.Min.X-rx, box.Min.Y-ry, box.Max.X+rx, box.Max.Y+ry).Intersect(mask.Rect)
-	w, hh := r.Dx(), r.Dy()
-	if w < 3 || hh < 3 {
-		return box
+// finalBox is the line's box from the taken components: short ends
+// trimmed, clipped to where its text can be, extended by glyphs reaching
+// beyond those rows, thin ends cut, then stroke tips taken back.
+func (e *Extractor) finalBox(hd *hood, ps *parts, fine *image.Gray, reach float64, tips bool) image.Rectangle {
+	box := ps.box
+	if e.TrimShortEnds {
+		box = trimShortEnds(ps.comps, ps.fate)
 	}
-	mw, fw := mask.Rect.Dx(), fine.Stride
-	fo := region.Min.Sub(fine.Rect.Min)
-	// med9 is the 3×3 median of fine around mask pixel (x, y), borders
-	// replicated at r's edges like a median of the crop.
-	med9 := func(x, y int) uint8 {
-		var v [9]uint8
-		k := 0
-		for dy := -1; dy <= 1; dy++ {
-			yy := min(max(y+dy, r.Min.Y), r.Max.Y-1) + fo.Y
-			for dx := -1; dx <= 1; dx++ {
-				xx := min(max(x+dx, r.Min.X), r.Max.X-1) + fo.X
-				v[k] = fine.Pix[yy*fw+xx]
-				k++
+	box = box.Intersect(hd.inner)
+	if reach > 0 && !box.Empty() {
+		box = ps.reachRows(box, hd.inner, int(reach*float64(hd.h)+0.5))
+	}
+	if e.TrimRun > 0 && !box.Empty() {
+		box = trimThinEnds(hd.mask, box, max(5, int(e.TrimInk*float64(hd.h)+0.5)), int(e.TrimRun*float64(hd.h)+0.5))
+	}
+	if tips && !box.Empty() {
+		box = extendTips(fine, hd, ps, box, int(e.TipReach*float64(hd.h)+0.5), int(e.TipReachY*float64(hd.h)+0.5))
+	}
+	return box
+}
+
+// reachRows extends box's top and bottom to the glyph-tall taken
+// components within its columns that end within r of inner's rows: a
+// noise line stuck to a glyph runs on further and is still clipped, and
+// the short pieces that trimShortEnds dropped stay out.
+func (ps *parts) reachRows(box, inner image.Rectangle, r int) image.Rectangle {
+	top, bottom := box.Min.Y, box.Max.Y
+	for i, c := range ps.comps {
+		if ps.taken(i) && ps.glyphTall(c) && c.Box.Min.X >= box.Min.X && c.Box.Max.X <= box.Max.X {
+			if c.Box.Min.Y < top && c.Box.Min.Y >= inner.Min.Y-r {
+				top = c.Box.Min.Y
+			}
+			if c.Box.Max.Y > bottom && c.Box.Max.Y <= inner.Max.Y+r {
+				bottom = c.Box.Max.Y
 			}
 		}
-		lo0, mi0, hi0 := sort3(v[0], v[1], v[2])
-		lo1, mi1, hi1 := sort3(v[3], v[4], v[5])
-		lo2, mi2, hi2 := sort3(v[6], v[7], v[8])
-		return med3(max(lo0, lo1, lo2), med3(mi0, mi1, mi2), min(hi0, hi1, hi2))
 	}
-	core := box.Inset(band)
-	allowed := func(x, y int) bool { return !image.Pt(x, y).In(core) }
-	// state per pixel of r: 0 unknown, 1 not in the fine mask (or
-	// forbidden), 2 reached, 3 reached outside box, 4 in a piece.
-	state := make([]uint8, w*hh)
-	type seed struct{ x, y int }
-	var seeds []seed
+	box.Min.Y, box.Max.Y = top, bottom
+	return box
+}
+
+// extendTips grows box (in the neighbourhood's coordinates) by the pieces
+// of a finer mask that the 5×5 median wore away: the finer mask is the 3×3
+// median of fine thresholded at hd.t, computed only where needed. It is
+// flood-filled, within box widened by rx and ry, from the taken glyphs'
+// pixels near box's edges, outside box's interior and avoiding pixels
+// erased as noise lines (set in hd.raw, clear in hd.mask). Each piece so
+// reached outside box extends it unless it runs into the widened box's
+// edge (it continues beyond the reach: a noise line that the coarse filter
+// had hidden) or is lighter on average than halfway between the glyphs'
+// ink and hd.t (a faint noise line, which the threshold breaks into dashes
+// that stop short of the reach).
+func extendTips(fine *image.Gray, hd *hood, ps *parts, box image.Rectangle, rx, ry int) image.Rectangle {
+	const band = 3 // seeds and flood within this many pixels inside box's edges
+	r := image.Rect(box.Min.X-rx, box.Min.Y-ry, box.Max.X+rx, box.Max.Y+ry).Intersect(hd.mask.Rect)
+	if r.Dx() < 3 || r.Dy() < 3 {
+		return box
+	}
+	tf := &tipFlood{fine: fine, fo: hd.region.Min.Sub(fine.Rect.Min), r: r, box: box, core: box.Inset(band), hd: hd,
+		state: make([]uint8, r.Dx()*r.Dy())}
+	seeds, ink := tf.seeds(ps)
+	if len(seeds) == 0 {
+		return box
+	}
+	outside := tf.flood(seeds)
+	return tf.pieces(outside, ink+(int(hd.t)-ink)/2)
+}
+
+// tipFlood is extendTips' flood over the reach r (in the neighbourhood's
+// coordinates). state per pixel of r: 0 unknown, 1 not in the fine mask
+// (or forbidden), 2 reached, 3 reached outside box, 4 in a piece.
+type tipFlood struct {
+	fine      *image.Gray
+	fo        image.Point // the neighbourhood's origin in fine
+	r         image.Rectangle
+	box, core image.Rectangle // the line's box and its interior, which the flood avoids
+	hd        *hood
+	state     []uint8
+}
+
+type tipPixel struct{ x, y int }
+
+// med9 is the 3×3 median of fine around pixel (x, y), borders replicated
+// at r's edges like a median of the crop.
+func (tf *tipFlood) med9(x, y int) uint8 {
+	var v [9]uint8
+	k := 0
+	for dy := -1; dy <= 1; dy++ {
+		yy := min(max(y+dy, tf.r.Min.Y), tf.r.Max.Y-1) + tf.fo.Y
+		for dx := -1; dx <= 1; dx++ {
+			xx := min(max(x+dx, tf.r.Min.X), tf.r.Max.X-1) + tf.fo.X
+			v[k] = tf.fine.Pix[yy*tf.fine.Stride+xx]
+			k++
+		}
+	}
+	lo0, mi0, hi0 := sort3(v[0], v[1], v[2])
+	lo1, mi1, hi1 := sort3(v[3], v[4], v[5])
+	lo2, mi2, hi2 := sort3(v[6], v[7], v[8])
+	return med3(max(lo0, lo1, lo2), med3(mi0, mi1, mi2), min(hi0, hi1, hi2))
+}
+
+func (tf *tipFlood) allowed(x, y int) bool { return !image.Pt(x, y).In(tf.core) }
+
+// at is pixel (x, y)'s index in state.
+func (tf *tipFlood) at(x, y int) int { return (y-tf.r.Min.Y)*tf.r.Dx() + x - tf.r.Min.X }
+
+// seeds are the taken glyphs' pixels in box outside its interior, and ink
+// their mean gray on the fine median.
+func (tf *tipFlood) seeds(ps *parts) (seeds []tipPixel, ink int) {
+	mw := tf.hd.mask.Rect.Dx()
 	inkSum := 0
-	for y := box.Min.Y; y < box.Max.Y; y++ {
-		for x := box.Min.X; x < box.Max.X; x++ {
-			if !allowed(x, y) {
-				x = core.Max.X - 1
+	for y := tf.box.Min.Y; y < tf.box.Max.Y; y++ {
+		for x := tf.box.Min.X; x < tf.box.Max.X; x++ {
+			if !tf.allowed(x, y) {
+				x = tf.core.Max.X - 1
 				continue
 			}
-			j := y*mw + x
-			if l := labels[j]; l > 0 && (fate[l-1] == fateCore || fate[l-1] == fateGrown) {
-				v := med9(x, y)
-				inkSum += int(v)
-				state[(y-r.Min.Y)*w+x-r.Min.X] = 2
-				seeds = append(seeds, seed{x, y})
+			if l := ps.labels[y*mw+x]; l > 0 && ps.taken(int(l-1)) {
+				inkSum += int(tf.med9(x, y))
+				tf.state[tf.at(x, y)] = 2
+				seeds = append(seeds, tipPixel{x, y})
 			}
 		}
 	}
 	if len(seeds) == 0 {
-		return box
+		return nil, 0
 	}
-	ink := inkSum / len(seeds)
-	maxMean := ink + (int(t)-ink)/2
-	// Flood from all seeds at once, then split the reached pixels outside
-	// box into pieces connected outside it: a tip and a noise line
-	// touching the same glyph are judged apart.
-	queue := seeds
-	var outside []seed
+	return seeds, inkSum / len(seeds)
+}
+
+// flood fills the fine mask from all seeds at once and returns the pixels
+// it reached outside box.
+func (tf *tipFlood) flood(queue []tipPixel) (outside []tipPixel) {
+	mw, t := tf.hd.mask.Rect.Dx(), tf.hd.t
+	raw, mask := tf.hd.raw, tf.hd.mask
 	for len(queue) > 0 {
 		p := queue[len(queue)-1]
 		queue = queue[:len(queue)-1]
 		for dy := -1; dy <= 1; dy++ {
 			for dx := -1; dx <= 1; dx++ {
 				x, y := p.x+dx, p.y+dy
-				if !image.Pt(x, y).In(r) || !allowed(x, y) {
+				if !image.Pt(x, y).In(tf.r) || !tf.allowed(x, y) {
 					continue
 				}
-				i := (y-r.Min.Y)*w + x - r.Min.X
-				if state[i] != 0 {
+				i := tf.at(x, y)
+				if tf.state[i] != 0 {
 					continue
 				}
-				state[i] = 1
+				tf.state[i] = 1
 				j := y*mw + x
 				if raw != nil && raw.Pix[j] != 0 && mask.Pix[j] == 0 {
 					continue
 				}
-				if med9(x, y) > t {
+				if tf.med9(x, y) > t {
 					continue
 				}
-				state[i] = 2
-				queue = append(queue, seed{x, y})
-				if !image.Pt(x, y).In(box) {
-					state[i] = 3
-					outside = append(outside, seed{x, y})
+				tf.state[i] = 2
+				queue = append(queue, tipPixel{x, y})
+				if !image.Pt(x, y).In(tf.box) {
+					tf.state[i] = 3
+					outside = append(outside, tipPixel{x, y})
 				}
 			}
 		}
 	}
-	out := box
+	return outside
+}
+
+// pieces splits the pixels reached outside box into pieces connected
+// outside it, so that a tip and a noise line touching the same glyph are
+// judged apart, and returns box grown by those that are tips.
+func (tf *tipFlood) pieces(outside []tipPixel, maxMean int) image.Rectangle {
+	out := tf.box
+	var queue []tipPixel
 	for _, s := range outside {
-		if state[(s.y-r.Min.Y)*w+s.x-r.Min.X] != 3 {
+		if tf.state[tf.at(s.x, s.y)] != 3 {
 			continue
 		}
-		state[(s.y-r.Min.Y)*w+s.x-r.Min.X] = 4
+		tf.state[tf.at(s.x, s.y)] = 4
 		queue = append(queue[:0], s)
 		pb, sum, n, edge := image.Rectangle{}, 0, 0, false
 		for len(queue) > 0 {
 			p := queue[len(queue)-1]
 			queue = queue[:len(queue)-1]
 			pb = pb.Union(image.Rect(p.x, p.y, p.x+1, p.y+1))
-			sum += int(med9(p.x, p.y))
+			sum += int(tf.med9(p.x, p.y))
 			n++
-			if p.x == r.Min.X || p.y == r.Min.Y || p.x == r.Max.X-1 || p.y == r.Max.Y-1 {
+			if p.x == tf.r.Min.X || p.y == tf.r.Min.Y || p.x == tf.r.Max.X-1 || p.y == tf.r.Max.Y-1 {
 				edge = true
 			}
 			for dy := -1; dy <= 1; dy++ {
 				for dx := -1; dx <= 1; dx++ {
 					x, y := p.x+dx, p.y+dy
-					if !image.Pt(x, y).In(r) {
+					if !image.Pt(x, y).In(tf.r) {
 						continue
 					}
-					if i := (y-r.Min.Y)*w + x - r.Min.X; state[i] == 3 {
-						state[i] = 4
-						queue = append(queue, seed{x, y})
+					if i := tf.at(x, y); tf.state[i] == 3 {
+						tf.state[i] = 4
+						queue = append(queue, tipPixel{x, y})
 					}
 				}
 			}
@@ -771,21 +862,23 @@ func extendTips(fine *image.Gray, region image.Rectangle, t uint8, mask, raw *im
 		if edge || sum > maxMean*n {
 			continue
 		}
-		// A stroke's tip or a bar's end continues the stroke: a piece
-		// far wider than tall (a slanted noise line running along the
-		// glyphs' foot) does not move the box's top or bottom, one far
-		// taller than wide does not move its ends.
-		if pb.Dx() > 2*pb.Dy()+2 {
-			pb.Min.Y, pb.Max.Y = max(pb.Min.Y, box.Min.Y), min(pb.Max.Y, box.Max.Y)
-		}
-		if pb.Dy() > 2*pb.Dx()+2 {
-			pb.Min.X, pb.Max.X = max(pb.Min.X, box.Min.X), min(pb.Max.X, box.Max.X)
-		}
-		if !pb.Empty() {
-			out = out.Union(pb)
-		}
+		out = out.Union(tipShape(pb, tf.box))
 	}
 	return out
+}
+
+// tipShape is the part of piece pb that may move box: a stroke's tip or a
+// bar's end continues the stroke, so a piece far wider than tall (a
+// slanted noise line running along the glyphs' foot) does not move the
+// box's top or bottom, one far taller than wide does not move its ends.
+func tipShape(pb, box image.Rectangle) image.Rectangle {
+	if pb.Dx() > 2*pb.Dy()+2 {
+		pb.Min.Y, pb.Max.Y = max(pb.Min.Y, box.Min.Y), min(pb.Max.Y, box.Max.Y)
+	}
+	if pb.Dy() > 2*pb.Dx()+2 {
+		pb.Min.X, pb.Max.X = max(pb.Min.X, box.Min.X), min(pb.Max.X, box.Max.X)
+	}
+	return pb // Union ignores it when empty
 }
 
 // trimShortEnds returns the box of the taken components (fate core or
@@ -800,48 +893,10 @@ func extendTips(fine *image.Gray, region image.Rectangle, t uint8, mask, raw *im
 // dashes of a broken noise line passing just under the text do. (Above,
 // separate short pieces are a glyph's top: 冖 of 深, the dot of 之.)
 func trimShortEnds(comps []Component, fate []uint8) image.Rectangle {
-	type group struct {
-		box     image.Rectangle
-		core    bool
-		members []int
-	}
-	var groups []group
-	for i, c := range comps {
-		if fate[i] != fateCore && fate[i] != fateGrown {
-			continue
-		}
-		groups = append(groups, group{c.Box, fate[i] == fateCore, []int{i}})
-	}
-	sort.Slice(groups, func(i, j int) bool { return groups[i].box.Min.X < groups[j].box.Min.X })
-	merged := groups[:0]
-	for _, g := range groups {
-		if n := len(merged); n > 0 && g.box.Min.X < merged[n-1].box.Max.X {
-			merged[n-1].box = merged[n-1].box.Union(g.box)
-			merged[n-1].core = merged[n-1].core || g.core
-			merged[n-1].members = append(merged[n-1].members, g.members...)
-			continue
-		}
-		merged = append(merged, g)
-	}
-	// The median is over the groups that hold a component of the coarse
-	// box: a dashed noise line along the text adds many short grown
-	// groups, which would pull the median of all groups down to a dash's
-	// height and keep every dash.
-	var hs []int
-	for _, g := range merged {
-		if g.core {
-			hs = append(hs, g.box.Dy())
-		}
-	}
-	if len(hs) == 0 {
-		for _, g := range merged {
-			hs = append(hs, g.box.Dy())
-		}
-	}
-	sort.Ints(hs)
-	minTall := (3*hs[len(hs)/2] + 5) / 10
+	groups := columnGroups(comps, fate)
+	minTall := tallGroupHeight(groups)
 	first, last := -1, -1
-	for i, g := range merged {
+	for i, g := range groups {
 		if g.box.Dy() >= minTall {
 			if first < 0 {
 				first = i
@@ -854,14 +909,14 @@ func trimShortEnds(comps []Component, fate []uint8) image.Rectangle {
 		return box
 	}
 	bottom := 0
-	for _, g := range merged[first : last+1] {
+	for _, g := range groups[first : last+1] {
 		for _, i := range g.members {
 			if comps[i].Box.Dy() >= minTall {
 				bottom = max(bottom, comps[i].Box.Max.Y)
 			}
 		}
 	}
-	for _, g := range merged[first : last+1] {
+	for _, g := range groups[first : last+1] {
 		for _, i := range g.members {
 			if b := comps[i].Box; b.Dy() >= minTall || b.Min.Y < bottom {
 				box = box.Union(b)
@@ -869,6 +924,57 @@ func trimShortEnds(comps []Component, fate []uint8) image.Rectangle {
 		}
 	}
 	return box
+}
+
+// columnGroup is a set of taken components whose column ranges overlap.
+type columnGroup struct {
+	box     image.Rectangle
+	core    bool // holds a component of the coarse box
+	members []int
+}
+
+// columnGroups groups the taken components (fate core or grown) by
+// overlapping columns, left to right.
+func columnGroups(comps []Component, fate []uint8) []columnGroup {
+	var groups []columnGroup
+	for i, c := range comps {
+		if fate[i] != fateCore && fate[i] != fateGrown {
+			continue
+		}
+		groups = append(groups, columnGroup{c.Box, fate[i] == fateCore, []int{i}})
+	}
+	sort.Slice(groups, func(i, j int) bool { return groups[i].box.Min.X < groups[j].box.Min.X })
+	merged := groups[:0]
+	for _, g := range groups {
+		if n := len(merged); n > 0 && g.box.Min.X < merged[n-1].box.Max.X {
+			merged[n-1].box = merged[n-1].box.Union(g.box)
+			merged[n-1].core = merged[n-1].core || g.core
+			merged[n-1].members = append(merged[n-1].members, g.members...)
+			continue
+		}
+		merged = append(merged, g)
+	}
+	return merged
+}
+
+// tallGroupHeight is 0.3 times the median height of the groups that hold
+// a component of the coarse box (of all groups if none does): a dashed
+// noise line along the text adds many short grown groups, which would pull
+// the median of all groups down to a dash's height and keep every dash.
+func tallGroupHeight(groups []columnGroup) int {
+	var hs []int
+	for _, g := range groups {
+		if g.core {
+			hs = append(hs, g.box.Dy())
+		}
+	}
+	if len(hs) == 0 {
+		for _, g := range groups {
+			hs = append(hs, g.box.Dy())
+		}
+	}
+	sort.Ints(hs)
+	return (3*hs[len(hs)/2] + 5) / 10
 }
 
 // What refine made of a local component.

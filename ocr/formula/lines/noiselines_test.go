@@ -251,7 +251,8 @@ func TestExtendTips(t *testing.T) {
 			for i := range fate {
 				fate[i] = fateCore
 			}
-			got := extendTips(fine, fine.Rect, thr, mask, raw, labels, fate, glyph, 20, 5)
+			hd := &hood{region: fine.Rect, t: thr, mask: mask, raw: raw}
+			got := extendTips(fine, hd, &parts{labels: labels, comps: comps, fate: fate}, glyph, 20, 5)
 			if got != c.want {
 				t.Errorf("box %v, want %v", got, c.want)
 			}
