@@ -106,192 +106,249 @@ func lineSeeds(raw, mask *image.Gray, inner image.Rectangle, maxRun int) (cols, 
 	return cols, rows
 }
 
-// followLines finds lines v = a + b·(u - uc), |b| ≤ 1, through the seeds pts
-// in a U×V grid whose pixel (u, v) is at index u·su + v·sv of raw and mask,
-// and erases the thin runs of those that pass the chain test (see
+// followLines finds lines v = a + b·(u - U/2), |b| ≤ 1, through the seeds
+// pts in a U×V grid whose pixel (u, v) is at index u·su + v·sv of raw and
+// mask, and erases the thin runs of those that pass the chain test (see
 // eraseStraightLines). At most three lines are taken. rows says that u
 // runs down the rows, so a chain can be a glyph's vertical stem.
 func followLines(raw, mask *image.Gray, pts []seedPoint, U, V, su, sv, maxRun, maxGap int, minLen float64, minVotes int, rows bool) int {
-	const (
-		steps = 64 // slope resolution 1/steps
-		bin   = 3  // intercept bin width in pixels
-	)
-	uc := U / 2
-	nA := (V+U)/bin + 2
-	acc := make([]int32, (2*steps+1)*nA)
+	g := &lineGrid{raw: raw, mask: mask, U: U, V: V, su: su, sv: sv, maxRun: maxRun, maxGap: maxGap, minLen: minLen, rows: rows}
+	h := &hough{U: U, nA: (V+U)/houghBin + 2}
+	h.acc = make([]int32, (2*houghSteps+1)*h.nA)
 	used := make([]bool, len(pts))
 	erased := 0
-	isSet := func(u, v int) bool { return raw.Pix[u*su+v*sv] != 0 }
 	for range 3 {
-		clear(acc)
-		live := 0
-		for i, p := range pts {
-			if used[i] {
-				continue
-			}
-			live++
-			du := int(p.u) - uc
-			base := int(p.v)*steps + (U/2)*steps
-			for k := -steps; k <= steps; k++ {
-				a := (base - k*du) / (bin * steps)
-				if a >= 0 && a < nA {
-					acc[(k+steps)*nA+a]++
-				}
-			}
-		}
-		if live < minVotes {
+		a, b, ok := h.peak(pts, used, minVotes)
+		if !ok {
 			break
 		}
-		best, bk, ba := int32(0), 0, 0
-		for k := range 2*steps + 1 {
-			row := acc[k*nA : (k+1)*nA]
-			for a := 0; a+1 < nA; a++ {
-				if s := row[a] + row[a+1]; s > best {
-					best, bk, ba = s, k, a
-				}
-			}
-		}
-		if int(best) < minVotes {
-			break
-		}
-		// The pair of bins spans intercepts [ba, ba+2)·bin: centre at
-		// (ba+1)·bin, less the offset U/2.
-		b := float64(bk-steps) / steps
-		a := float64((ba+1)*bin - U/2)
-		var in []int
-		for _, tol := range []float64{bin + 1, 2} {
-			in = in[:0]
-			var su0, sv0, suu, suv, n float64
-			for i, p := range pts {
-				if used[i] {
-					continue
-				}
-				du := float64(int(p.u) - uc)
-				if math.Abs(float64(p.v)-(a+b*du)) <= tol {
-					in = append(in, i)
-					su0 += du
-					sv0 += float64(p.v)
-					suu += du * du
-					suv += du * float64(p.v)
-					n++
-				}
-			}
-			if n < 2 {
-				break
-			}
-			if d := n*suu - su0*su0; d > 1e-9 {
-				nb := (n*suv - su0*sv0) / d
-				if math.Abs(nb) <= 1.05 {
-					b = nb
-					a = (sv0 - b*su0) / n
-				}
-			}
+		a, b, in := g.fit(pts, used, a, b)
+		for _, i := range in {
+			used[i] = true
 		}
 		if len(in) < minVotes {
 			// The peak's seeds do not fit one line: drop them and look on.
-			for _, i := range in {
-				used[i] = true
-			}
 			if len(in) == 0 {
 				break
 			}
 			continue
 		}
-		for _, i := range in {
-			used[i] = true
-		}
 		seedU := make(map[int32]bool, len(in))
 		for _, i := range in {
 			seedU[pts[i].u] = true
 		}
-		// Walk the line: the thin run on it in every u, within 2 px of
-		// the fit (a faint line thresholded into 1–2 px dashes wanders).
-		type run struct{ u, lo, hi int }
-		var chain []run
-		hasSeed := false
-		// Chains that fail the test are kept: once another chain on the
-		// same line passes, the line is a noise line, and its unseeded
-		// pieces at least maxRun long (where it runs on past the glyphs
-		// beyond a wide one it crosses, to its end point inside the
-		// neighbourhood) go too.
-		var rest [][]run
-		confirmed := false
-		erase := func(c []run) {
-			for _, r := range c {
-				for v := r.lo; v <= r.hi; v++ {
-					mask.Pix[r.u*su+v*sv] = 0
-				}
-			}
+		erased += g.walk(a, b, seedU)
+	}
+	return erased
+}
+
+// Hough resolution: slopes in steps of 1/houghSteps, intercepts in bins of
+// houghBin pixels.
+const (
+	houghSteps = 64
+	houghBin   = 3
+)
+
+// hough accumulates votes for lines v = a + b·(u - U/2), |b| ≤ 1.
+type hough struct {
+	U, nA int // grid length along u; intercept bins
+	acc   []int32
+}
+
+// peak is the line with the most votes of the seeds not used yet (over a
+// pair of neighbouring intercept bins); ok is false when fewer than
+// minVotes seeds are left or vote for it.
+func (h *hough) peak(pts []seedPoint, used []bool, minVotes int) (a, b float64, ok bool) {
+	clear(h.acc)
+	uc, live := h.U/2, 0
+	for i, p := range pts {
+		if used[i] {
+			continue
 		}
-		flush := func() {
-			if len(chain) == 0 {
-				return
-			}
-			first, last := chain[0], chain[len(chain)-1]
-			span := float64(last.u-first.u+1) * math.Sqrt(1+b*b)
-			// A chain that runs into the neighbourhood's border
-			// needs only half the length: glyphs stay clear of it.
-			border := first.u == 0 || last.u == U-1 || first.lo == 0 || first.hi == V-1 || last.lo == 0 || last.hi == V-1
-			// A chain within 6° of vertical that ends inside the
-			// neighbourhood at both ends is a glyph's stroke (上, 十,
-			// 1) taller than the coarse box: noise lines join random
-			// points of the image, so one that steep and short is rare.
-			stroke := rows && !border && math.Abs(b) < 0.1
-			switch {
-			case hasSeed && !stroke && (span >= minLen || border && 2*span >= minLen):
-				erase(chain)
-				confirmed = true
-				erased++
-			case span >= float64(maxRun):
-				rest = append(rest, append([]run(nil), chain...))
-			}
-			chain, hasSeed = chain[:0], false
-		}
-		for u := range U {
-			vc := a + b*float64(u-uc)
-			vi := int(math.Round(vc))
-			hit := -1
-			for _, d := range [...]int{0, -1, 1, -2, 2} {
-				if v := vi + d; v >= 0 && v < V && isSet(u, v) {
-					hit = v
-					break
-				}
-			}
-			if hit < 0 {
-				if len(chain) > 0 && u-chain[len(chain)-1].u > maxGap {
-					flush()
-				}
-				continue
-			}
-			lo, hi := hit, hit
-			for lo > 0 && hi-lo <= maxRun && isSet(u, lo-1) {
-				lo--
-			}
-			for hi+1 < V && hi-lo <= maxRun && isSet(u, hi+1) {
-				hi++
-			}
-			if hi-lo+1 > maxRun || math.Abs(float64(lo+hi)/2-vc) > float64(maxRun)/2 {
-				// A glyph stroke the line merges with, or something
-				// else: a gap.
-				if len(chain) > 0 && u-chain[len(chain)-1].u > maxGap {
-					flush()
-				}
-				continue
-			}
-			if len(chain) > 0 && u-chain[len(chain)-1].u > maxGap {
-				flush()
-			}
-			chain = append(chain, run{u, lo, hi})
-			if seedU[int32(u)] {
-				hasSeed = true
-			}
-		}
-		flush()
-		if confirmed {
-			for _, c := range rest {
-				erase(c)
+		live++
+		du := int(p.u) - uc
+		base := int(p.v)*houghSteps + uc*houghSteps
+		for k := -houghSteps; k <= houghSteps; k++ {
+			a := (base - k*du) / (houghBin * houghSteps)
+			if a >= 0 && a < h.nA {
+				h.acc[(k+houghSteps)*h.nA+a]++
 			}
 		}
 	}
-	return erased
+	if live < minVotes {
+		return 0, 0, false
+	}
+	best, bk, ba := int32(0), 0, 0
+	for k := range 2*houghSteps + 1 {
+		row := h.acc[k*h.nA : (k+1)*h.nA]
+		for a := 0; a+1 < h.nA; a++ {
+			if s := row[a] + row[a+1]; s > best {
+				best, bk, ba = s, k, a
+			}
+		}
+	}
+	if int(best) < minVotes {
+		return 0, 0, false
+	}
+	// The pair of bins spans intercepts [ba, ba+2)·houghBin: centre at
+	// (ba+1)·houghBin, less the offset U/2.
+	return float64((ba+1)*houghBin - uc), float64(bk-houghSteps) / houghSteps, true
+}
+
+// lineGrid is the U×V grid followLines works in.
+type lineGrid struct {
+	raw, mask      *image.Gray
+	U, V, su, sv   int
+	maxRun, maxGap int
+	minLen         float64
+	rows           bool
+}
+
+func (g *lineGrid) isSet(u, v int) bool { return g.raw.Pix[u*g.su+v*g.sv] != 0 }
+
+// fit refines the line by least squares over the unused seeds near it,
+// first within a bin and a pixel, then within 2 px, keeping a slope of at
+// most 1.05; in are the seeds of the last pass.
+func (g *lineGrid) fit(pts []seedPoint, used []bool, a, b float64) (float64, float64, []int) {
+	uc := g.U / 2
+	var in []int
+	for _, tol := range []float64{houghBin + 1, 2} {
+		in = in[:0]
+		var su0, sv0, suu, suv, n float64
+		for i, p := range pts {
+			if used[i] {
+				continue
+			}
+			du := float64(int(p.u) - uc)
+			if math.Abs(float64(p.v)-(a+b*du)) <= tol {
+				in = append(in, i)
+				su0 += du
+				sv0 += float64(p.v)
+				suu += du * du
+				suv += du * float64(p.v)
+				n++
+			}
+		}
+		if n < 2 {
+			break
+		}
+		if d := n*suu - su0*su0; d > 1e-9 {
+			nb := (n*suv - su0*sv0) / d
+			if math.Abs(nb) <= 1.05 {
+				b = nb
+				a = (sv0 - b*su0) / n
+			}
+		}
+	}
+	return a, b, in
+}
+
+// run is a thin run across the line at u, from v = lo to hi.
+type run struct{ u, lo, hi int }
+
+// runAt is the thin run on the line at u, whose centre there is vc: found
+// within 2 px of vc (a faint line thresholded into 1–2 px dashes wanders),
+// at most maxRun long and centred within maxRun/2 of vc. ok is false where
+// there is none, or a glyph stroke the line merges with.
+func (g *lineGrid) runAt(u int, vc float64) (lo, hi int, ok bool) {
+	vi := int(math.Round(vc))
+	hit := -1
+	for _, d := range [...]int{0, -1, 1, -2, 2} {
+		if v := vi + d; v >= 0 && v < g.V && g.isSet(u, v) {
+			hit = v
+			break
+		}
+	}
+	if hit < 0 {
+		return 0, 0, false
+	}
+	lo, hi = hit, hit
+	for lo > 0 && hi-lo <= g.maxRun && g.isSet(u, lo-1) {
+		lo--
+	}
+	for hi+1 < g.V && hi-lo <= g.maxRun && g.isSet(u, hi+1) {
+		hi++
+	}
+	if hi-lo+1 > g.maxRun || math.Abs(float64(lo+hi)/2-vc) > float64(g.maxRun)/2 {
+		return 0, 0, false
+	}
+	return lo, hi, true
+}
+
+func (g *lineGrid) erase(c []run) {
+	for _, r := range c {
+		for v := r.lo; v <= r.hi; v++ {
+			g.mask.Pix[r.u*g.su+v*g.sv] = 0
+		}
+	}
+}
+
+// walk follows the line v = a + b·(u - U/2) across the grid: its thin
+// runs, with gaps of at most maxGap, form chains, which lineWalk.flush
+// judges. It returns how many chains it erased.
+func (g *lineGrid) walk(a, b float64, seedU map[int32]bool) int {
+	w := &lineWalk{g: g, b: b}
+	for u := range g.U {
+		vc := a + b*float64(u-g.U/2)
+		lo, hi, ok := g.runAt(u, vc)
+		if len(w.chain) > 0 && u-w.chain[len(w.chain)-1].u > g.maxGap {
+			w.flush()
+		}
+		if !ok {
+			continue
+		}
+		w.chain = append(w.chain, run{u, lo, hi})
+		if seedU[int32(u)] {
+			w.hasSeed = true
+		}
+	}
+	w.flush()
+	if w.confirmed {
+		for _, c := range w.rest {
+			g.erase(c)
+		}
+	}
+	return w.erased
+}
+
+// lineWalk is walk's state: the chain being built, and the chains that
+// failed the test, kept because once another chain on the same line
+// passes, the line is a noise line and its unseeded pieces at least
+// maxRun long (where it runs on past the glyphs beyond a wide one it
+// crosses, to its end point inside the neighbourhood) go too.
+type lineWalk struct {
+	g         *lineGrid
+	b         float64 // the line's slope
+	chain     []run
+	hasSeed   bool
+	rest      [][]run
+	confirmed bool
+	erased    int
+}
+
+// flush judges the chain and starts a new one.
+func (w *lineWalk) flush() {
+	if len(w.chain) == 0 {
+		return
+	}
+	g := w.g
+	first, last := w.chain[0], w.chain[len(w.chain)-1]
+	span := float64(last.u-first.u+1) * math.Sqrt(1+w.b*w.b)
+	// A chain that runs into the neighbourhood's border needs only half
+	// the length: glyphs stay clear of it.
+	border := first.u == 0 || last.u == g.U-1 || first.lo == 0 || first.hi == g.V-1 || last.lo == 0 || last.hi == g.V-1
+	// A chain within 6° of vertical that ends inside the neighbourhood at
+	// both ends is a glyph's stroke (上, 十, 1) taller than the coarse
+	// box: noise lines join random points of the image, so one that steep
+	// and short is rare.
+	stroke := g.rows && !border && math.Abs(w.b) < 0.1
+	switch {
+	case w.hasSeed && !stroke && (span >= g.minLen || border && 2*span >= g.minLen):
+		g.erase(w.chain)
+		w.confirmed = true
+		w.erased++
+	case span >= float64(g.maxRun):
+		w.rest = append(w.rest, append([]run(nil), w.chain...))
+	}
+	w.chain, w.hasSeed = w.chain[:0], false
 }
