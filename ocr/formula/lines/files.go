@@ -118,18 +118,46 @@ func (e *Extractor) ExtractFiles(ctx context.Context, paths []string, outDir, de
 	if err := e.Params.validate(); err != nil {
 		return fmt.Errorf("extract files: %w", err)
 	}
+	names, err := outputNames(paths)
+	if err != nil {
+		return fmt.Errorf("extract files: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(outDir, partsDir), 0o755); err != nil {
+		return fmt.Errorf("extract files: %w", err)
+	}
+	failed, err := e.extractAll(ctx, paths, names, outDir, debugDir, workers, progress)
+	if err == nil {
+		err = joinParts(outDir, names)
+	}
+	if err != nil {
+		return fmt.Errorf("extract files: %w", err)
+	}
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		return fmt.Errorf("extract files: %d of %d images: %w: %s", len(failed), len(paths), ErrNoLines, strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// outputNames are the inputs' base names without extension, which name
+// their outputs; two inputs must not share one.
+func outputNames(paths []string) ([]string, error) {
 	names := make([]string, len(paths))
 	byName := map[string]string{}
 	for i, p := range paths {
 		names[i] = strings.TrimSuffix(filepath.Base(p), filepath.Ext(p))
 		if prev, ok := byName[names[i]]; ok {
-			return fmt.Errorf("extract files: %s and %s would both write %s.png", prev, p, names[i])
+			return nil, fmt.Errorf("%s and %s would both write %s.png", prev, p, names[i])
 		}
 		byName[names[i]] = p
 	}
-	if err := os.MkdirAll(filepath.Join(outDir, partsDir), 0o755); err != nil {
-		return fmt.Errorf("extract files: %w", err)
-	}
+	return names, nil
+}
+
+// extractAll extracts the images on workers goroutines (≤ 0: GOMAXPROCS)
+// until all are done or one fails; failed are those without lines.
+func (e *Extractor) extractAll(ctx context.Context, paths, names []string, outDir, debugDir string, workers int,
+	progress func(done, total int)) (failed []string, err error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -137,28 +165,20 @@ func (e *Extractor) ExtractFiles(ctx context.Context, paths []string, outDir, de
 		next         atomic.Int64
 		mu           sync.Mutex
 		done         int
-		failed       []string
-		fatal        error
 		wg           sync.WaitGroup
 		cctx, cancel = context.WithCancel(ctx)
 	)
 	defer cancel()
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(paths) || cctx.Err() != nil {
-					return
-				}
-				err := e.extractFile(paths[i], names[i], outDir, debugDir)
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(paths) && cctx.Err() == nil; i = int(next.Add(1) - 1) {
+				ferr := e.extractFile(paths[i], names[i], outDir, debugDir)
 				mu.Lock()
 				switch {
-				case errors.Is(err, ErrNoLines):
+				case errors.Is(ferr, ErrNoLines):
 					failed = append(failed, paths[i])
-				case err != nil && fatal == nil:
-					fatal = err
+				case ferr != nil && err == nil:
+					err = ferr
 					cancel()
 				}
 				done++
@@ -167,34 +187,30 @@ func (e *Extractor) ExtractFiles(ctx context.Context, paths []string, outDir, de
 				}
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	if fatal != nil {
-		return fmt.Errorf("extract files: %w", fatal)
+	if err == nil {
+		err = ctx.Err()
 	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("extract files: %w", err)
-	}
+	return failed, err
+}
+
+// joinParts writes outDir/boxes.csv from the images' part files, in input
+// order; an image without one had no lines.
+func joinParts(outDir string, names []string) error {
 	var rows []boxes.Row
 	for _, n := range names {
 		part, err := boxes.Read(filepath.Join(outDir, partsDir, n+".csv"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // no lines found in it
-			}
-			return fmt.Errorf("extract files: %w", err)
+			return err
 		}
 		rows = append(rows, part...)
 	}
-	if err := boxes.Write(filepath.Join(outDir, "boxes.csv"), rows); err != nil {
-		return fmt.Errorf("extract files: %w", err)
-	}
-	if len(failed) > 0 {
-		sort.Strings(failed)
-		return fmt.Errorf("extract files: %d of %d images: %w: %s", len(failed), len(paths), ErrNoLines, strings.Join(failed, ", "))
-	}
-	return nil
+	return boxes.Write(filepath.Join(outDir, "boxes.csv"), rows)
 }
 
 func (e *Extractor) extractFile(path, name, outDir, debugDir string) error {
