@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image/png"
 	"io"
 	"io/fs"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/dl4img/dl4img/internal/atomicfile"
+	"github.com/dl4img/dl4img/internal/imagefile"
 	"github.com/dl4img/dl4img/ocr/expr"
 )
 
@@ -77,7 +77,7 @@ func GenerateDataset(ctx context.Context, g *Generator, dir string, n int, progr
 		}
 		if !skip {
 			img, _ := g.Sample(int64(i))
-			if err := atomicfile.Write(path, false, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
+			if err := imagefile.WritePNG(path, img, false); err != nil {
 				return err
 			}
 		}

@@ -17,7 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/dl4img/dl4img/internal/atomicfile"
+	"github.com/dl4img/dl4img/internal/imagefile"
 	"github.com/dl4img/dl4img/ocr/expr"
 	"github.com/dl4img/dl4img/ocr/formula/lines"
 	"github.com/dl4img/dl4img/ocr/formula/synth"
@@ -405,7 +405,7 @@ func extractSplit(ctx context.Context, env tasks.Env, p *JobParams, split, dir s
 // and returns how many lines were found (0 when none: the image still
 // counts as done, its prediction will be empty).
 func extractCrops(e *lines.Extractor, path, out, name string, inner int) (int, error) {
-	img, err := lines.DecodeImageFile(path)
+	img, err := imagefile.ReadGray(path)
 	if err != nil {
 		return 0, err
 	}
@@ -418,7 +418,8 @@ func extractCrops(e *lines.Extractor, path, out, name string, inner int) (int, e
 	}
 	for k, c := range crops {
 		w := max(1, int(float64(c.Rect.Dx())*float64(inner)/float64(max(1, c.Rect.Dy()))+0.5))
-		if err := writePNG(filepath.Join(out, fmt.Sprintf("%s.%d.png", name, k)), lines.Resize(c, w, inner)); err != nil {
+		// Only this job reads the crops: the fastest compression.
+		if err := imagefile.WritePNG(filepath.Join(out, fmt.Sprintf("%s.%d.png", name, k)), lines.Resize(c, w, inner), true); err != nil {
 			return 0, err
 		}
 	}
@@ -433,14 +434,6 @@ func countCrops(dir, name string) int {
 		}
 		n++
 	}
-}
-
-// writePNG writes a crop at the fastest compression level: only this job
-// reads it.
-func writePNG(path string, img image.Image) error {
-	return atomicfile.Write(path, false, func(w io.Writer) error {
-		return (&png.Encoder{CompressionLevel: png.BestSpeed}).Encode(w, img)
-	})
 }
 
 // loadSplit reads a split's manifest and crops.

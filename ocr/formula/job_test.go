@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dl4img/dl4img/internal/imagefile"
 	"github.com/dl4img/dl4img/ocr/formula/lines"
 	"github.com/dl4img/dl4img/ocr/formula/synth"
 	"github.com/dl4img/dl4img/tasks"
@@ -188,7 +189,7 @@ func writeRenderedLines(t *testing.T, g *synth.Generator, p *JobParams, env task
 			t.Fatal(err)
 		}
 		w := max(1, c.Rect.Dx()*inner/c.Rect.Dy())
-		if err := writePNG(filepath.Join(dir, fmt.Sprintf("%d.0.png", i)), lines.Resize(c, w, inner)); err != nil {
+		if err := imagefile.WritePNG(filepath.Join(dir, fmt.Sprintf("%d.0.png", i)), lines.Resize(c, w, inner), true); err != nil {
 			t.Fatal(err)
 		}
 		fmt.Fprintf(&manifest, "%d\t1\t%s\t\n", i, text)

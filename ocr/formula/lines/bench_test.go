@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/dl4img/dl4img/internal/imagefile"
 )
 
 // benchImages are generated once per benchmark run, encoded as PNG like a
@@ -117,7 +119,7 @@ func BenchmarkExtractDir(b *testing.B) {
 	sortNatural(names)
 	imgs := make([]image.Image, len(names))
 	for i, n := range names {
-		if imgs[i], err = DecodeImageFile(n); err != nil {
+		if imgs[i], err = imagefile.ReadGray(n); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,12 +1,10 @@
 package lines
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"image"
-	"image/png"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,9 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	_ "image/jpeg" // competition folders may hold JPEGs
-
-	"github.com/dl4img/dl4img/internal/atomicfile"
+	"github.com/dl4img/dl4img/internal/imagefile"
 	"github.com/dl4img/dl4img/ocr/formula/boxes"
 )
 
@@ -219,7 +215,7 @@ func (e *Extractor) extractFile(path, name, outDir, debugDir string) error {
 	if fileExists(stripPath) && fileExists(partPath) {
 		return nil
 	}
-	img, err := DecodeImageFile(path)
+	img, err := imagefile.ReadGray(path)
 	if err != nil {
 		return err
 	}
@@ -232,7 +228,7 @@ func (e *Extractor) extractFile(path, name, outDir, debugDir string) error {
 		}
 		debug = func(stage string, img image.Image) {
 			if debugErr == nil {
-				debugErr = writePNG(filepath.Join(dir, stage+".png"), img)
+				debugErr = imagefile.WritePNG(filepath.Join(dir, stage+".png"), img, true)
 			}
 		}
 	}
@@ -243,7 +239,7 @@ func (e *Extractor) extractFile(path, name, outDir, debugDir string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	if err := writePNG(stripPath, strip); err != nil {
+	if err := imagefile.WritePNG(stripPath, strip, true); err != nil {
 		return err
 	}
 	rows := make([]boxes.Row, len(found))
@@ -252,15 +248,6 @@ func (e *Extractor) extractFile(path, name, outDir, debugDir string) error {
 	}
 	// The part file is written last: its presence marks the image done.
 	return boxes.Write(partPath, rows)
-}
-
-func writePNG(path string, img image.Image) error {
-	var buf bytes.Buffer
-	enc := png.Encoder{CompressionLevel: png.BestSpeed}
-	if err := enc.Encode(&buf, img); err != nil {
-		return fmt.Errorf("encode %s: %w", path, err)
-	}
-	return atomicfile.WriteBytes(path, buf.Bytes())
 }
 
 func fileExists(p string) bool {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dl4img/dl4img/internal/imagefile"
 	"github.com/dl4img/dl4img/ocr/formula/boxes"
 	"github.com/dl4img/dl4img/ocr/formula/synth"
 )
@@ -132,7 +133,7 @@ func TestExtractFilesResumes(t *testing.T) {
 		blank.Pix[i] = 240
 	}
 	bp := filepath.Join(t.TempDir(), "blank.png")
-	if err := writePNG(bp, blank); err != nil {
+	if err := imagefile.WritePNG(bp, blank, true); err != nil {
 		t.Fatal(err)
 	}
 	out2 := t.TempDir()

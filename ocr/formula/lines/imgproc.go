@@ -5,6 +5,8 @@ import (
 	"image/color"
 	"image/draw"
 	"sync"
+
+	"github.com/dl4img/dl4img/internal/imagefile"
 )
 
 // The stages below work on compact 8-bit images: Rect at the origin and
@@ -40,8 +42,10 @@ func putPix(b []uint8) {
 	}
 }
 
-// ToGray converts any image to a compact gray image with the luma weights of
-// image/color (ITU-R BT.601), with fast paths for the types decoders return.
+// ToGray converts any image to a compact gray image with imagefile.Luma
+// (image/color's weights, ITU-R BT.601), alpha composited over white, with
+// fast paths for the types decoders return: the gray values
+// imagefile.ReadGray's PNG fast path gives.
 func ToGray(img image.Image) *image.Gray { return toGrayInto(img, nil) }
 
 // toGrayInto is ToGray writing into buf's storage when it is large enough
@@ -61,7 +65,7 @@ func toGrayInto(img image.Image, buf []uint8) *image.Gray {
 			out := g.Pix[y*w : (y+1)*w]
 			for x := grayRGBAVec(out, row[:4*w]); x < w; x++ {
 				p := row[4*x : 4*x+3 : 4*x+3]
-				out[x] = luma(p[0], p[1], p[2])
+				out[x] = imagefile.Luma(p[0], p[1], p[2])
 			}
 		}
 	case *image.NRGBA:
@@ -72,7 +76,7 @@ func toGrayInto(img image.Image, buf []uint8) *image.Gray {
 			out := g.Pix[y*w : (y+1)*w]
 			for x := range out {
 				p := row[4*x : 4*x+4 : 4*x+4]
-				l := uint32(luma(p[0], p[1], p[2]))
+				l := uint32(imagefile.Luma(p[0], p[1], p[2]))
 				a := uint32(p[3])
 				out[x] = uint8((l*a + 255*(255-a) + 127) / 255)
 			}
@@ -87,11 +91,6 @@ func toGrayInto(img image.Image, buf []uint8) *image.Gray {
 		draw.Draw(gw, gw.Rect, img, b.Min, draw.Over)
 	}
 	return g
-}
-
-func luma(r, g, b uint8) uint8 {
-	// Same weights and rounding as color.GrayModel.
-	return uint8((19595*uint32(r) + 38470*uint32(g) + 7471*uint32(b) + 1<<15) >> 16)
 }
 
 // Histogram counts the pixel values of a compact gray image.

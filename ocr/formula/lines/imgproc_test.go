@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/dl4img/dl4img/internal/imagefile"
 )
 
 func randGray(rng *rand.Rand, w, h int) *image.Gray {
@@ -53,8 +55,8 @@ func TestToGray(t *testing.T) {
 	}
 	wg := ToGray(wide)
 	for i := range wg.Pix {
-		if p := wide.Pix[4*i:]; wg.Pix[i] != luma(p[0], p[1], p[2]) {
-			t.Fatalf("wide RGBA pixel %d: %d, want %d", i, wg.Pix[i], luma(p[0], p[1], p[2]))
+		if p := wide.Pix[4*i:]; wg.Pix[i] != imagefile.Luma(p[0], p[1], p[2]) {
+			t.Fatalf("wide RGBA pixel %d: %d, want %d", i, wg.Pix[i], imagefile.Luma(p[0], p[1], p[2]))
 		}
 	}
 	for _, img := range []image.Image{rgba, nrgba, ycc, pal, rgba.SubImage(image.Rect(5, 6, 9, 12))} {

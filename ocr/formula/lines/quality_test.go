@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dl4img/dl4img/internal/imagefile"
 	"github.com/dl4img/dl4img/ocr/formula/boxes"
 	"github.com/dl4img/dl4img/ocr/formula/synth"
 )
@@ -154,7 +155,7 @@ func TestExtractDir(t *testing.T) {
 	imgs := make([]image.Image, len(names))
 	for i, n := range names {
 		var err error
-		if imgs[i], err = DecodeImageFile(filepath.Join(dir, n)); err != nil {
+		if imgs[i], err = imagefile.ReadGray(filepath.Join(dir, n)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/png"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -18,6 +17,7 @@ import (
 	"sync/atomic"
 
 	"github.com/dl4img/dl4img/internal/atomicfile"
+	"github.com/dl4img/dl4img/internal/imagefile"
 	"github.com/dl4img/dl4img/ocr/expr"
 	"github.com/dl4img/dl4img/ocr/formula/boxes"
 )
@@ -368,15 +368,7 @@ func (g *Generator) writeSample(i int, dir string, labels []string, lineBoxes []
 	if err != nil {
 		return err
 	}
-	var buf bytes.Buffer
-	enc := png.Encoder{}
-	if g.cfg.FastPNG {
-		enc.CompressionLevel = png.BestSpeed
-	}
-	if err := enc.Encode(&buf, s.Image); err != nil {
-		return fmt.Errorf("encode %d.png: %w", i, err)
-	}
-	if err := atomicfile.WriteBytes(filepath.Join(dir, fmt.Sprintf("%d.png", i)), buf.Bytes()); err != nil {
+	if err := imagefile.WritePNG(filepath.Join(dir, fmt.Sprintf("%d.png", i)), s.Image, g.cfg.FastPNG); err != nil {
 		return err
 	}
 	labels[i] = s.Label()

@@ -1,15 +1,21 @@
-package lines
+package imagefile_test
 
 import (
 	"bytes"
 	"image/png"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/dl4img/dl4img/internal/imagefile"
+	"github.com/dl4img/dl4img/ocr/formula/lines"
 )
 
 // BenchmarkDecodePNG compares the fast gray PNG path with image/png plus
-// ToGray on a dataset folder (FORMULA_DIR, written by `dl4img gen formula`).
+// the extractor's gray conversion (lines.ToGray) on a dataset folder
+// (FORMULA_DIR, written by `dl4img gen formula`).
 func BenchmarkDecodePNG(b *testing.B) {
 	dir := os.Getenv("FORMULA_DIR")
 	if dir == "" {
@@ -31,11 +37,11 @@ func BenchmarkDecodePNG(b *testing.B) {
 		files = append(files, data)
 	}
 	// CPU time per image is reported besides wall time: the benchmark
-	// machine is shared (cpuTime is quality_test.go's).
+	// machine is shared.
 	b.Run("fast", func(b *testing.B) {
 		cpu0, n := cpuTime(b), 0
 		for i := 0; b.Loop(); i++ {
-			if _, err := decodePNGGray(files[i%len(files)]); err != nil {
+			if _, err := imagefile.DecodeGray(files[i%len(files)]); err != nil {
 				b.Fatal(err)
 			}
 			n++
@@ -49,9 +55,18 @@ func BenchmarkDecodePNG(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			ToGray(img)
+			lines.ToGray(img)
 			n++
 		}
 		b.ReportMetric(float64(cpuTime(b)-cpu0)/1e6/float64(n), "cpu-ms/op")
 	})
+}
+
+// cpuTime is the process's user+sys CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

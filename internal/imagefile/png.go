@@ -1,4 +1,4 @@
-package lines
+package imagefile
 
 import (
 	"bytes"
@@ -7,44 +7,49 @@ import (
 	"fmt"
 	"hash/crc32"
 	"image"
+	_ "image/jpeg" // the other files the fallback reads
+	_ "image/png"
 	"io"
 	"os"
 	"sync"
 
-	"github.com/dl4img/dl4img/ocr/formula/lines/internal/inflate"
+	"github.com/dl4img/dl4img/internal/imagefile/inflate"
 )
 
-// The extractor spends more time decoding its input PNGs than processing
-// them: image/png inflates with compress/flate, then converts every pixel
-// into an RGBA/NRGBA image that the pipeline immediately turns to gray.
-// decodePNGGray handles the PNGs the generator and common tools write
-// (8-bit, non-interlaced gray, gray+alpha, RGB, RGBA) by inflating all the
-// pixel data at once with internal/inflate (twice klauspost/compress's
-// speed on these literal-heavy streams) and unfiltering and converting each
-// row straight to gray. Anything else falls back to image/png, so the
-// result is always what toGrayInto(image.Decode(...)) gives, byte for byte.
+// The formula extractor spent more time decoding its input PNGs than
+// processing them: image/png inflates with compress/flate, then converts
+// every pixel into an RGBA/NRGBA image that the caller immediately turns
+// to gray. decodePNGGray handles the PNGs the generator and common tools
+// write (8-bit, non-interlaced gray, gray+alpha, RGB, RGBA) by inflating
+// all the pixel data at once with package inflate (twice
+// klauspost/compress's speed on these literal-heavy streams) and
+// unfiltering and converting each row straight to gray. Anything else falls
+// back to image.Decode, so the gray values are always those of converting
+// image.Decode's result with Luma (alpha composited over white).
 
 // errPNGFallback marks a valid-looking PNG the fast path does not handle.
 var errPNGFallback = errors.New("png: not handled by the fast path")
 
 var pngSignature = []byte("\x89PNG\r\n\x1a\n")
 
-// decodeImageFile reads an image file for the extractor: PNGs the fast path
-// handles come back as *image.Gray, everything else as image.Decode
-// returns it (the pipeline's toGrayInto then gives identical gray values).
-func DecodeImageFile(path string) (image.Image, error) {
+// ReadGray reads an image file for a caller that turns it gray: PNGs the
+// fast path handles come back as *image.Gray, everything else as
+// image.Decode returns it (converting that with Luma gives the same gray
+// values).
+func ReadGray(path string) (image.Image, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read image: %w", err)
 	}
-	img, err := decodeImageBytes(data)
+	img, err := DecodeGray(data)
 	if err != nil {
 		return nil, fmt.Errorf("decode %s: %w", path, err)
 	}
 	return img, nil
 }
 
-func decodeImageBytes(data []byte) (image.Image, error) {
+// DecodeGray is ReadGray of a file's bytes.
+func DecodeGray(data []byte) (image.Image, error) {
 	if bytes.HasPrefix(data, pngSignature) {
 		g, err := decodePNGGray(data)
 		if err == nil {
@@ -77,7 +82,7 @@ type pngScratch struct {
 var pngScratchPool = sync.Pool{New: func() any { return new(pngScratch) }}
 
 // decodePNGGray decodes an 8-bit non-interlaced gray/gray+alpha/RGB/RGBA
-// PNG to gray with toGrayInto's formulas. It returns errPNGFallback for
+// PNG to gray as Luma converts image/png's result. It returns errPNGFallback for
 // other PNGs and a descriptive error for corrupt ones.
 func decodePNGGray(data []byte) (*image.Gray, error) {
 	if !bytes.HasPrefix(data, pngSignature) {
@@ -277,7 +282,7 @@ func unfilterAvgRGBToGray(out, cur, prev []byte) {
 		g = c[1] + uint8((uint(g)+uint(p[1]))>>1)
 		b = c[2] + uint8((uint(b)+uint(p[2]))>>1)
 		c[0], c[1], c[2] = r, g, b
-		out[x] = luma(r, g, b)
+		out[x] = Luma(r, g, b)
 	}
 }
 
@@ -291,7 +296,7 @@ func unfilterSubRGBToGray(out, cur []byte) {
 		g += c[1]
 		b += c[2]
 		c[0], c[1], c[2] = r, g, b
-		out[x] = luma(r, g, b)
+		out[x] = Luma(r, g, b)
 	}
 }
 
@@ -308,7 +313,7 @@ func unfilterPaethRGBToGray(out, cur, prev []byte) {
 			cb[k] = uint8(a[k])
 			c[k] = b
 		}
-		out[x] = luma(cb[0], cb[1], cb[2])
+		out[x] = Luma(cb[0], cb[1], cb[2])
 	}
 }
 
@@ -355,8 +360,8 @@ func absInt(x int) int {
 	return (x ^ m) - m
 }
 
-// grayRow converts one unfiltered row with toGrayInto's formulas: image/png
-// gives *image.Gray for gray, *image.RGBA for RGB and *image.NRGBA (alpha
+// grayRow converts one unfiltered row as Luma converts what image/png
+// gives: *image.Gray for gray, *image.RGBA for RGB and *image.NRGBA (alpha
 // composited over white) for gray+alpha and RGBA.
 func grayRow(out, row []byte, colorType byte) {
 	switch colorType {
@@ -366,22 +371,28 @@ func grayRow(out, row []byte, colorType byte) {
 		row = row[:3*len(out)]
 		for x := range out {
 			p := row[3*x : 3*x+3 : 3*x+3]
-			out[x] = luma(p[0], p[1], p[2])
+			out[x] = Luma(p[0], p[1], p[2])
 		}
 	case pngGrayAlpha:
 		row = row[:2*len(out)]
 		for x := range out {
 			v, a := uint32(row[2*x]), uint32(row[2*x+1])
-			l := uint32(luma(uint8(v), uint8(v), uint8(v)))
+			l := uint32(Luma(uint8(v), uint8(v), uint8(v)))
 			out[x] = uint8((l*a + 255*(255-a) + 127) / 255)
 		}
 	case pngRGBA:
 		row = row[:4*len(out)]
 		for x := range out {
 			p := row[4*x : 4*x+4 : 4*x+4]
-			l := uint32(luma(p[0], p[1], p[2]))
+			l := uint32(Luma(p[0], p[1], p[2]))
 			a := uint32(p[3])
 			out[x] = uint8((l*a + 255*(255-a) + 127) / 255)
 		}
 	}
+}
+
+// Luma is the gray value of an RGB pixel, with the weights and rounding of
+// image/color's GrayModel (ITU-R BT.601).
+func Luma(r, g, b uint8) uint8 {
+	return uint8((19595*uint32(r) + 38470*uint32(g) + 7471*uint32(b) + 1<<15) >> 16)
 }
