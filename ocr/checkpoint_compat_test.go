@@ -103,7 +103,9 @@ func TestCheckpointFromBeforeLoads(t *testing.T) {
 				writeCheckpointFixture(t, p, filepath.Join(fixture, "checkpoints"))
 			}
 			env := taskstest.New(t, "predict")
-			copyDir(t, filepath.Join(fixture, "checkpoints"), ckDir(env))
+			if err := os.CopyFS(ckDir(env), os.DirFS(filepath.Join(fixture, "checkpoints"))); err != nil {
+				t.Fatal(err)
+			}
 			pred, step, err := trainedReader(env, p)
 			if err != nil {
 				t.Fatal(err)
@@ -142,24 +144,3 @@ func TestCheckpointFromBeforeLoads(t *testing.T) {
 }
 
 func closeTo(a, b float64) bool { return math.Abs(a-b) <= 1e-5*max(1, math.Abs(b)) }
-
-// copyDir copies the files of src into dst.
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		data, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}

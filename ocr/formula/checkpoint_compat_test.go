@@ -93,7 +93,9 @@ func TestCheckpointFromBeforeLoads(t *testing.T) {
 		writeReaderFixture(t, p, filepath.Join(fixture, "checkpoints"))
 	}
 	env := taskstest.New(t, "predict")
-	copyDir(t, filepath.Join(fixture, "checkpoints"), checkpointDir(env, p, 0))
+	if err := os.CopyFS(checkpointDir(env, p, 0), os.DirFS(filepath.Join(fixture, "checkpoints"))); err != nil {
+		t.Fatal(err)
+	}
 	pr, err := loadMember(env, p, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -127,27 +129,6 @@ func TestCheckpointFromBeforeLoads(t *testing.T) {
 	for i := range want {
 		if rs[i].Text != want[i].Text || math.Abs(rs[i].Confidence-want[i].Conf) > 1e-5*max(1e-30, want[i].Conf) {
 			t.Errorf("example %d: read %+v, the checkpoint's network read %+v", i, rs[i], want[i])
-		}
-	}
-}
-
-// copyDir copies the files of src into dst.
-func copyDir(t *testing.T, src, dst string) {
-	t.Helper()
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range ents {
-		data, err := os.ReadFile(filepath.Join(src, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dst, e.Name()), data, 0o644); err != nil {
-			t.Fatal(err)
 		}
 	}
 }
