@@ -2,7 +2,6 @@ package ocr
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"image"
 	"image/color"
@@ -17,7 +16,6 @@ import (
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
 	"github.com/dl4img/dl4img/ocr/reader"
-	"github.com/dl4img/dl4img/tasks"
 	"github.com/dl4img/dl4img/tasks/taskstest"
 )
 
@@ -67,31 +65,14 @@ func writeCheckpointFixture(t *testing.T, p *Params, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	net := p.Net()
 	st, err := newTrainStore(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.RemoveAll(dir)
-	ck, err := tasks.OpenCheckpoints(nil, st, dir, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	trainer := train.NewTrainer(backend, st, net.Logits, reader.Loss(net), optimizer.Adam().LearningRate(0.01).Done(), nil, nil)
-	src := &imageSource{samples: fixtureImages(t, p, 8), w: p.Width, h: p.Height}
-	feed := trainFeed(p, src)
-	for step := range 3 {
-		b, err := feed(context.Background(), step)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := trainer.TrainStep(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := ck.Save(3); err != nil {
-		t.Fatal(err)
-	}
+	net := p.Net()
+	feed := trainFeed(p, &imageSource{samples: fixtureImages(t, p, 8), w: p.Width, h: p.Height})
+	taskstest.TrainCheckpoint(t, train.NewTrainer(backend, st, net.Logits, reader.Loss(net), optimizer.Adam().LearningRate(0.01).Done(), nil, nil),
+		dir, 3, func(step int) (train.Batch, error) { return feed(context.Background(), step) })
 }
 
 func TestCheckpointFromBeforeLoads(t *testing.T) {
@@ -99,7 +80,7 @@ func TestCheckpointFromBeforeLoads(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			p := fixtureParams(kind)
 			fixture := filepath.Join("testdata", "checkpoint-before", kind)
-			if os.Getenv("DL4IMG_WRITE_FIXTURES") != "" {
+			if taskstest.WriteFixtures() {
 				writeCheckpointFixture(t, p, filepath.Join(fixture, "checkpoints"))
 			}
 			env := taskstest.New(t, "predict")
@@ -116,21 +97,8 @@ func TestCheckpointFromBeforeLoads(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wantPath := filepath.Join(fixture, "readings.json")
-			if os.Getenv("DL4IMG_WRITE_FIXTURES") != "" {
-				data, _ := json.MarshalIndent(rd, "", " ")
-				if err := os.WriteFile(wantPath, data, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
 			var want []reader.Reading
-			data, err := os.ReadFile(wantPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(data, &want); err != nil {
-				t.Fatal(err)
-			}
+			taskstest.JSONFixture(t, filepath.Join(fixture, "readings.json"), rd, &want)
 			if step != 3 || len(rd) != len(want) {
 				t.Fatalf("step %d, %d readings; want step 3, %d readings", step, len(rd), len(want))
 			}

@@ -2,7 +2,6 @@ package formula
 
 import (
 	"context"
-	"encoding/json"
 	"image"
 	"math"
 	"math/rand/v2"
@@ -16,7 +15,6 @@ import (
 	"github.com/dl4img/dl4img/ensemble"
 	"github.com/dl4img/dl4img/nn"
 	"github.com/dl4img/dl4img/ocr/reader"
-	"github.com/dl4img/dl4img/tasks"
 	"github.com/dl4img/dl4img/tasks/taskstest"
 )
 
@@ -62,34 +60,15 @@ func writeReaderFixture(t *testing.T, p *JobParams, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.RemoveAll(dir)
-	ck, err := tasks.OpenCheckpoints(nil, st, dir, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	net := p.net()
-	trainer := train.NewTrainer(backend, st, net.Logits, reader.Loss(net), optimizer.Adam().LearningRate(0.01).Done(), nil, nil)
-	xs := fixtureExamples(8)
-	e := p.extractor()
-	for step := range 3 {
-		b, err := trainBatch(p, e, xs, nil, step)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := trainer.TrainStep(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := ck.Save(3); err != nil {
-		t.Fatal(err)
-	}
+	net, xs, e := p.net(), fixtureExamples(8), p.extractor()
+	taskstest.TrainCheckpoint(t, train.NewTrainer(backend, st, net.Logits, reader.Loss(net), optimizer.Adam().LearningRate(0.01).Done(), nil, nil),
+		dir, 3, func(step int) (train.Batch, error) { return trainBatch(p, e, xs, nil, step) })
 }
 
 func TestCheckpointFromBeforeLoads(t *testing.T) {
 	p := fixtureJob()
 	fixture := filepath.Join("testdata", "checkpoint-before")
-	write := os.Getenv("DL4IMG_WRITE_FIXTURES") != ""
-	if write {
+	if taskstest.WriteFixtures() {
 		writeReaderFixture(t, p, filepath.Join(fixture, "checkpoints"))
 	}
 	env := taskstest.New(t, "predict")
@@ -104,25 +83,12 @@ func TestCheckpointFromBeforeLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantPath := filepath.Join(fixture, "readings.json")
-	if write {
-		got := make([]ensemble.Reading, len(rs))
-		for i, r := range rs {
-			got[i] = ensemble.Reading{Text: r.Text, Conf: r.Confidence}
-		}
-		data, _ := json.MarshalIndent(got, "", " ")
-		if err := os.WriteFile(wantPath, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	got := make([]ensemble.Reading, len(rs))
+	for i, r := range rs {
+		got[i] = ensemble.Reading{Text: r.Text, Conf: r.Confidence}
 	}
 	var want []ensemble.Reading
-	data, err := os.ReadFile(wantPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(data, &want); err != nil {
-		t.Fatal(err)
-	}
+	taskstest.JSONFixture(t, filepath.Join(fixture, "readings.json"), got, &want)
 	if len(rs) != len(want) {
 		t.Fatalf("%d readings, want %d", len(rs), len(want))
 	}
