@@ -146,7 +146,7 @@ func TestReaderLearns(t *testing.T) {
 	seq := env.Values("val_seq_acc")
 	t.Logf("val_char_acc per epoch %.3f, val_seq_acc %.3f", acc, seq)
 	// Chance is about 0 for whole lines and about 0.15 of the characters
-	// (always "=" and a digit). This seed reaches 0.53 / 0.88 at epoch 10
+	// (always "=" and a digit). This seed reaches 0.984 / 0.997 at epoch 8
 	// (deterministic: same seed, same steps).
 	if best := maxOf(seq); best < 0.25 {
 		t.Errorf("best val_seq_acc %.3f, want >= 0.25", best)
