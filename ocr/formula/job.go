@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"image/png"
 	"io"
 	"os"
 	"path/filepath"
@@ -470,14 +469,9 @@ func loadSplit(ctx context.Context, env tasks.Env, split string) ([]*example, er
 }
 
 func readGray(path string) (*image.Gray, error) {
-	f, err := os.Open(path)
+	img, err := imagefile.ReadGray(path)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("decode %s: %w", path, err)
 	}
 	return lines.ToGray(img), nil
 }
