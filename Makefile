@@ -85,7 +85,7 @@ FORMULA_BENCH_DIR ?= bin/formula-bench
 PYTHON ?= /usr/bin/python3
 bench-formula: build
 	@[ -f $(FORMULA_BENCH_DIR)/boxes.csv ] || ./$(BIN) -q gen formula --out $(FORMULA_BENCH_DIR) -n 100 --seed 7
-	FORMULA_DIR=$(abspath $(FORMULA_BENCH_DIR)) GOMAXPROCS=1 $(GO) test -count=1 -run '^TestExtractDir$$' -v ./ocr/formula
+	FORMULA_DIR=$(abspath $(FORMULA_BENCH_DIR)) GOMAXPROCS=1 $(GO) test -count=1 -run '^TestExtractDir$$' -v ./ocr/formula/lines
 	$(PYTHON) bench/formula_opencv.py $(FORMULA_BENCH_DIR)
 
 # For a GPU machine without Go, GDAL or oneDNN: every kind but segment,

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""OpenCV reference for ocr/formula's line extractor (same stages, same
-parameters as formula.DefaultParams), to compare speed and box quality on
+"""OpenCV reference for ocr/formula/lines' extractor (same stages, same
+parameters as lines.DefaultParams), to compare speed and box quality on
 the same generated images.
 
     /usr/bin/python3 bench/formula_opencv.py DATASET_DIR [--out boxes.csv] [-n N]
@@ -21,7 +21,7 @@ import numpy as np
 
 cv2.setNumThreads(1)  # one image per process, like the Go benchmark's one goroutine
 
-# formula.DefaultParams
+# lines.DefaultParams
 MEDIAN, DOWN, FLATTEN = 5, 4, 15
 OPEN_W, OPEN_H, CLOSE_W, CLOSE_H = 15, 3, 3, 3
 MIN_CONTRAST, MIN_AREA, MIN_HEIGHT, MIN_ASPECT = 24, 40, 4, 1.5

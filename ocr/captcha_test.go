@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/dl4img/dl4img/ocr/expr"
 )
 
 func mustGenerator(t testing.TB, cfg CaptchaConfig) *Generator {
@@ -169,7 +171,7 @@ func TestConfigOptions(t *testing.T) {
 		{"plain_chars", func(c *CaptchaConfig) { c.PlainChars = CaptchaCharset }, nil},
 		{"arith", func(c *CaptchaConfig) { *c = ArithConfig() }, func(t *testing.T, _ []*image.RGBA, texts []string) {
 			for _, s := range texts {
-				if _, err := Eval(s); err != nil || utf8.RuneCountInString(s) > ArithMaxTextLen {
+				if _, err := expr.Prelim.Eval(s); err != nil || utf8.RuneCountInString(s) > ArithMaxTextLen {
 					t.Errorf("arith label %q: %v", s, err)
 				}
 			}

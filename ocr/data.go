@@ -17,6 +17,8 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/train"
 
+	"github.com/dl4img/dl4img/ocr/expr"
+	"github.com/dl4img/dl4img/ocr/reader"
 	"github.com/dl4img/dl4img/tasks"
 )
 
@@ -127,7 +129,7 @@ func generatedSamples(g *Generator, dir string, n int) []Sample {
 	for i := range out {
 		name := strconv.Itoa(i) + ".png"
 		text := g.Label(int64(i))
-		v, _ := EvalString(text)
+		v, _ := expr.Prelim.Value(text)
 		if g.Config().Mode != ModeArith {
 			v = ""
 		}
@@ -255,6 +257,15 @@ type imageSource struct {
 	w, h    int
 }
 
+// images is the reader.Images of the set: images start … start+len(texts)-1.
+func (s *imageSource) images(ctx context.Context, start int, x []float32, texts []string) error {
+	idx := make([]int64, len(texts))
+	for i := range idx {
+		idx[i] = int64(start + i)
+	}
+	return s.load(ctx, idx, x, texts)
+}
+
 // load fills x (len(idx)·h·w·3) and texts with the images at idx. Samples
 // without a path (skipped bad images) are left zero.
 func (s *imageSource) load(ctx context.Context, idx []int64, x []float32, texts []string) error {
@@ -285,38 +296,6 @@ func (s *imageSource) load(ctx context.Context, idx []int64, x []float32, texts 
 	})
 }
 
-// encodeLabels turns texts into labels [b, length] int32 (zero padded) and
-// labelLens [b] int32. Unlabeled rows (empty text) get a dummy label of
-// length 1 so that the CTC loss stays finite; callers ignore their loss.
-func encodeLabels(texts []string, length int, classOf map[rune]int32) (*tensors.Tensor, *tensors.Tensor, error) {
-	labels := make([]int32, len(texts)*length)
-	lens := make([]int32, len(texts))
-	for i, t := range texts {
-		k := 0
-		for _, r := range t {
-			if k == length {
-				return nil, nil, fmt.Errorf("label %q longer than %d", t, length)
-			}
-			c, ok := classOf[r]
-			if !ok {
-				return nil, nil, fmt.Errorf("label %q: character %q not in the charset", t, r)
-			}
-			labels[i*length+k] = c
-			k++
-		}
-		lens[i] = int32(max(k, 1))
-	}
-	return tensors.FromFlatDataAndDimensions(labels, len(texts), length), tensors.FromFlatDataAndDimensions(lens, len(texts)), nil
-}
-
-func classMap(charset string) map[rune]int32 {
-	m := map[rune]int32{}
-	for i, r := range []rune(charset) {
-		m[r] = int32(i)
-	}
-	return m
-}
-
 // trainFeed returns the Loop's Batch function: a deterministic function of
 // the step. Streaming draws samples step·B … step·B+B-1 of the generator
 // (fresh images every step); a finite set is read in a new seeded
@@ -324,7 +303,7 @@ func classMap(charset string) map[rune]int32 {
 func trainFeed(p *Params, src *imageSource) func(ctx context.Context, step int) (train.Batch, error) {
 	b := p.BatchSize
 	hw3 := p.Width * p.Height * 3
-	classOf := classMap(p.Charset)
+	cs := reader.NewCharset(p.Charset)
 	n := int64(len(src.samples))
 	permPass := int64(-1)
 	var perm []int
@@ -347,7 +326,7 @@ func trainFeed(p *Params, src *imageSource) func(ctx context.Context, step int) 
 		if err := src.load(ctx, idx, x, texts); err != nil {
 			return train.Batch{}, err
 		}
-		labels, lens, err := encodeLabels(texts, p.Length, classOf)
+		labels, lens, err := cs.Labels(texts, p.Length)
 		if err != nil {
 			return train.Batch{}, err
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/dl4img/dl4img/ensemble"
+	"github.com/dl4img/dl4img/ocr/reader"
 )
 
 // readerEnsemble combines finished readers of one ocr kind: each image's
@@ -75,10 +76,10 @@ func (e readerEnsemble) Combine(ctx context.Context, ms []ensemble.Member, out s
 	voted := ensemble.Vote(per)
 	test := pfs[0].Samples
 	preds := make([]Prediction, len(test))
-	reads := make([]Reading, len(test))
+	reads := make([]reader.Reading, len(test))
 	for i, s := range test {
 		preds[i] = Prediction{File: s.Name, Text: voted[i].Text, Confidence: voted[i].Conf}
-		reads[i] = Reading{Text: voted[i].Text, Confidence: voted[i].Conf}
+		reads[i] = reader.Reading{Text: voted[i].Text, Confidence: voted[i].Conf}
 	}
 	result, csvPath := filepath.Join(out, ResultFile), filepath.Join(out, PredictionsFile)
 	if err := WriteResultTxt(result, preds); err != nil {
@@ -94,7 +95,7 @@ func (e readerEnsemble) Combine(ctx context.Context, ms []ensemble.Member, out s
 	// Scored as the members' evaluate tasks score: the same code, the
 	// same labels. A vote has no loss.
 	p := bookDefaults(e.kind)
-	score := func(rd []Reading) (map[string]float64, error) {
+	score := func(rd []reader.Reading) (map[string]float64, error) {
 		m, tm, _, err := evalMetrics(p, "test_", test, rd)
 		if err != nil {
 			return nil, err

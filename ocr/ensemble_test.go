@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dl4img/dl4img/ensemble"
+	"github.com/dl4img/dl4img/ocr/reader"
 )
 
 // member writes a finished reader's predictions.json: its readings of a
@@ -19,7 +20,7 @@ func member(t *testing.T, job int64, test []Sample, texts []string, confs []floa
 	dir := filepath.Join(t.TempDir(), fmt.Sprintf("job-%d", job))
 	pf := predFile{Step: 100, Labeled: true, Samples: test}
 	for i, s := range texts {
-		pf.Reads = append(pf.Reads, Reading{Text: s, Confidence: confs[i], Loss: 1})
+		pf.Reads = append(pf.Reads, reader.Reading{Text: s, Confidence: confs[i], Loss: 1})
 	}
 	if err := writeJSON(predsFile(dir), &pf); err != nil {
 		t.Fatal(err)

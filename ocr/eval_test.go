@@ -3,60 +3,9 @@ package ocr
 import (
 	"math"
 	"testing"
-)
 
-// TestDecodeHandMade checks greedy CTC decoding (repeats collapsed, blanks
-// dropped, cut to the label length) and the CNN's per-head arg-max on
-// hand-made probabilities.
-func TestDecodeHandMade(t *testing.T) {
-	alpha := []rune("AB")
-	ctc := NetConfig{Arch: ArchCRNN, Classes: 2, Length: 2}
-	// Steps over classes A, B, blank(2).
-	row := func(c int) []float32 {
-		r := []float32{0.1, 0.1, 0.1}
-		r[c] = 0.8
-		return r
-	}
-	cat := func(cs ...int) []float32 {
-		var out []float32
-		for _, c := range cs {
-			out = append(out, row(c)...)
-		}
-		return out
-	}
-	cases := []struct {
-		name  string
-		net   NetConfig
-		probs []float32
-		want  string
-	}{
-		{"ctc repeats collapse", ctc, cat(0, 0, 2, 1, 1), "AB"},
-		{"ctc blank separates repeats", ctc, cat(0, 2, 0, 2), "AA"},
-		{"ctc cut to length", ctc, cat(0, 2, 1, 2, 0), "AB"},
-		{"ctc too short", ctc, cat(2, 1, 1, 2), "B"},
-		{"ctc all blank", ctc, cat(2, 2, 2), ""},
-		{"cnn heads", NetConfig{Arch: ArchCNN, Classes: 2, Length: 3}, []float32{0.2, 0.8, 0.9, 0.1, 0.4, 0.6}, "BAB"},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			got, conf, err := c.net.Decode(c.probs, alpha)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != c.want {
-				t.Errorf("decoded %q, want %q", got, c.want)
-			}
-			if conf <= 0 || conf > 1 {
-				t.Errorf("confidence %g outside (0, 1]", conf)
-			}
-		})
-	}
-	// The confidence is the product of the chosen probabilities.
-	_, conf, _ := NetConfig{Arch: ArchCNN, Classes: 2, Length: 3}.Decode([]float32{0.2, 0.8, 0.9, 0.1, 0.4, 0.6}, alpha)
-	if want := 0.8 * 0.9 * 0.6; math.Abs(conf-want) > 1e-6 {
-		t.Errorf("confidence %g, want %g", conf, want)
-	}
-}
+	"github.com/dl4img/dl4img/ocr/reader"
+)
 
 // TestEvalMetricsHandMade scores hand-made readings: a too-short reading
 // is wrong, the value is computed from the predicted text, and unlabeled
@@ -69,7 +18,7 @@ func TestEvalMetricsHandMade(t *testing.T) {
 		{Path: "2.png", Text: "XYZW"},
 		{Path: "", Text: ""}, // a skipped bad image
 	}
-	rd := []Reading{{Text: "AB12", Loss: 1}, {Text: "OO00", Loss: 2}, {Text: "XYZ", Loss: 3}, {Text: "ZZZZ", Loss: 100}}
+	rd := []reader.Reading{{Text: "AB12", Loss: 1}, {Text: "OO00", Loss: 2}, {Text: "XYZ", Loss: 3}, {Text: "ZZZZ", Loss: 100}}
 	m, tm, am, err := evalMetrics(text, "val_", samples, rd)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +43,7 @@ func TestEvalMetricsHandMade(t *testing.T) {
 		{Path: "2.png", Text: "9-4-1", Value: "4"},
 		{Path: "3.png", Text: "8*2+1", Value: "17"},
 	}
-	rd = []Reading{
+	rd = []reader.Reading{
 		{Text: "1+2*3"},   // both right
 		{Text: "(1+2*3"},  // not computable
 		{Text: "9-(4-1)"}, // wrong text, wrong value (6)
@@ -113,7 +62,7 @@ func TestEvalMetricsHandMade(t *testing.T) {
 	if am.NotComputable != 1 {
 		t.Errorf("not computable %d, want 1", am.NotComputable)
 	}
-	if _, _, _, err := evalMetrics(text, "x_", []Sample{{Path: ""}}, []Reading{{}}); err == nil {
+	if _, _, _, err := evalMetrics(text, "x_", []Sample{{Path: ""}}, []reader.Reading{{}}); err == nil {
 		t.Error("no labeled samples: want an error")
 	}
 }

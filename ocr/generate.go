@@ -6,13 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image/png"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/dl4img/dl4img/internal/atomicfile"
+	"github.com/dl4img/dl4img/internal/imagefile"
+	"github.com/dl4img/dl4img/ocr/expr"
 )
 
 // ManifestFile records how a generated folder was made; GenerateDataset
@@ -54,7 +57,7 @@ func GenerateDataset(ctx context.Context, g *Generator, dir string, n int, progr
 		if err != nil {
 			return fmt.Errorf("generate dataset: %w", err)
 		}
-		if err := writeFileAtomic(filepath.Join(dir, ManifestFile), true, func(w io.Writer) error {
+		if err := atomicfile.Write(filepath.Join(dir, ManifestFile), true, func(w io.Writer) error {
 			_, err := w.Write(append(mj, '\n'))
 			return err
 		}); err != nil {
@@ -74,7 +77,7 @@ func GenerateDataset(ctx context.Context, g *Generator, dir string, n int, progr
 		}
 		if !skip {
 			img, _ := g.Sample(int64(i))
-			if err := writeFileAtomic(path, false, func(w io.Writer) error { return png.Encode(w, img) }); err != nil {
+			if err := imagefile.WritePNG(path, img, false); err != nil {
 				return err
 			}
 		}
@@ -102,7 +105,7 @@ func GenerateDataset(ctx context.Context, g *Generator, dir string, n int, progr
 		labels.WriteString(line)
 		labels.WriteByte('\n')
 	}
-	if err := writeFileAtomic(filepath.Join(dir, LabelsFile), true, func(w io.Writer) error {
+	if err := atomicfile.Write(filepath.Join(dir, LabelsFile), true, func(w io.Writer) error {
 		_, err := w.Write(labels.Bytes())
 		return err
 	}); err != nil {
@@ -117,13 +120,13 @@ func (g *Generator) labelLine(index int64) (string, error) {
 	if g.cfg.Mode != ModeArith {
 		return text, nil
 	}
-	v, err := Eval(text)
+	v, err := expr.Prelim.Eval(text)
 	if err != nil {
 		// Only a "/" in ArithOps can get here (division by zero); such a
 		// sample has no value to learn, so the line carries none.
 		return text, nil
 	}
-	return text + " " + FormatValue(v), nil
+	return text + " " + expr.Prelim.Format(v), nil
 }
 
 // ReadManifest reads dir's ManifestFile.

@@ -8,7 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/dl4img/dl4img/ocr/reader"
 	"github.com/dl4img/dl4img/tasks"
 )
 
@@ -76,18 +78,30 @@ func bookDefaults(kind string) *Params {
 	return p
 }
 
-// Arch is the network a kind trains.
-func (p *Params) Arch() string {
+// Net is the network the kind trains: the book's CNN or its CRNN.
+func (p *Params) Net() reader.Net {
+	classes := utf8.RuneCountInString(p.Charset)
 	if p.kind == KindCaptchaCNN {
-		return ArchCNN
+		return reader.CNN{Height: p.Height, Width: p.Width, Classes: classes, Length: p.Length, Filters: p.Filters}
 	}
-	return ArchCRNN
+	return reader.Book(p.Height, p.Width, classes, p.Length, p.Filters, p.Dense, p.RNNHidden, p.BNMomentum)
 }
 
-// Net is the network configuration.
-func (p *Params) Net() NetConfig {
-	return NetConfig{Arch: p.Arch(), Height: p.Height, Width: p.Width, Classes: len([]rune(p.Charset)),
-		Length: p.Length, Filters: p.Filters, Dense: p.Dense, RNNHidden: p.RNNHidden, BNMomentum: p.BNMomentum}
+// checkNet reports a network the parameters cannot build or train.
+func (p *Params) checkNet() error {
+	net := p.Net()
+	if err := net.Check(); err != nil {
+		return err
+	}
+	// CTC needs a step per character plus a blank between repeated
+	// characters: 2*length-1 steps in the worst case.
+	if c, ok := net.(reader.CRNN); ok {
+		if t := c.Steps() - c.SkipSteps; t < 2*p.Length-1 {
+			return fmt.Errorf("width %d gives %d time steps (width/8 - %d), fewer than the %d a %d-character label may need; use width >= %d",
+				p.Width, t, c.SkipSteps, 2*p.Length-1, p.Length, (2*p.Length-1+c.SkipSteps)*8)
+		}
+	}
+	return nil
 }
 
 // GenConfig is the captcha generator of the kind with seed.
@@ -183,7 +197,7 @@ func (p *Params) Validate() error {
 	if p.MinLength > 0 && p.kind != KindCaptchaCTC {
 		return fmt.Errorf("parameter min_length: only captcha-ctc reads variable-length captchas")
 	}
-	if err := p.Net().Check(); err != nil {
+	if err := p.checkNet(); err != nil {
 		return fmt.Errorf("parameters width/height/length/filters: %w", err)
 	}
 	gc := p.GenConfig(p.Seed)

@@ -16,6 +16,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/dl4img/dl4img/internal/imagefile"
+	_ "golang.org/x/image/bmp"
+
+	"github.com/dl4img/dl4img/ocr/expr"
 )
 
 // LabelsFile is the competition's label file name.
@@ -43,7 +46,7 @@ type LoadOptions struct {
 	Width   int         // required image size
 	Height  int
 	// CheckValues requires a value given in labels.txt to equal the label
-	// evaluated with Eval (after FormatValue rounding).
+	// evaluated with expr.Prelim (after its rounding).
 	CheckValues bool
 	// HeaderOnly reads only image headers (size, format) instead of decoding
 	// every image: much faster, but truncated pixel data goes unnoticed.
@@ -58,7 +61,7 @@ type Sample struct {
 	Name  string // file name relative to the dataset directory
 	Path  string
 	Text  string // "" when unlabeled
-	Value string // value from labels.txt in FormatValue form; "" if none
+	Value string // value from labels.txt in expr.Prelim.Format form; "" if none
 }
 
 // LineError is one rejected line or image.
@@ -213,20 +216,20 @@ func LoadLabeled(ctx context.Context, dir string, opt LoadOptions) (*Dataset, er
 			continue
 		}
 		if s.Value != "" {
-			norm, err := NormalizeValue(s.Value)
+			norm, err := expr.Prelim.Normalize(s.Value)
 			if err != nil {
 				bad(lineNo, "%v", err)
 				continue
 			}
 			s.Value = norm
 			if opt.CheckValues {
-				got, err := Eval(s.Text)
+				got, err := expr.Prelim.Eval(s.Text)
 				if err != nil {
 					bad(lineNo, "label %v", err)
 					continue
 				}
-				if FormatValue(got) != norm {
-					bad(lineNo, "value %s does not match %s = %s", norm, s.Text, FormatValue(got))
+				if expr.Prelim.Format(got) != norm {
+					bad(lineNo, "value %s does not match %s = %s", norm, s.Text, expr.Prelim.Format(got))
 					continue
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dl4img/dl4img/jobs"
+	"github.com/dl4img/dl4img/ocr/expr"
 	"github.com/dl4img/dl4img/store"
 	"github.com/dl4img/dl4img/tasks"
 )
@@ -59,7 +60,7 @@ func TestArithCTCThroughRunner(t *testing.T) {
 		if len(fields) != 2 || fields[0] == "" {
 			t.Fatalf("result.txt:%d: %q, want \"expression value\"", n+1, sc.Text())
 		}
-		want, ok := EvalString(fields[0])
+		want, ok := expr.Prelim.Value(fields[0])
 		if !ok {
 			want = NotComputableValue
 		}

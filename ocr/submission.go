@@ -6,6 +6,9 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/dl4img/dl4img/internal/atomicfile"
+	"github.com/dl4img/dl4img/ocr/expr"
 )
 
 // Submission file names.
@@ -15,7 +18,7 @@ const (
 )
 
 // NotComputableValue stands in result.txt for the value of a prediction
-// Eval rejects, so every line keeps two fields.
+// expr.Prelim rejects, so every line keeps two fields.
 const NotComputableValue = "NaN"
 
 // Prediction is one read test image.
@@ -27,11 +30,11 @@ type Prediction struct {
 
 // WriteResultTxt writes the competition's result.txt: one line per
 // prediction, in the given order (the test images' order), "expression
-// value" with the value from Eval and FormatValue (NotComputableValue when
+// value" with the value from expr.Prelim (NotComputableValue when
 // it has none). An empty reading is written as NotComputableValue too, so
 // the expression field is never missing.
 func WriteResultTxt(path string, preds []Prediction) error {
-	return writeFileAtomic(path, true, func(w io.Writer) error {
+	return atomicfile.Write(path, true, func(w io.Writer) error {
 		for i, p := range preds {
 			if strings.ContainsAny(p.Text, " \t\r\n") {
 				return fmt.Errorf("prediction %d (%s): text %q contains white space", i, p.File, p.Text)
@@ -40,7 +43,7 @@ func WriteResultTxt(path string, preds []Prediction) error {
 			if text == "" {
 				text = NotComputableValue
 			}
-			value, ok := EvalString(p.Text)
+			value, ok := expr.Prelim.Value(p.Text)
 			if !ok {
 				value = NotComputableValue
 			}
@@ -56,13 +59,13 @@ func WriteResultTxt(path string, preds []Prediction) error {
 // filename,text,value,confidence; value is empty when the text is not
 // computable (always, for plain captchas).
 func WritePredictionsCSV(path string, preds []Prediction) error {
-	return writeFileAtomic(path, true, func(w io.Writer) error {
+	return atomicfile.Write(path, true, func(w io.Writer) error {
 		cw := csv.NewWriter(w)
 		if err := cw.Write([]string{"filename", "text", "value", "confidence"}); err != nil {
 			return err
 		}
 		for _, p := range preds {
-			value, _ := EvalString(p.Text)
+			value, _ := expr.Prelim.Value(p.Text)
 			rec := []string{p.File, p.Text, value, strconv.FormatFloat(p.Confidence, 'f', 6, 64)}
 			if err := cw.Write(rec); err != nil {
 				return err

@@ -11,9 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/gomlx/compute"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
-	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/norm"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/model/checkpoint"
@@ -21,6 +18,8 @@ import (
 	"github.com/gomlx/gomlx/ml/train/optimizer"
 
 	"github.com/dl4img/dl4img/nn"
+	"github.com/dl4img/dl4img/ocr/expr"
+	"github.com/dl4img/dl4img/ocr/reader"
 	"github.com/dl4img/dl4img/tasks"
 )
 
@@ -35,83 +34,10 @@ func recoverError(err *error) {
 	}
 }
 
-// Reader runs a trained network over images and decodes the readings.
-type Reader struct {
-	Net      NetConfig
-	Batch    int
-	exec     *model.Exec
-	alphabet []rune
-	classOf  map[rune]int32
-}
-
-// NewReader compiles the inference graph over st's weights: per-position
-// probabilities and the per-example loss.
-func NewReader(backend compute.Backend, st *model.Store, net NetConfig, charset string, batch int) (*Reader, error) {
-	exec, err := model.NewExec(backend, st, func(scope *model.Scope, x, labels, lens *Node) (*Node, *Node) {
-		logits := net.Logits(scope, x)
-		return net.Probs(logits), net.ExampleLoss(logits, labels, lens)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &Reader{Net: net, Batch: batch, exec: exec, alphabet: []rune(charset), classOf: classMap(charset)}, nil
-}
-
-// Reading is one decoded image.
-type Reading struct {
-	Text       string
-	Confidence float64
-	Loss       float64 // only meaningful for labeled images
-}
-
-// Read reads images 0..n-1 of src in batches (the last one padded, so the
-// graph compiles once).
-func (r *Reader) Read(ctx context.Context, src *imageSource, n int) ([]Reading, error) {
-	out := make([]Reading, 0, n)
-	hw3 := r.Net.Width * r.Net.Height * 3
-	b := r.Batch
-	x := make([]float32, b*hw3)
-	texts := make([]string, b)
-	for start := 0; start < n; start += b {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		m := min(b, n-start)
-		idx := make([]int64, m)
-		for i := range idx {
-			idx[i] = int64(start + i)
-		}
-		clear(x)
-		clear(texts)
-		if err := src.load(ctx, idx, x[:m*hw3], texts[:m]); err != nil {
-			return nil, err
-		}
-		labels, lens, err := encodeLabels(texts, r.Net.Length, r.classOf)
-		if err != nil {
-			return nil, err
-		}
-		probsT, lossT, err := r.exec.Call2(tensors.FromFlatDataAndDimensions(x, b, r.Net.Height, r.Net.Width, 3), labels, lens)
-		if err != nil {
-			return nil, err
-		}
-		probs := tensors.MustCopyFlatData[float32](probsT)
-		losses := tensors.MustCopyFlatData[float32](lossT)
-		per := len(probs) / b
-		for i := range m {
-			text, conf, err := r.Net.Decode(probs[i*per:(i+1)*per], r.alphabet)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, Reading{Text: text, Confidence: conf, Loss: float64(losses[i])})
-		}
-	}
-	return out, nil
-}
-
 // evalMetrics scores readings against samples' labels with prefix (val_,
 // test_): loss, acc (per character), seq_acc, cer and, for expressions,
 // value and text+value accuracy.
-func evalMetrics(p *Params, prefix string, samples []Sample, rd []Reading) (map[string]float64, *TextMetrics, *ArithMetrics, error) {
+func evalMetrics(p *Params, prefix string, samples []Sample, rd []reader.Reading) (map[string]float64, *reader.TextMetrics, *reader.ValueMetrics, error) {
 	var truth, values, pred []string
 	loss := 0.0
 	for i, s := range samples {
@@ -126,7 +52,7 @@ func evalMetrics(p *Params, prefix string, samples []Sample, rd []Reading) (map[
 	if len(truth) == 0 {
 		return nil, nil, nil, errors.New("no labeled samples to evaluate")
 	}
-	tm, err := EvaluateText(truth, pred)
+	tm, err := reader.ScoreText(truth, pred)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -137,7 +63,7 @@ func evalMetrics(p *Params, prefix string, samples []Sample, rd []Reading) (map[
 	if p.kind != KindArithCTC {
 		return m, &tm, nil, nil
 	}
-	am, err := EvaluateArith(truth, values, pred)
+	am, err := reader.ScoreValues(expr.Prelim, truth, values, pred)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -174,7 +100,7 @@ func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) (err err
 	if err != nil {
 		return err
 	}
-	trainer := train.NewTrainer(backend, st, net.Logits, net.Loss,
+	trainer := train.NewTrainer(backend, st, net.Logits, reader.Loss(net),
 		optimizer.Adam().LearningRate(p.LearningRate).Done(), nil, nil)
 	src := &imageSource{samples: sets.Train, w: p.Width, h: p.Height}
 	if sets.Train == nil {
@@ -184,7 +110,7 @@ func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) (err err
 	}
 	feed := trainFeed(p, src)
 	val := &imageSource{samples: sets.Val, w: p.Width, h: p.Height}
-	reader, err := NewReader(backend, st, net, p.Charset, p.BatchSize)
+	pred, err := reader.NewPredictor(backend, st, net, reader.NewCharset(p.Charset), p.BatchSize)
 	if err != nil {
 		return err
 	}
@@ -200,7 +126,7 @@ func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) (err err
 			if err := recomputeBNAverages(ctx, trainer, net, feed, p.BatchSize); err != nil {
 				return nil, err
 			}
-			rd, err := reader.Read(ctx, val, len(sets.Val))
+			rd, err := pred.Read(ctx, len(sets.Val), val.images, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -252,9 +178,9 @@ func (b *bnBatches) Iter() iter.Seq2[train.Batch, error] {
 // The moving averages lag the weights by ~1/(1-momentum) steps; early in
 // training, at learning rate 1e-3, inference with them gave a validation
 // loss several times the training loss and chance-level readings.
-func recomputeBNAverages(ctx context.Context, trainer *train.Trainer, net NetConfig,
+func recomputeBNAverages(ctx context.Context, trainer *train.Trainer, net reader.Net,
 	feed func(ctx context.Context, step int) (train.Batch, error), batch int) error {
-	if net.Arch != ArchCRNN {
+	if _, ok := net.(reader.CRNN); !ok {
 		return nil
 	}
 	if _, err := norm.UpdateBatchNormAverages(trainer, &bnBatches{ctx: ctx, feed: feed, n: max(1, bnImages/batch)}); err != nil {
@@ -286,16 +212,16 @@ func loadTrained(env tasks.Env, p *Params) (*model.Store, int, error) {
 
 // predictions.json, written by predict and read by evaluate.
 type predFile struct {
-	Step    int       `json:"step"`
-	Labeled bool      `json:"labeled"`
-	Samples []Sample  `json:"samples"`
-	Reads   []Reading `json:"readings"`
-	Files   [2]string `json:"files"` // result.txt, predictions.csv
+	Step    int              `json:"step"`
+	Labeled bool             `json:"labeled"`
+	Samples []Sample         `json:"samples"`
+	Reads   []reader.Reading `json:"readings"`
+	Files   [2]string        `json:"files"` // result.txt, predictions.csv
 }
 
-// trainedReader builds a reader on the train task's newest weights; it also
-// returns their step.
-func trainedReader(env tasks.Env, p *Params) (*Reader, int, error) {
+// trainedReader builds a predictor on the train task's newest weights; it
+// also returns their step.
+func trainedReader(env tasks.Env, p *Params) (*reader.Predictor, int, error) {
 	backend, err := env.Backend()
 	if err != nil {
 		return nil, 0, err
@@ -304,8 +230,8 @@ func trainedReader(env tasks.Env, p *Params) (*Reader, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	reader, err := NewReader(backend, st, p.Net(), p.Charset, p.BatchSize)
-	return reader, step, err
+	pred, err := reader.NewPredictor(backend, st, p.Net(), reader.NewCharset(p.Charset), p.BatchSize)
+	return pred, step, err
 }
 
 func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) (err error) {
@@ -318,21 +244,20 @@ func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) (err e
 	if err != nil {
 		return err
 	}
-	reader, step, err := trainedReader(env, p)
+	pred, step, err := trainedReader(env, p)
 	if err != nil {
 		return err
 	}
 	src := &imageSource{samples: sets.Test, w: p.Width, h: p.Height}
 	env.Progress("predict", 0, len(sets.Test))
-	rd, err := reader.Read(ctx, src, len(sets.Test))
+	rd, err := pred.Read(ctx, len(sets.Test), src.images, func(done, total int) { env.Progress("predict", done, total) })
 	if err != nil {
 		return err
 	}
-	env.Progress("predict", len(sets.Test), len(sets.Test))
 	preds := make([]Prediction, len(rd))
 	for i, s := range sets.Test {
 		if s.Path == "" {
-			rd[i] = Reading{} // a skipped bad image: not read
+			rd[i] = reader.Reading{} // a skipped bad image: not read
 		}
 		preds[i] = Prediction{File: s.Name, Text: rd[i].Text, Confidence: rd[i].Confidence}
 	}
@@ -381,12 +306,13 @@ func evaluateTask(ctx context.Context, env tasks.Env, raw json.RawMessage) (err 
 		if err != nil {
 			return err
 		}
-		reader, _, err := trainedReader(env, p)
+		pred, _, err := trainedReader(env, p)
 		if err != nil {
 			return err
 		}
 		samples, set = sets.Val, "val"
-		if rd, err = reader.Read(ctx, &imageSource{samples: samples, w: p.Width, h: p.Height}, len(samples)); err != nil {
+		src := &imageSource{samples: samples, w: p.Width, h: p.Height}
+		if rd, err = pred.Read(ctx, len(samples), src.images, nil); err != nil {
 			return err
 		}
 		env.Logf("test_dir has no labels: evaluating on the %d validation samples", len(samples))

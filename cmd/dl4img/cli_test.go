@@ -444,12 +444,16 @@ func TestGeneratorsAndTools(t *testing.T) {
 		check func() bool
 	}{
 		{[]string{"gen", "captcha", "--out", "cap", "-n", "6", "--mode", "arith", "--seed", "3"},
-			func() bool { return count("cap/*.png") == 6 && lines(t, filepath.Join(dir, "cap", "labels.txt")) == 6 }},
+			func() bool {
+				return count("cap/*.png") == 6 && countLines(t, filepath.Join(dir, "cap", "labels.txt")) == 6
+			}},
 		{[]string{"gen", "formula", "--out", "form", "-n", "2"},
-			func() bool { return count("form/*.png") == 2 && lines(t, filepath.Join(dir, "form", "boxes.csv")) >= 5 }},
+			func() bool {
+				return count("form/*.png") == 2 && countLines(t, filepath.Join(dir, "form", "boxes.csv")) >= 5
+			}},
 		{[]string{"formula", "extract", "--out", "strips", "form"},
 			func() bool {
-				return count("strips/*.png") == 2 && lines(t, filepath.Join(dir, "strips", "boxes.csv")) >= 5
+				return count("strips/*.png") == 2 && countLines(t, filepath.Join(dir, "strips", "boxes.csv")) >= 5
 			}},
 		{[]string{"gen", "cats-dogs", "--out", "cd", "-n", "3", "--test", "2"},
 			func() bool { return count("cd/train/*.*") == 6 && count("cd/test/*.*") == 2 }},
@@ -457,7 +461,7 @@ func TestGeneratorsAndTools(t *testing.T) {
 			func() bool { return count("s.tif") == 1 && count("s_mask.tif") == 1 }},
 		{[]string{"segment", "tile", "s.tif", "--out", "tiles", "--tile-size", "256", "--format", "png", "--mask", "s_mask.tif"},
 			func() bool {
-				return count("tiles/*.png") > 0 && lines(t, filepath.Join(dir, "tiles", "manifest.csv")) == count("tiles/*.png")+1
+				return count("tiles/*.png") > 0 && countLines(t, filepath.Join(dir, "tiles", "manifest.csv")) == count("tiles/*.png")+1
 			}},
 	}
 	for _, c := range ok {
@@ -479,7 +483,7 @@ func TestGeneratorsAndTools(t *testing.T) {
 	}
 }
 
-func lines(t *testing.T, path string) int {
+func countLines(t *testing.T, path string) int {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Logf("%v", err)

@@ -7,7 +7,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/dl4img/dl4img/ocr/formula"
+	_ "github.com/dl4img/dl4img/ocr/formula" // registers the formula kind
+	"github.com/dl4img/dl4img/ocr/formula/lines"
+	"github.com/dl4img/dl4img/ocr/formula/synth"
 )
 
 func init() {
@@ -30,7 +32,7 @@ func init() {
 			}
 			bar := newImageBar(c, n, "generate")
 			start := time.Now()
-			err := formula.GenerateDataset(c.Context, formula.Config{Seed: c.Uint64("seed"), FastPNG: c.Bool("fast-png")}, c.String("out"), n, bar.update)
+			err := synth.GenerateDataset(c.Context, synth.Config{Seed: c.Uint64("seed"), FastPNG: c.Bool("fast-png")}, c.String("out"), n, bar.update)
 			bar.finish()
 			if err != nil {
 				return err
@@ -55,7 +57,7 @@ func init() {
 				if c.NArg() == 0 {
 					return usagef("want at least one IMAGE_OR_DIR")
 				}
-				paths, err := formula.ExpandInputs(c.Args().Slice())
+				paths, err := lines.ExpandInputs(c.Args().Slice())
 				if err != nil {
 					return usageErr(err)
 				}
@@ -64,9 +66,9 @@ func init() {
 				}
 				bar := newImageBar(c, len(paths), "extract")
 				start := time.Now()
-				err = formula.NewExtractor().ExtractFiles(c.Context, paths, c.String("out"), c.String("debug"), c.Int("workers"), bar.update)
+				err = lines.NewExtractor().ExtractFiles(c.Context, paths, c.String("out"), c.String("debug"), c.Int("workers"), bar.update)
 				bar.finish()
-				if err != nil && !errors.Is(err, formula.ErrNoLines) {
+				if err != nil && !errors.Is(err, lines.ErrNoLines) {
 					return err
 				}
 				fmt.Fprintf(c.App.Writer, "extracted %d images to %s (%.1f images/s)\n", len(paths), c.String("out"), float64(len(paths))/time.Since(start).Seconds())

@@ -1,7 +1,3 @@
-// Package imagefile decodes the image files people give dl4img (PNG, JPEG,
-// GIF, BMP) after checking the size their header declares: a 100-byte file
-// that declares 100000×100000 pixels (a decompression bomb) is refused with
-// one line instead of making the decoder allocate 40 GB.
 package imagefile
 
 import (

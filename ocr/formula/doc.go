@@ -1,8 +1,6 @@
-// Package formula implements the final-round formula task: a generator of
-// images holding one or two assignments and an expression (with exact
-// labels and ground-truth line boxes), the exact evaluator for such
-// formulas, a pure-Go line extractor that finds the 2–3 lines with classic
-// image processing and joins their crops into one fixed-height strip, and
-// the `formula` job kind: extraction → CRNN + CTC reader (optionally an
-// ensemble voting per image) → result.txt.
+// Package formula is the final round's job kind, `formula`: generated
+// (package synth) or given images → line crops (package lines), each
+// image's crops joined into a strip → the CRNN + CTC reader of package
+// ocr/reader (optionally an ensemble of readers voting per image) →
+// result.txt with each formula's exact value (package ocr/expr).
 package formula

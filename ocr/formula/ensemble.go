@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/dl4img/dl4img/ensemble"
+	"github.com/dl4img/dl4img/ocr/formula/lines"
 )
 
 // jobEnsemble votes finished formula jobs per image with the rule of the
@@ -39,16 +40,16 @@ func testManifest(m ensemble.Member) ([]*example, []int, error) {
 		return nil, nil, fmt.Errorf("test manifest (its data task's): %w", err)
 	}
 	var out []*example
-	var lines []int
+	var lineCounts []int
 	for ln, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
 		f := strings.Split(line, "\t")
 		n, err := strconv.Atoi(f[min(1, len(f)-1)])
 		if len(f) != 4 || err != nil {
 			return nil, nil, fmt.Errorf("%s:%d: want 4 tab-separated fields (name, lines, text, value)", path, ln+1)
 		}
-		out, lines = append(out, &example{Name: f[0], Text: f[2], Value: f[3]}), append(lines, n)
+		out, lineCounts = append(out, &example{Name: f[0], Text: f[2], Value: f[3]}), append(lineCounts, n)
 	}
-	return out, lines, nil
+	return out, lineCounts, nil
 }
 
 func (jobEnsemble) TestSet(m ensemble.Member) (ensemble.TestSet, error) {
@@ -65,7 +66,7 @@ func (jobEnsemble) TestSet(m ensemble.Member) (ensemble.TestSet, error) {
 		dir = filepath.Join(m.Dir, "images", splitTest)
 	}
 	file := map[string]string{}
-	if paths, err := ExpandInputs([]string{dir}); err == nil {
+	if paths, err := lines.ExpandInputs([]string{dir}); err == nil {
 		for _, path := range paths {
 			file[strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))] = path
 		}
@@ -126,7 +127,7 @@ func memberReadings(m ensemble.Member, n int) ([]ensemble.Reading, error) {
 }
 
 func (jobEnsemble) Combine(ctx context.Context, ms []ensemble.Member, out string) (*ensemble.Result, error) {
-	xs, lines, err := testManifest(ms[0])
+	xs, lineCounts, err := testManifest(ms[0])
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +144,7 @@ func (jobEnsemble) Combine(ctx context.Context, ms []ensemble.Member, out string
 		texts[i], names[i] = r.Text, xs[i].Name
 	}
 	// The job's own format, the members in --jobs order as its readers.
-	result, predPath, err := writeSubmission(out, names, lines, texts, per)
+	result, predPath, err := writeSubmission(out, names, lineCounts, texts, per)
 	if err != nil {
 		return nil, err
 	}
@@ -159,18 +160,24 @@ func (jobEnsemble) Combine(ctx context.Context, ms []ensemble.Member, out string
 	if len(labeled) == 0 {
 		return res, nil
 	}
-	score := func(rs []ensemble.Reading) map[string]float64 {
+	score := func(rs []ensemble.Reading) (map[string]float64, error) {
 		ts := make([]string, len(idx))
 		for k, i := range idx {
 			ts[k] = rs[i].Text
 		}
-		s := scoreTexts(labeled, ts)
+		s, err := scoreTexts(labeled, ts)
 		return map[string]float64{"test_seq_acc": s.SeqAcc, "test_char_acc": s.CharAcc, "test_value_acc": s.ValueAcc,
-			"test_computable": s.Computable}
+			"test_computable": s.Computable}, err
 	}
-	res.Scores = score(voted)
+	if res.Scores, err = score(voted); err != nil {
+		return nil, err
+	}
 	for _, rs := range per {
-		res.Members = append(res.Members, score(rs))
+		m, err := score(rs)
+		if err != nil {
+			return nil, err
+		}
+		res.Members = append(res.Members, m)
 	}
 	return res, nil
 }

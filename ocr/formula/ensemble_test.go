@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/dl4img/dl4img/ensemble"
+	"github.com/dl4img/dl4img/ocr/expr"
 )
 
 // formulaMember writes what a finished formula job leaves for an
@@ -28,13 +29,13 @@ func formulaMember(t *testing.T, job int64, labels []string, texts [][]string) e
 	os.MkdirAll(filepath.Join(dir, "lines"), 0o755)
 	for i, l := range labels {
 		os.WriteFile(filepath.Join(dir, "images", "test", fmt.Sprintf("%d.png", i)), []byte("png of "+l), 0o644)
-		fmt.Fprintf(&manifest, "%d\t2\t%s\t%s\n", i, l, ValueOf(l))
-		votes := make([][]reading, len(texts))
+		fmt.Fprintf(&manifest, "%d\t2\t%s\t%s\n", i, l, value(l))
+		votes := make([][]ensemble.Reading, len(texts))
 		for r := range texts {
-			votes[r] = []reading{{Text: texts[r][i], Conf: 0.5}}
+			votes[r] = []ensemble.Reading{{Text: texts[r][i], Conf: 0.5}}
 		}
-		text := vote(votes)[0]
-		fmt.Fprintf(&preds, "%d,%s,%s,2", i, text, ValueOf(text))
+		text := ensemble.Vote(votes)[0].Text
+		fmt.Fprintf(&preds, "%d,%s,%s,2", i, text, value(text))
 		for r := range texts {
 			fmt.Fprintf(&preds, ",%s,0.5000", texts[r][i])
 		}
@@ -90,4 +91,9 @@ func TestFormulaJobsVote(t *testing.T) {
 	if err := ensemble.CheckTestSets(k, append(ms, other)); err == nil || !strings.Contains(err.Error(), "different test sets") {
 		t.Fatalf("other labels: %v", err)
 	}
+}
+
+func value(text string) string {
+	v, _ := expr.Final.Value(text)
+	return v
 }

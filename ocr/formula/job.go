@@ -17,6 +17,9 @@ import (
 	"sync/atomic"
 
 	"github.com/dl4img/dl4img/internal/imagefile"
+	"github.com/dl4img/dl4img/ocr/expr"
+	"github.com/dl4img/dl4img/ocr/formula/lines"
+	"github.com/dl4img/dl4img/ocr/formula/synth"
 	"github.com/dl4img/dl4img/tasks"
 )
 
@@ -81,19 +84,15 @@ func (p *JobParams) Validate() error {
 	case p.Patience < 0 || p.CheckpointEvery < 0:
 		return errors.New("parameters patience and checkpoint_every: must be >= 0")
 	}
-	if err := p.reader().Check(); err != nil {
+	if err := p.checkStrip(); err != nil {
 		return fmt.Errorf("parameters strip_height/strip_width/filters/rnn_hidden/l2: %w", err)
 	}
 	return nil
 }
 
-func (p *JobParams) reader() ReaderConfig {
-	return ReaderConfig{Height: p.StripHeight, Width: p.StripWidth, Filters: p.Filters, Hidden: p.RNNHidden, L2: p.L2}
-}
-
 // extractor is the line extractor with the strip shaped for the reader.
-func (p *JobParams) extractor() *Extractor {
-	e := NewExtractor()
+func (p *JobParams) extractor() *lines.Extractor {
+	e := lines.NewExtractor()
 	e.StripHeight, e.StripMaxWidth = p.StripHeight, p.StripWidth
 	e.StripMargin = max(1, p.StripHeight/20)
 	e.StripGap = max(2, p.StripHeight/7)
@@ -210,14 +209,14 @@ func dataTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 			dir = filepath.Join(env.JobDir(), "images", split)
 			if !done["generated/"+split] {
 				// Only this job reads these files: the fast encoder.
-				cfg := Config{Seed: seed, MaxWidth: p.ImageMaxWidth, MaxHeight: p.ImageMaxHeight, FastPNG: true}
+				cfg := synth.Config{Seed: seed, MaxWidth: p.ImageMaxWidth, MaxHeight: p.ImageMaxHeight, FastPNG: true}
 				if cfg.MaxWidth > 0 {
 					cfg.MinWidth = min(800, cfg.MaxWidth)
 				}
 				if cfg.MaxHeight > 0 {
 					cfg.MinHeight = min(400, cfg.MaxHeight)
 				}
-				err := GenerateDataset(ctx, cfg, dir, n, func(d, t int) { env.Progress("generate "+split, d, t) })
+				err := synth.GenerateDataset(ctx, cfg, dir, n, func(d, t int) { env.Progress("generate "+split, d, t) })
 				if err != nil {
 					return err
 				}
@@ -229,6 +228,25 @@ func dataTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 		if err := extractSplit(ctx, env, p, split, dir, done); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkLabel reports a label the reader cannot learn or that has no value
+// to score readings against: a value that is no number, or none and a text
+// that does not evaluate.
+func checkLabel(text, value string) error {
+	if err := encodeText(text); err != nil {
+		return err
+	}
+	var err error
+	if value != "" {
+		_, err = expr.Final.Normalize(value)
+	} else {
+		_, err = expr.Final.Eval(text)
+	}
+	if err != nil {
+		return fmt.Errorf("label %q: %w", text, err)
 	}
 	return nil
 }
@@ -252,10 +270,11 @@ func readLabels(dir string) ([][2]string, error) {
 			continue
 		}
 		text, value, _ := strings.Cut(line, " ")
-		if _, err := EncodeText(text); err != nil {
+		value = strings.TrimSpace(value)
+		if err := checkLabel(text, value); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", filepath.Join(dir, "labels.txt"), ln, err)
 		}
-		out = append(out, [2]string{text, strings.TrimSpace(value)})
+		out = append(out, [2]string{text, value})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "labels.txt"), err)
@@ -267,7 +286,7 @@ func readLabels(dir string) ([][2]string, error) {
 // crops as NAME.K.png and marking it done, then the manifest
 // (name, line count, text, value; tab-separated).
 func extractSplit(ctx context.Context, env tasks.Env, p *JobParams, split, dir string, done map[string]bool) error {
-	paths, err := ExpandInputs([]string{dir})
+	paths, err := lines.ExpandInputs([]string{dir})
 	if err != nil {
 		return err
 	}
@@ -384,13 +403,13 @@ func extractSplit(ctx context.Context, env tasks.Env, p *JobParams, split, dir s
 // extractCrops writes the line crops of one image, scaled to height inner,
 // and returns how many lines were found (0 when none: the image still
 // counts as done, its prediction will be empty).
-func extractCrops(e *Extractor, path, out, name string, inner int) (int, error) {
-	img, err := decodeImageFile(path)
+func extractCrops(e *lines.Extractor, path, out, name string, inner int) (int, error) {
+	img, err := imagefile.ReadGray(path)
 	if err != nil {
 		return 0, err
 	}
 	crops, _, err := e.ExtractLines(img, nil)
-	if errors.Is(err, ErrNoLines) {
+	if errors.Is(err, lines.ErrNoLines) {
 		return 0, nil
 	}
 	if err != nil {
@@ -398,7 +417,8 @@ func extractCrops(e *Extractor, path, out, name string, inner int) (int, error) 
 	}
 	for k, c := range crops {
 		w := max(1, int(float64(c.Rect.Dx())*float64(inner)/float64(max(1, c.Rect.Dy()))+0.5))
-		if err := writePNG(filepath.Join(out, fmt.Sprintf("%s.%d.png", name, k)), Resize(c, w, inner)); err != nil {
+		// Only this job reads the crops: the fastest compression.
+		if err := imagefile.WritePNG(filepath.Join(out, fmt.Sprintf("%s.%d.png", name, k)), lines.Resize(c, w, inner), true); err != nil {
 			return 0, err
 		}
 	}
@@ -407,10 +427,12 @@ func extractCrops(e *Extractor, path, out, name string, inner int) (int, error) 
 
 func countCrops(dir, name string) int {
 	n := 0
-	for fileExists(filepath.Join(dir, fmt.Sprintf("%s.%d.png", name, n))) {
+	for {
+		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("%s.%d.png", name, n))); err != nil {
+			return n
+		}
 		n++
 	}
-	return n
 }
 
 // loadSplit reads a split's manifest and crops.
@@ -447,16 +469,11 @@ func loadSplit(ctx context.Context, env tasks.Env, split string) ([]*example, er
 }
 
 func readGray(path string) (*image.Gray, error) {
-	f, err := os.Open(path)
+	img, err := imagefile.ReadGray(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	img, _, err := imagefile.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("decode %s: %w", path, err)
-	}
-	return ToGray(img), nil
+	return lines.ToGray(img), nil
 }
 
 // splitVal holds out the last val_fraction of the labeled training

@@ -4,14 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/dl4img/dl4img/internal/imagefile"
+	"github.com/dl4img/dl4img/ocr/formula/lines"
+	"github.com/dl4img/dl4img/ocr/formula/synth"
 	"github.com/dl4img/dl4img/tasks"
 	"github.com/dl4img/dl4img/tasks/taskstest"
 )
@@ -145,7 +146,7 @@ func TestReaderLearns(t *testing.T) {
 	seq := env.Values("val_seq_acc")
 	t.Logf("val_char_acc per epoch %.3f, val_seq_acc %.3f", acc, seq)
 	// Chance is about 0 for whole lines and about 0.15 of the characters
-	// (always "=" and a digit). This seed reaches 0.53 / 0.88 at epoch 10
+	// (always "=" and a digit). This seed reaches 0.984 / 0.997 at epoch 8
 	// (deterministic: same seed, same steps).
 	if best := maxOf(seq); best < 0.25 {
 		t.Errorf("best val_seq_acc %.3f, want >= 0.25", best)
@@ -153,6 +154,15 @@ func TestReaderLearns(t *testing.T) {
 	if best := maxOf(acc); best < 0.7 {
 		t.Errorf("best val_char_acc %.3f, want >= 0.7", best)
 	}
+}
+
+func testGenerator(t testing.TB) *synth.Generator {
+	t.Helper()
+	g, err := synth.NewGenerator(synth.Config{Seed: 42})
+	if err != nil {
+		t.Skipf("formula fonts unavailable: %v", err)
+	}
+	return g
 }
 
 func maxOf(v []float64) float64 {
@@ -165,7 +175,7 @@ func maxOf(v []float64) float64 {
 
 // writeRenderedLines renders n assignment lines with the generator's fonts
 // (no noise) straight into a split's crops and manifest.
-func writeRenderedLines(t *testing.T, g *Generator, p *JobParams, env tasks.Env, split string, n int) {
+func writeRenderedLines(t *testing.T, g *synth.Generator, p *JobParams, env tasks.Env, split string, n int) {
 	t.Helper()
 	dir := linesDir(env, split)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -174,21 +184,12 @@ func writeRenderedLines(t *testing.T, g *Generator, p *JobParams, env tasks.Env,
 	inner := p.StripHeight - 2*p.extractor().StripMargin
 	var manifest strings.Builder
 	for i := range n {
-		rng := rand.New(rand.NewPCG(9, uint64(i)))
-		text := randFormulaLines(rng)[0]
-		m, err := renderLine(rng, text, g.fonts.cjk[0], g.fonts.digits[rng.IntN(len(g.fonts.digits))], 28+rng.Float64()*12, 0)
+		text, c, err := g.CleanLine(9, i)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ink := inkBounds(m)
-		c := newGray(ink.Dx(), ink.Dy())
-		for y := range ink.Dy() {
-			for x := range ink.Dx() {
-				c.Pix[y*c.Stride+x] = 255 - m.AlphaAt(ink.Min.X+x, ink.Min.Y+y).A
-			}
-		}
 		w := max(1, c.Rect.Dx()*inner/c.Rect.Dy())
-		if err := writePNG(filepath.Join(dir, fmt.Sprintf("%d.0.png", i)), Resize(c, w, inner)); err != nil {
+		if err := imagefile.WritePNG(filepath.Join(dir, fmt.Sprintf("%d.0.png", i)), lines.Resize(c, w, inner), true); err != nil {
 			t.Fatal(err)
 		}
 		fmt.Fprintf(&manifest, "%d\t1\t%s\t\n", i, text)
@@ -200,5 +201,4 @@ func writeRenderedLines(t *testing.T, g *Generator, p *JobParams, env tasks.Env,
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = image.Rect
 }

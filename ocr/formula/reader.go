@@ -1,170 +1,111 @@
 package formula
 
 import (
+	"context"
 	"fmt"
 	"image"
-	"math"
-	"strings"
 
-	"github.com/gomlx/compute/dtypes"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
+	"github.com/gomlx/compute"
 	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/layers"
 	"github.com/gomlx/gomlx/ml/model"
 
-	"github.com/dl4img/dl4img/nn"
+	"github.com/dl4img/dl4img/ocr/formula/lines"
+	"github.com/dl4img/dl4img/ocr/formula/synth"
+	"github.com/dl4img/dl4img/ocr/reader"
 )
 
-// charsetRunes are the reader's classes; the CTC blank is class
-// len(charsetRunes).
-var charsetRunes = []rune(Charset)
+// charset is the reader's: every character a formula label can hold.
+var charset = reader.NewCharset(synth.Charset)
 
 // MaxLabelLen bounds the joined text the reader is trained on: two
 // assignments of at most 7 characters, 5 operands of at most 5 digits, 4
 // operators and brackets stay well below it.
 const MaxLabelLen = 64
 
-// ReaderConfig is the CRNN that reads a joined strip.
-//
-// The network is 3 blocks of conv 3×3 + batch norm + relu (Filters, 2×, 4×
-// channels, l2 on the kernels) with max pools 2×2, 2×2 and 2×1, so each time step
-// covers 4 columns of the strip: ocr.NetConfig's reader pools 2×2 three
-// times (8 columns a step), which leaves too few steps for 40–50
-// characters on a narrow strip. Columns become time steps, then a dense
-// layer, a bidirectional GRU (concatenated) and a dense layer over the
-// characters and the blank.
-type ReaderConfig struct {
-	Height, Width int
-	Filters       int
-	Hidden        int
-	L2            float64
+// net is the reader of the job's strips.
+func (p *JobParams) net() reader.CRNN {
+	return reader.Strip(p.StripHeight, p.StripWidth, charset.Len(), MaxLabelLen, p.Filters, p.RNNHidden, p.L2)
 }
 
-// Classes is the number of output classes, the blank included.
-func (c ReaderConfig) Classes() int { return len(charsetRunes) + 1 }
-
-// Blank is the CTC blank class.
-func (c ReaderConfig) Blank() int { return len(charsetRunes) }
-
-// Steps is the number of output time steps.
-func (c ReaderConfig) Steps() int { return c.Width / 4 }
-
-// Check reports a configuration the network cannot be built with.
-func (c ReaderConfig) Check() error {
+// checkStrip reports strip sizes and a reader the network cannot be built
+// with.
+func (p *JobParams) checkStrip() error {
 	switch {
-	case c.Height < 16 || c.Height%8 != 0:
-		return fmt.Errorf("strip height %d: must be a multiple of 8, >= 16", c.Height)
-	case c.Width < 64 || c.Width%4 != 0:
-		return fmt.Errorf("strip width %d: must be a multiple of 4, >= 64", c.Width)
-	case c.Filters < 1 || c.Hidden < 1:
-		return fmt.Errorf("filters %d and rnn_hidden %d: must be >= 1", c.Filters, c.Hidden)
-	case c.L2 < 0:
-		return fmt.Errorf("l2 %g: must be >= 0", c.L2)
+	case p.StripHeight < 16 || p.StripHeight%8 != 0:
+		return fmt.Errorf("strip height %d: must be a multiple of 8, >= 16", p.StripHeight)
+	case p.StripWidth < 64 || p.StripWidth%4 != 0:
+		return fmt.Errorf("strip width %d: must be a multiple of 4, >= 64", p.StripWidth)
+	case p.Filters < 1 || p.RNNHidden < 1:
+		return fmt.Errorf("filters %d and rnn_hidden %d: must be >= 1", p.Filters, p.RNNHidden)
+	case p.L2 < 0:
+		return fmt.Errorf("l2 %g: must be >= 0", p.L2)
 	}
-	return nil
+	return p.net().Check()
 }
 
-// Logits maps strips x [batch, Height, Width, 1] (ink 1, paper 0) to
-// [batch, Steps, Classes].
-func (c ReaderConfig) Logits(scope *model.Scope, x *Node) *Node {
-	x.AssertDims(-1, c.Height, c.Width, 1)
-	f := c.Filters
-	for i, pool := range []int{2, 2, 1} {
-		s := scope.In("conv%d", i)
-		x = nn.Conv2D(s, x, nn.Conv2DConfig{Filters: f, Kernel: 3, Padding: nn.PadSame, L2: c.L2, NoBias: true})
-		// Batch norm trains the reader several times faster. Its moving
-		// averages use momentum 0.9, not GoMLX's 0.99: the weights move
-		// fast, and with 0.99 the inference-mode reader lagged far behind
-		// the training-mode one (CTC loss 7 vs 1.8 on the same strips).
-		x = nn.BatchNorm(s.In("bn"), x, 0.9)
-		x = nn.Relu(x)
-		x = nn.MaxPool2DHW(x, 2, pool) // the last pools the height alone
-		f *= 2
-	}
-	x = nn.ColumnsAsSteps(x) // [b, w, h*c]
-	x = nn.Relu(layers.Dense(scope.In("dense"), x, true, 2*c.Hidden))
-	x = nn.BiGRU(scope.In("bigru"), x, c.Hidden, nn.MergeConcat)
-	x = layers.Dense(scope.In("logits"), x, true, c.Classes())
-	x.AssertDims(-1, c.Steps(), c.Classes())
-	return x
+// encodeText checks that text is a label the reader can learn.
+func encodeText(text string) error {
+	_, err := charset.Encode(text, MaxLabelLen)
+	return err
 }
 
-// Loss is the train.LossFn: the mean CTC loss; labels are [labels
-// [batch, MaxLabelLen] int32, labelLens [batch] int32].
-func (c ReaderConfig) Loss(labels, logits []*Node) *Node {
-	return ReduceAllMean(c.exampleLoss(logits[0], labels[0], labels[1]))
-}
-
-func (c ReaderConfig) exampleLoss(logits, labels, labelLens *Node) *Node {
-	b := logits.Shape().Dimensions[0]
-	inLens := BroadcastToDims(Scalar(logits.Graph(), dtypes.Int32, c.Steps()), b)
-	return nn.CTCLoss(logits, labels, inLens, labelLens, c.Blank())
-}
-
-// EncodeText turns a joined formula into class ids; it fails on
-// characters outside Charset or text longer than MaxLabelLen.
-func EncodeText(text string) ([]int32, error) {
-	ids := make([]int32, 0, len(text))
-	for _, r := range text {
-		k := strings.IndexRune(Charset, r)
-		if k < 0 {
-			return nil, fmt.Errorf("text %q: character %q is not in the charset", text, r)
+// stripInto writes a strip (StripHeight×StripWidth) as the reader's input:
+// ink 1, paper 0.
+func stripInto(dst []float32, s *image.Gray) {
+	w, h := s.Rect.Dx(), s.Rect.Dy()
+	for y := range h {
+		row := s.Pix[y*s.Stride:]
+		for x := range w {
+			dst[y*w+x] = 1 - float32(row[x])/255
 		}
-		ids = append(ids, int32(len([]rune(Charset[:k]))))
 	}
-	if len(ids) > MaxLabelLen {
-		return nil, fmt.Errorf("text %q: %d characters, more than %d", text, len(ids), MaxLabelLen)
-	}
-	return ids, nil
 }
 
-// stripTensor converts strips (each Height×Width) to [n, H, W, 1] with ink
-// 1 and paper 0.
+// stripTensor converts strips (each h×w) to [n, h, w, 1].
 func stripTensor(strips []*image.Gray, h, w int) *tensors.Tensor {
 	data := make([]float32, len(strips)*h*w)
 	for i, s := range strips {
-		o := data[i*h*w:]
-		for y := range h {
-			row := s.Pix[y*s.Stride:]
-			for x := range w {
-				o[y*w+x] = 1 - float32(row[x])/255
-			}
-		}
+		stripInto(data[i*h*w:(i+1)*h*w], s)
 	}
 	return tensors.FromFlatDataAndDimensions(data, len(strips), h, w, 1)
 }
 
-// labelTensors pads encoded labels to [n, MaxLabelLen] and their lengths.
-func labelTensors(labels [][]int32) (*tensors.Tensor, *tensors.Tensor) {
-	flat := make([]int32, len(labels)*MaxLabelLen)
-	lens := make([]int32, len(labels))
-	for i, l := range labels {
-		copy(flat[i*MaxLabelLen:], l)
-		lens[i] = int32(len(l))
-	}
-	return tensors.FromFlatDataAndDimensions(flat, len(labels), MaxLabelLen), tensors.FromValue(lens)
+// predictor is one trained reader of the job over its examples' strips.
+type predictor struct {
+	p *JobParams
+	e *lines.Extractor
+	r *reader.Predictor
 }
 
-// decodeReading is greedy CTC decoding of one example's probabilities
-// [Steps, Classes]; the confidence is the probability of the best path.
-func decodeReading(probs []float32, c ReaderConfig) (string, float64, error) {
-	classes, steps := c.Classes(), c.Steps()
-	ids, err := nn.CTCGreedyDecode(probs, classes, steps, c.Blank())
+func newPredictor(backend compute.Backend, st *model.Store, p *JobParams) (*predictor, error) {
+	r, err := reader.NewPredictor(backend, st, p.net(), charset, p.BatchSize)
 	if err != nil {
-		return "", 0, err
+		return nil, err
 	}
-	logConf := 0.0
-	for t := range steps {
-		row := probs[t*classes : (t+1)*classes]
-		m := row[0]
-		for _, v := range row[1:] {
-			m = max(m, v)
+	return &predictor{p: p, e: p.extractor(), r: r}, nil
+}
+
+// read returns one reading per example (with its loss against the label);
+// examples without lines read "".
+func (pr *predictor) read(ctx context.Context, xs []*example, progress func(done, total int)) ([]reader.Reading, error) {
+	n := pr.p.StripHeight * pr.p.StripWidth
+	rs, err := pr.r.Read(ctx, len(xs), func(_ context.Context, start int, x []float32, texts []string) error {
+		for k := range texts {
+			ex := xs[start+k]
+			texts[k] = ex.Text
+			if len(ex.Crops) > 0 { // else a blank strip: zeros
+				stripInto(x[k*n:(k+1)*n], pr.p.strip(pr.e, ex.Crops))
+			}
 		}
-		logConf += math.Log(math.Max(float64(m), 1e-30))
+		return nil
+	}, progress)
+	if err != nil {
+		return nil, err
 	}
-	out := make([]rune, len(ids))
-	for i, id := range ids {
-		out[i] = charsetRunes[id]
+	for i, x := range xs {
+		if len(x.Crops) == 0 {
+			rs[i] = reader.Reading{}
+		}
 	}
-	return string(out), math.Exp(logConf), nil
+	return rs, nil
 }

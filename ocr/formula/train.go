@@ -11,12 +11,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"unicode/utf8"
 
 	"strings"
 
-	"github.com/gomlx/compute"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:staticcheck // GoMLX style.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/model/checkpoint"
@@ -25,7 +22,9 @@ import (
 
 	"github.com/dl4img/dl4img/ensemble"
 	"github.com/dl4img/dl4img/nn"
-	"github.com/dl4img/dl4img/ocr"
+	"github.com/dl4img/dl4img/ocr/expr"
+	"github.com/dl4img/dl4img/ocr/formula/lines"
+	"github.com/dl4img/dl4img/ocr/reader"
 	"github.com/dl4img/dl4img/tasks"
 )
 
@@ -34,17 +33,17 @@ func checkpointDir(env tasks.Env, p *JobParams, member int) string {
 }
 
 // strip joins an example's crops into the reader's input.
-func (p *JobParams) strip(e *Extractor, crops []*image.Gray) *image.Gray {
-	return JoinStrip(crops, e.Params)
+func (p *JobParams) strip(e *lines.Extractor, crops []*image.Gray) *image.Gray {
+	return lines.JoinStrip(crops, e.Params)
 }
 
 // trainBatch draws batch `step` deterministically from the seed and step:
 // examples with replacement, and for a Recombine share of the aligned ones
 // the assignment lines of another aligned example.
-func trainBatch(p *JobParams, e *Extractor, trn, alignedSet []*example, step int) (train.Batch, error) {
+func trainBatch(p *JobParams, e *lines.Extractor, trn, alignedSet []*example, step int) (train.Batch, error) {
 	rng := rand.New(rand.NewPCG(uint64(p.Seed)+uint64(p.Member)*1_000_003, uint64(step)))
 	strips := make([]*image.Gray, p.BatchSize)
-	labels := make([][]int32, p.BatchSize)
+	texts := make([]string, p.BatchSize)
 	for i := range strips {
 		x := trn[rng.IntN(len(trn))]
 		crops, text := x.Crops, x.Text
@@ -53,104 +52,30 @@ func trainBatch(p *JobParams, e *Extractor, trn, alignedSet []*example, step int
 			// image, so the reader cannot learn which variables an
 			// expression "should" use.
 			o := alignedSet[rng.IntN(len(alignedSet))]
-			lines := strings.Split(text, ";")
-			oLines := strings.Split(o.Text, ";")
+			parts := strings.Split(text, ";")
+			oParts := strings.Split(o.Text, ";")
 			crops = append(append([]*image.Gray{}, o.Crops[:len(o.Crops)-1]...), x.Crops[len(x.Crops)-1])
-			text = strings.Join(append(oLines[:len(oLines)-1:len(oLines)-1], lines[len(lines)-1]), ";")
+			text = strings.Join(append(oParts[:len(oParts)-1:len(oParts)-1], parts[len(parts)-1]), ";")
 		}
-		ids, err := EncodeText(text)
-		if err != nil {
-			return train.Batch{}, fmt.Errorf("example %s: %w", x.Name, err)
-		}
-		strips[i], labels[i] = p.strip(e, crops), ids
+		strips[i], texts[i] = p.strip(e, crops), text
 	}
-	l, ll := labelTensors(labels)
+	l, ll, err := charset.Labels(texts, MaxLabelLen)
+	if err != nil {
+		return train.Batch{}, err
+	}
 	return train.Batch{Inputs: []*tensors.Tensor{stripTensor(strips, p.StripHeight, p.StripWidth)},
 		Labels: []*tensors.Tensor{l, ll}}, nil
 }
 
-// reading is one reader's text for an image and its path probability.
-type reading = ensemble.Reading
-
-// predictor runs a reader with fixed batch shapes (one compilation).
-type predictor struct {
-	p    *JobParams
-	e    *Extractor
-	exec *model.Exec
-}
-
-func newPredictor(backend compute.Backend, st *model.Store, p *JobParams) (*predictor, error) {
-	cfg := p.reader()
-	exec, err := model.NewExec(backend, st, func(scope *model.Scope, x *Node) *Node {
-		return Softmax(cfg.Logits(scope, x), -1)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &predictor{p: p, e: p.extractor(), exec: exec}, nil
-}
-
-// read returns one reading per example; examples without lines read "".
-func (pr *predictor) read(ctx context.Context, xs []*example, progress func(done, total int)) ([]reading, error) {
-	out := make([]reading, len(xs))
-	cfg := pr.p.reader()
-	bs := pr.p.BatchSize
-	blank := newGray(4, 4)
-	for i := range blank.Pix {
-		blank.Pix[i] = 255
-	}
-	for start := 0; start < len(xs); start += bs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		strips := make([]*image.Gray, bs)
-		for k := range strips {
-			crops := []*image.Gray{blank}
-			if j := start + k; j < len(xs) && len(xs[j].Crops) > 0 {
-				crops = xs[j].Crops
-			}
-			strips[k] = pr.p.strip(pr.e, crops)
-		}
-		res, err := pr.exec.Call1(stripTensor(strips, pr.p.StripHeight, pr.p.StripWidth))
-		if err != nil {
-			return nil, fmt.Errorf("reader: %w", err)
-		}
-		probs := tensors.MustCopyFlatData[float32](res)
-		res.FinalizeAll()
-		per := cfg.Steps() * cfg.Classes()
-		for k := 0; k < bs && start+k < len(xs); k++ {
-			if len(xs[start+k].Crops) == 0 {
-				continue
-			}
-			text, conf, err := decodeReading(probs[k*per:(k+1)*per], cfg)
-			if err != nil {
-				return nil, err
-			}
-			out[start+k] = reading{Text: text, Conf: conf}
-		}
-		if progress != nil {
-			progress(min(start+bs, len(xs)), len(xs))
-		}
-	}
-	return out, nil
-}
-
 // textScores compares readings with labels: sequence accuracy and
-// character accuracy (1 - edit distance / label length, summed).
-func textScores(xs []*example, rs []reading) (seqAcc, charAcc float64) {
-	var right, chars, errs int
+// character accuracy (1 - edit distance / label length).
+func textScores(xs []*example, rs []reader.Reading) (seqAcc, charAcc float64, err error) {
+	truth, texts := make([]string, len(xs)), make([]string, len(xs))
 	for i, x := range xs {
-		if rs[i].Text == x.Text {
-			right++
-		}
-		n := utf8.RuneCountInString(x.Text)
-		chars += n
-		errs += min(n, ocr.Levenshtein(x.Text, rs[i].Text))
+		truth[i], texts[i] = x.Text, rs[i].Text
 	}
-	if len(xs) == 0 {
-		return 0, 0
-	}
-	return float64(right) / float64(len(xs)), 1 - float64(errs)/float64(max(chars, 1))
+	m, err := reader.ScoreText(truth, texts)
+	return m.SeqAccuracy, m.EditAccuracy, err
 }
 
 func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
@@ -187,22 +112,16 @@ func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 	if err != nil {
 		return err
 	}
-	cfg := p.reader()
-	trainer := train.NewTrainer(backend, st, cfg.Logits, cfg.Loss,
+	net := p.net()
+	trainer := train.NewTrainer(backend, st, net.Logits, reader.Loss(net),
 		optimizer.Adam().LearningRate(p.LearningRate).Done(), nil, nil)
 	pred, err := newPredictor(backend, st, p)
 	if err != nil {
 		return err
 	}
-	lossExec, err := model.NewExec(backend, st, func(scope *model.Scope, x, l, ll *Node) *Node {
-		return cfg.exampleLoss(cfg.Logits(scope, x), l, ll)
-	})
-	if err != nil {
-		return err
-	}
 	e := p.extractor()
 	env.Logf("member %d: %d training strips (%d aligned for recombination), %d validation; strips %dx%d, %d time steps",
-		p.Member, len(trn), len(alignedSet), len(val), p.StripWidth, p.StripHeight, cfg.Steps())
+		p.Member, len(trn), len(alignedSet), len(val), p.StripWidth, p.StripHeight, net.Steps())
 	loop := &tasks.Loop{
 		Env: env, Store: st, Trainer: trainer, Checkpoints: ck,
 		Epochs: p.Epochs, StepsPerEpoch: p.StepsPerEpoch, CheckpointEvery: p.CheckpointEvery,
@@ -220,7 +139,9 @@ func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 				return nil, err
 			}
 			m := map[string]float64{}
-			m["val_seq_acc"], m["val_char_acc"] = textScores(val, rs)
+			if m["val_seq_acc"], m["val_char_acc"], err = textScores(val, rs); err != nil {
+				return nil, err
+			}
 			// The same on a fixed slice of the training strips, so a gap
 			// (overfitting) shows.
 			sub := trn[:min(len(trn), len(val))]
@@ -228,12 +149,14 @@ func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 			if err != nil {
 				return nil, err
 			}
-			m["seq_acc"], m["char_acc"] = textScores(sub, rt)
-			vl, err := meanLoss(p, e, lossExec, val)
-			if err != nil {
+			if m["seq_acc"], m["char_acc"], err = textScores(sub, rt); err != nil {
 				return nil, err
 			}
-			m["val_loss"] = vl
+			var loss float64
+			for _, r := range rs {
+				loss += r.Loss
+			}
+			m["val_loss"] = loss / float64(len(rs))
 			return m, nil
 		},
 	}
@@ -243,35 +166,6 @@ func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 	}
 	env.Logf("member %d: %d steps, best %g at epoch %d", p.Member, res.Steps, res.Best, res.BestEpoch)
 	return nil
-}
-
-// meanLoss is the mean CTC loss over xs in fixed-size batches (the last one
-// padded by repeating examples, which are not counted).
-func meanLoss(p *JobParams, e *Extractor, exec *model.Exec, xs []*example) (float64, error) {
-	var sum float64
-	for start := 0; start < len(xs); start += p.BatchSize {
-		strips := make([]*image.Gray, p.BatchSize)
-		labels := make([][]int32, p.BatchSize)
-		for k := range strips {
-			x := xs[(start+k)%len(xs)]
-			ids, err := EncodeText(x.Text)
-			if err != nil {
-				return 0, err
-			}
-			strips[k], labels[k] = p.strip(e, x.Crops), ids
-		}
-		l, ll := labelTensors(labels)
-		res, err := exec.Call1(stripTensor(strips, p.StripHeight, p.StripWidth), l, ll)
-		if err != nil {
-			return 0, err
-		}
-		v := tensors.MustCopyFlatData[float32](res)
-		res.FinalizeAll()
-		for k := 0; k < p.BatchSize && start+k < len(xs); k++ {
-			sum += float64(v[k])
-		}
-	}
-	return sum / float64(len(xs)), nil
 }
 
 // loadMember opens member m's best weights (the last checkpoint when no
@@ -295,46 +189,37 @@ func loadMember(env tasks.Env, p *JobParams, m int) (*predictor, error) {
 	return newPredictor(backend, st, &mp)
 }
 
-// readEnsemble reads xs with every member and votes per image (vote).
-func readEnsemble(ctx context.Context, env tasks.Env, p *JobParams, xs []*example, label string) ([]string, [][]reading, error) {
-	per := make([][]reading, p.Ensemble)
-	for m := range p.Ensemble {
-		pr, err := loadMember(env, p, m)
-		if err != nil {
-			return nil, nil, err
-		}
-		if per[m], err = pr.read(ctx, xs, func(d, t int) { env.Progress(fmt.Sprintf("%s reader %d", label, m+1), d, t) }); err != nil {
-			return nil, nil, err
-		}
-	}
-	return vote(per), per, nil
-}
-
-// vote is ensemble.Vote, the rule `dl4img ensemble` applies across jobs:
-// the most frequent text wins, ties go to the higher summed confidence.
+// readEnsemble reads xs with every member and votes per image with
+// ensemble.Vote, the rule `dl4img ensemble` applies across jobs: the most
+// frequent text wins, ties go to the higher summed confidence.
 //
 // ensemble=N stays inside one job rather than becoming N jobs and an
 // ensemble job: the readers share one data task (generating and
 // extracting thousands of formula images, the costliest stage on a CPU),
 // which N separate jobs would each repeat. Readers trained as separate
 // formula jobs are voted by `dl4img ensemble` with this same rule.
-func vote(per [][]reading) []string {
+func readEnsemble(ctx context.Context, env tasks.Env, p *JobParams, xs []*example, label string) ([]string, [][]ensemble.Reading, error) {
+	per := make([][]ensemble.Reading, p.Ensemble)
+	for m := range p.Ensemble {
+		pr, err := loadMember(env, p, m)
+		if err != nil {
+			return nil, nil, err
+		}
+		rs, err := pr.read(ctx, xs, func(d, t int) { env.Progress(fmt.Sprintf("%s reader %d", label, m+1), d, t) })
+		if err != nil {
+			return nil, nil, err
+		}
+		per[m] = make([]ensemble.Reading, len(rs))
+		for i, r := range rs {
+			per[m][i] = ensemble.Reading{Text: r.Text, Conf: r.Confidence}
+		}
+	}
 	voted := ensemble.Vote(per)
-	out := make([]string, len(voted))
+	texts := make([]string, len(voted))
 	for i, r := range voted {
-		out[i] = r.Text
+		texts[i] = r.Text
 	}
-	return out
-}
-
-// ValueOf evaluates a read formula exactly: the value to 2 decimals, or ""
-// when the text is not a computable formula.
-func ValueOf(text string) string {
-	v, err := Evaluate(text)
-	if err != nil {
-		return ""
-	}
-	return FormatValue(v)
+	return texts, per, nil
 }
 
 // Scores of readings against labeled examples.
@@ -346,35 +231,22 @@ type Scores struct {
 	Computable float64 `json:"computable"` // share of readings that evaluate
 }
 
-// Score compares read texts with the examples' labels.
-func scoreTexts(xs []*example, texts []string) Scores {
-	rs := make([]reading, len(texts))
-	for i, t := range texts {
-		rs[i].Text = t
-	}
-	s := Scores{Images: len(xs)}
-	s.SeqAcc, s.CharAcc = textScores(xs, rs)
-	var okValue, computable int
+// scoreTexts compares read texts with the examples' labels.
+func scoreTexts(xs []*example, texts []string) (Scores, error) {
+	truth, values := make([]string, len(xs)), make([]string, len(xs))
 	for i, x := range xs {
-		v := ValueOf(texts[i])
-		if v != "" {
-			computable++
-		}
-		want := x.Value
-		if want == "" {
-			want = ValueOf(x.Text)
-		}
-		if v != "" && v == want {
-			okValue++
-		}
+		truth[i], values[i] = x.Text, x.Value
 	}
-	if len(xs) > 0 {
-		s.ValueAcc = float64(okValue) / float64(len(xs))
-		s.Computable = float64(computable) / float64(len(xs))
+	m, err := reader.ScoreValues(expr.Final, truth, values, texts)
+	if err != nil {
+		return Scores{}, err
 	}
-	return s
+	s := Scores{Images: len(xs), SeqAcc: m.SeqAccuracy, CharAcc: m.EditAccuracy, ValueAcc: m.ValueAccuracy}
+	if m.N > 0 {
+		s.Computable = float64(m.N-m.NotComputable) / float64(m.N)
+	}
+	return s, nil
 }
-
 func evaluateTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 	p, err := decodeParams(raw)
 	if err != nil {
@@ -408,7 +280,10 @@ func evaluateTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error
 		if err != nil {
 			return err
 		}
-		s := scoreTexts(set.xs, texts)
+		s, err := scoreTexts(set.xs, texts)
+		if err != nil {
+			return err
+		}
 		report[set.name] = s
 		metrics[set.name+"_seq_acc"] = s.SeqAcc
 		metrics[set.name+"_char_acc"] = s.CharAcc
@@ -421,7 +296,9 @@ func evaluateTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error
 				for i, r := range rs {
 					ts[i] = r.Text
 				}
-				members[m] = scoreTexts(set.xs, ts)
+				if members[m], err = scoreTexts(set.xs, ts); err != nil {
+					return err
+				}
 				metrics[fmt.Sprintf("%s_seq_acc_reader%d", set.name, m+1)] = members[m].SeqAcc
 			}
 			report[set.name+"_readers"] = members
@@ -467,11 +344,11 @@ func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error 
 		return fmt.Errorf("parameter out: %w", err)
 	}
 	names := make([]string, len(test))
-	lines := make([]int, len(test))
+	lineCounts := make([]int, len(test))
 	for i, x := range test {
-		names[i], lines[i] = x.Name, len(x.Crops)
+		names[i], lineCounts[i] = x.Name, len(x.Crops)
 	}
-	result, predPath, err := writeSubmission(out, names, lines, texts, per)
+	result, predPath, err := writeSubmission(out, names, lineCounts, texts, per)
 	if err != nil {
 		return err
 	}
@@ -484,7 +361,7 @@ func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error 
 // writeSubmission writes result.txt (the texts) and predictions.csv
 // (filename,text,value,lines, then reader k's text and confidence: the
 // job's own readers, or an ensemble's member jobs) into out.
-func writeSubmission(out string, names []string, lines []int, texts []string, per [][]reading) (result, predPath string, err error) {
+func writeSubmission(out string, names []string, lineCounts []int, texts []string, per [][]ensemble.Reading) (result, predPath string, err error) {
 	result = filepath.Join(out, "result.txt")
 	if err := tasks.WriteFileAtomic(result, func(w io.Writer) error { return WriteResult(w, texts) }); err != nil {
 		return "", "", err
@@ -498,7 +375,8 @@ func writeSubmission(out string, names []string, lines []int, texts []string, pe
 		}
 		cw.Write(head)
 		for i, name := range names {
-			row := []string{name, texts[i], ValueOf(texts[i]), fmt.Sprint(lines[i])}
+			v, _ := expr.Final.Value(texts[i])
+			row := []string{name, texts[i], v, fmt.Sprint(lineCounts[i])}
 			for _, rs := range per {
 				row = append(row, rs[i].Text, fmt.Sprintf("%.4f", rs[i].Conf))
 			}
@@ -514,7 +392,8 @@ func writeSubmission(out string, names []string, lines []int, texts []string, pe
 // "formula value" with the value blank when the formula is not computable.
 func WriteResult(w io.Writer, texts []string) error {
 	for _, t := range texts {
-		if _, err := fmt.Fprintf(w, "%s %s\n", t, ValueOf(t)); err != nil {
+		v, _ := expr.Final.Value(t)
+		if _, err := fmt.Fprintf(w, "%s %s\n", t, v); err != nil {
 			return err
 		}
 	}

@@ -2,11 +2,13 @@ package formula
 
 import (
 	"bytes"
-	"github.com/dl4img/dl4img/ocr"
+	"strings"
 	"testing"
+
+	"github.com/dl4img/dl4img/ocr/expr"
 )
 
-func TestValueOf(t *testing.T) {
+func TestFinalValue(t *testing.T) {
 	for _, c := range []struct{ text, want string }{
 		{"流=42072;圳=86;(圳-(97510*45921))*流/35864", "-5252849004.15"},
 		{"不=5;不*2", "10.00"},
@@ -18,8 +20,8 @@ func TestValueOf(t *testing.T) {
 		{"12+3*4", "24.00"}, // no assignment
 		{"99999*99999*99999*99999*99999", "9999500009999900000499999.00"},
 	} {
-		if got := ValueOf(c.text); got != c.want {
-			t.Errorf("ValueOf(%q) = %q, want %q", c.text, got, c.want)
+		if got, _ := expr.Final.Value(c.text); got != c.want {
+			t.Errorf("expr.Final.Value(%q) = %q, want %q", c.text, got, c.want)
 		}
 	}
 }
@@ -34,66 +36,43 @@ func TestWriteResult(t *testing.T) {
 	}
 }
 
-func TestEncodeText(t *testing.T) {
-	ids, err := EncodeText("烧=1;(烧)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var back []rune
-	for _, id := range ids {
-		back = append(back, charsetRunes[id])
-	}
-	if string(back) != "烧=1;(烧)" {
-		t.Errorf("round trip %q", string(back))
-	}
-	for _, bad := range []string{"x=1;x", string(make([]byte, MaxLabelLen+1))} {
-		if _, err := EncodeText(bad); err == nil {
-			t.Errorf("EncodeText(%q) accepted", bad)
-		}
-	}
-	if n := len(charsetRunes); n != 10+8+26 {
+func TestCharset(t *testing.T) {
+	if n := charset.Len(); n != 10+8+26 {
 		t.Errorf("charset has %d characters, want 44", n)
 	}
-}
-
-func TestVote(t *testing.T) {
-	r := func(s string, c float64) reading { return reading{Text: s, Conf: c} }
-	per := [][]reading{
-		{r("a", 0.9), r("x", 0.2), r("p", 0.5)},
-		{r("b", 0.8), r("y", 0.9), r("q", 0.5)},
-		{r("b", 0.1), r("z", 0.3), r("p", 0.1)},
+	for _, c := range []struct{ text, value string }{
+		{"x=1;x", ""},                            // not in the charset
+		{strings.Repeat("1", MaxLabelLen+1), ""}, // too long
+		{"流=1;流+", ""},                           // does not evaluate
+		{"流=1;流+1", "two"},                       // a value that is no number
+	} {
+		if err := checkLabel(c.text, c.value); err == nil {
+			t.Errorf("label %q %q accepted", c.text, c.value)
+		}
 	}
-	// Majority wins over confidence; a three-way tie goes to the most
-	// confident; a 2-1 split to the two.
-	if got := vote(per); got[0] != "b" || got[1] != "y" || got[2] != "p" {
-		t.Errorf("vote = %q", got)
+	for _, c := range []struct{ text, value string }{{"烧=1;(烧)", ""}, {"烧=1;(烧)", "1.00"}, {"1/3", "0.3"}} {
+		if err := checkLabel(c.text, c.value); err != nil {
+			t.Errorf("label %q %q: %v", c.text, c.value, err)
+		}
 	}
 }
 
 func TestScoreTexts(t *testing.T) {
 	xs := []*example{
 		{Text: "不=5;不*2", Value: "10.00"},
-		{Text: "海=3;海+1", Value: "4.00"},
+		{Text: "海=3;海+1", Value: "4"}, // a value written otherwise
 		{Text: "河=1;2/河", Value: "2.00"},
 		{Text: "河=2;4/河"}, // value from the text
 	}
-	s := scoreTexts(xs, []string{"不=5;不*2", "海=3;1+海", "河=1;2/", "河=2;4/河"})
+	s, err := scoreTexts(xs, []string{"不=5;不*2", "海=3;1+海", "河=1;2/", "河=2;4/河"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if s.SeqAcc != 0.5 || s.ValueAcc != 0.75 || s.Computable != 0.75 {
 		t.Errorf("scores %+v, want seq 0.5, value 0.75 (海+1 = 1+海), computable 0.75", s)
 	}
 	if s.CharAcc <= 0.8 || s.CharAcc >= 1 {
 		t.Errorf("char accuracy %g", s.CharAcc)
-	}
-}
-
-func TestEditDistance(t *testing.T) {
-	for _, c := range []struct {
-		a, b string
-		d    int
-	}{{"", "", 0}, {"abc", "", 3}, {"海=3", "海=8", 1}, {"kitten", "sitting", 3}} {
-		if got := ocr.Levenshtein(c.a, c.b); got != c.d {
-			t.Errorf("Levenshtein(%q, %q) = %d, want %d", c.a, c.b, got, c.d)
-		}
 	}
 }
 
