@@ -139,20 +139,24 @@ func checkTensor(b []byte) error {
 	return nil
 }
 
+// errNotONNX marks bytes that are not protobuf at all: a file that is not
+// a model, rather than a model that cannot be used.
+var errNotONNX = errors.New("not an ONNX model")
+
 // eachField calls fn for each length-delimited field of b (and, for varint
 // fields, with the varint's encoding so that packed/unpacked ints both work).
 func eachField(b []byte, fn func(protowire.Number, []byte) error) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return errors.New("bad protobuf tag")
+			return fmt.Errorf("%w: bad protobuf tag", errNotONNX)
 		}
 		b = b[n:]
 		switch typ {
 		case protowire.BytesType:
 			v, m := protowire.ConsumeBytes(b)
 			if m < 0 {
-				return errors.New("bad protobuf field")
+				return fmt.Errorf("%w: bad protobuf field", errNotONNX)
 			}
 			if err := fn(num, v); err != nil {
 				return err
@@ -161,7 +165,7 @@ func eachField(b []byte, fn func(protowire.Number, []byte) error) error {
 		case protowire.VarintType:
 			_, m := protowire.ConsumeVarint(b)
 			if m < 0 {
-				return errors.New("bad protobuf varint")
+				return fmt.Errorf("%w: bad protobuf varint", errNotONNX)
 			}
 			if err := fn(num, b[:m]); err != nil {
 				return err
@@ -170,7 +174,7 @@ func eachField(b []byte, fn func(protowire.Number, []byte) error) error {
 		default:
 			m := protowire.ConsumeFieldValue(num, typ, b)
 			if m < 0 {
-				return errors.New("bad protobuf field")
+				return fmt.Errorf("%w: bad protobuf field", errNotONNX)
 			}
 			b = b[m:]
 		}

@@ -61,7 +61,9 @@ func parseImageModel(path string, size int) (im imageModel, err error) {
 	if err != nil {
 		return im, err
 	}
-	if err := checkONNXTensors(b); err != nil {
+	if err := checkONNXTensors(b); errors.Is(err, errNotONNX) {
+		return im, fmt.Errorf("%s: %w", path, err)
+	} else if err != nil {
 		return im, fmt.Errorf("%s: not a usable ONNX model: %w", path, err)
 	}
 	lm, err := onnxlegal.Read(b)
