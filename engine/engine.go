@@ -58,57 +58,12 @@ func (b *backend) Capabilities() compute.Capabilities { return lower.Capabilitie
 
 func (b *backend) BufferFromFlatData(deviceNum compute.DeviceNum, flat any, shape shapes.Shape) (compute.Buffer, error) {
 	buf, err := b.Backend.BufferFromFlatData(deviceNum, flat, shape)
-	return b.wrapBuffer(buf), err
+	return lower.Owned(b, buf), err
 }
 
 func (b *backend) NewSharedBuffer(deviceNum compute.DeviceNum, shape shapes.Shape) (compute.Buffer, any, error) {
 	buf, flat, err := b.Backend.NewSharedBuffer(deviceNum, shape)
-	return b.wrapBuffer(buf), flat, err
-}
-
-func (b *backend) wrapBuffer(buf compute.Buffer) compute.Buffer {
-	if buf == nil {
-		return nil
-	}
-	return &buffer{Buffer: buf, backend: b}
-}
-
-func unwrapBuffer(buf compute.Buffer) compute.Buffer {
-	if w, ok := buf.(*buffer); ok {
-		return w.Buffer
-	}
-	return buf
-}
-
-type buffer struct {
-	compute.Buffer
-	backend *backend
-}
-
-func (b *buffer) Backend() compute.Backend { return b.backend }
-
-func (b *buffer) CopyToDevice(deviceNum compute.DeviceNum) (compute.Buffer, error) {
-	c, err := b.Buffer.CopyToDevice(deviceNum)
-	return b.backend.wrapBuffer(c), err
-}
-
-// wholeExecutable runs a function compiled whole on the Go backend (the
-// fallback path, or a function with nothing to offload).
-type wholeExecutable struct {
-	compute.Executable
-	backend *backend
-}
-
-func (e *wholeExecutable) Execute(inputs []compute.Buffer, donate []bool, device compute.DeviceNum) ([]compute.Buffer, error) {
-	in := make([]compute.Buffer, len(inputs))
-	for i, b := range inputs {
-		in[i] = unwrapBuffer(b)
-	}
-	out, err := e.Executable.Execute(in, donate, device)
-	for i, b := range out {
-		out[i] = e.backend.wrapBuffer(b)
-	}
-	return out, err
+	return lower.Owned(b, buf), flat, err
 }
 
 // Stats counts, per backend, what the engine did with the functions it

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dl4img/dl4img/engine/dnnl"
+	"github.com/dl4img/dl4img/engine/lower"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapes"
@@ -32,7 +33,7 @@ func (b *builder) Compile() (compute.Executable, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &wholeExecutable{Executable: e, backend: b.backend}, nil
+	return lower.OwnedExecutable(b.backend, e), nil
 }
 
 // executable runs a plan.
@@ -176,7 +177,7 @@ func (e *executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 			return nil, fmt.Errorf("engine: Execute: input #%d is nil", i)
 		}
 		s := &x.slots[p.params[i]]
-		s.buf = unwrapBuffer(in)
+		s.buf = lower.Unowned(in)
 		s.owned = i < len(donate) && donate[i]
 	}
 	for s, buf := range e.consts {
@@ -204,7 +205,7 @@ func (e *executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 			return nil, errors.New("engine: an output was not computed")
 		}
 		if sl.owned {
-			outs[i] = e.backend.wrapBuffer(sl.buf)
+			outs[i] = lower.Owned(e.backend, sl.buf)
 			sl.buf, sl.owned = nil, false
 			continue
 		}
@@ -217,7 +218,7 @@ func (e *executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 		if err != nil {
 			return nil, err
 		}
-		outs[i] = e.backend.wrapBuffer(c)
+		outs[i] = lower.Owned(e.backend, c)
 	}
 	return outs, nil
 }

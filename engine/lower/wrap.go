@@ -55,22 +55,26 @@ func (b *backend) Builder(name string) compute.Builder {
 
 func (b *backend) BufferFromFlatData(deviceNum compute.DeviceNum, flat any, shape shapes.Shape) (compute.Buffer, error) {
 	buf, err := b.Backend.BufferFromFlatData(deviceNum, flat, shape)
-	return b.wrapBuffer(buf), err
+	return Owned(b, buf), err
 }
 
 func (b *backend) NewSharedBuffer(deviceNum compute.DeviceNum, shape shapes.Shape) (compute.Buffer, any, error) {
 	buf, flat, err := b.Backend.NewSharedBuffer(deviceNum, shape)
-	return b.wrapBuffer(buf), flat, err
+	return Owned(b, buf), flat, err
 }
 
-func (b *backend) wrapBuffer(buf compute.Buffer) compute.Buffer {
+// Owned returns buf, a buffer of the Go backend, reporting owner (a
+// wrapper of that backend) as its backend; Unowned gives the inner one
+// back. Both this package's wrapper and the engine's hand out such buffers.
+func Owned(owner compute.Backend, buf compute.Buffer) compute.Buffer {
 	if buf == nil {
 		return nil
 	}
-	return &buffer{Buffer: buf, backend: b}
+	return &buffer{Buffer: buf, owner: owner}
 }
 
-func unwrapBuffer(buf compute.Buffer) compute.Buffer {
+// Unowned returns the Go backend's own buffer behind buf.
+func Unowned(buf compute.Buffer) compute.Buffer {
 	if w, ok := buf.(*buffer); ok {
 		return w.Buffer
 	}
@@ -79,29 +83,35 @@ func unwrapBuffer(buf compute.Buffer) compute.Buffer {
 
 type buffer struct {
 	compute.Buffer
-	backend *backend
+	owner compute.Backend
 }
 
-func (b *buffer) Backend() compute.Backend { return b.backend }
+func (b *buffer) Backend() compute.Backend { return b.owner }
 
 func (b *buffer) CopyToDevice(deviceNum compute.DeviceNum) (compute.Buffer, error) {
 	c, err := b.Buffer.CopyToDevice(deviceNum)
-	return b.backend.wrapBuffer(c), err
+	return Owned(b.owner, c), err
+}
+
+// OwnedExecutable runs e, an executable of the Go backend, on owner's
+// buffers.
+func OwnedExecutable(owner compute.Backend, e compute.Executable) compute.Executable {
+	return &executable{Executable: e, owner: owner}
 }
 
 type executable struct {
 	compute.Executable
-	backend *backend
+	owner compute.Backend
 }
 
 func (e *executable) Execute(inputs []compute.Buffer, donate []bool, device compute.DeviceNum) ([]compute.Buffer, error) {
 	in := make([]compute.Buffer, len(inputs))
 	for i, b := range inputs {
-		in[i] = unwrapBuffer(b)
+		in[i] = Unowned(b)
 	}
 	out, err := e.Executable.Execute(in, donate, device)
 	for i, b := range out {
-		out[i] = e.backend.wrapBuffer(b)
+		out[i] = Owned(e.owner, b)
 	}
 	return out, err
 }
@@ -116,7 +126,7 @@ func (b *builder) Compile() (compute.Executable, error) {
 	if err != nil || b.backend == nil {
 		return e, err
 	}
-	return &executable{Executable: e, backend: b.backend}, nil
+	return OwnedExecutable(b.backend, e), nil
 }
 
 // WrapBuilder lowers the convolutions, pools and broadcasts of a builder of
