@@ -164,7 +164,7 @@ func (p *convPlan) emit(e *emitter, input, kernel compute.Value) compute.Value {
 	f := p.form()
 	// The canonical order of x and of the result: batch first, or channels
 	// first for channel-major (then an input already in that order, like
-	// nn's CBHW, needs no transpose at all).
+	// a channels-major (CBHW) tensor, needs no transpose at all).
 	inPerm, outOrder := p.inPerm, []int{p.outAxes[0], p.outAxes[1]}
 	if f == channelMajor {
 		inPerm = append([]int{inPerm[1], inPerm[0]}, inPerm[2:]...)
