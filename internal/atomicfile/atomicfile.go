@@ -25,7 +25,7 @@ func Write(path string, durable bool, write func(w io.Writer) error) (err error)
 			os.Remove(tmp.Name())
 		}
 	}()
-	bw := bufio.NewWriter(tmp)
+	bw := bufio.NewWriterSize(tmp, 1<<16)
 	if err := write(bw); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
