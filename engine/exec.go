@@ -107,6 +107,10 @@ type slot struct {
 type execution struct {
 	e     *executable
 	slots []slot
+	// fresh holds the kernel outputs this execution allocated (or took
+	// from the backend's pool), with their shapes: released, they go back
+	// to the pool, not to the garbage collector.
+	fresh map[compute.Buffer]shapes.Shape
 }
 
 // arg is the slot as a primitive's argument: the value in the
@@ -147,8 +151,13 @@ func (s *slot) data() ([]float32, error) {
 	return f, nil
 }
 
-// newBuffer allocates a kernel's output.
+// newBuffer allocates a kernel's output, reusing a released one of the
+// same shape where there is one.
 func (x *execution) newBuffer(shape shapes.Shape) (compute.Buffer, []float32, error) {
+	if buf, f := x.e.backend.outputs.get(shape); buf != nil {
+		x.fresh[buf] = shape
+		return buf, f, nil
+	}
 	buf, flat, err := x.e.backend.Backend.NewSharedBuffer(0, shape)
 	if err != nil {
 		return nil, nil, err
@@ -158,6 +167,7 @@ func (x *execution) newBuffer(shape shapes.Shape) (compute.Buffer, []float32, er
 		_ = buf.Finalize()
 		return nil, nil, fmt.Errorf("engine: a kernel output of %s", shape)
 	}
+	x.fresh[buf] = shape
 	return buf, f, nil
 }
 
@@ -166,7 +176,7 @@ func (e *executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 	if len(inputs) != len(p.params) {
 		return nil, fmt.Errorf("engine: Execute: %d inputs for %d parameters", len(inputs), len(p.params))
 	}
-	x := &execution{e: e, slots: make([]slot, p.nslots)}
+	x := &execution{e: e, slots: make([]slot, p.nslots), fresh: map[compute.Buffer]shapes.Shape{}}
 	defer func() {
 		for i := range x.slots {
 			x.release(i)
@@ -236,7 +246,12 @@ func (e *executable) account(st step, d time.Duration) {
 func (x *execution) release(s int) {
 	sl := &x.slots[s]
 	if sl.owned && sl.buf != nil {
-		_ = sl.buf.Finalize()
+		if shape, ok := x.fresh[sl.buf]; ok {
+			delete(x.fresh, sl.buf)
+			x.e.backend.outputs.put(shape, sl.buf)
+		} else {
+			_ = sl.buf.Finalize()
+		}
 	}
 	*sl = slot{}
 }

@@ -91,7 +91,10 @@ var ConvCases = []ConvCase{
 }
 
 // Results runs op on backend: its output and, with grads, the gradients
-// of a random projection of it with respect to every input.
+// of a random projection of it with respect to every input. It runs the
+// graph twice and returns the second run's values: an engine that reuses
+// the first run's buffers (and poisons them, in its tests) must rewrite
+// them whole.
 func Results(t *testing.T, backend compute.Backend, grads bool, op func(in []*Node) *Node, inputs ...*tensors.Tensor) []*tensors.Tensor {
 	t.Helper()
 	exec, err := NewExec(backend, func(in []*Node) []*Node {
@@ -109,9 +112,11 @@ func Results(t *testing.T, backend compute.Backend, grads bool, op func(in []*No
 	for i, x := range inputs {
 		args[i] = x
 	}
-	out, err := exec.Exec(args...)
-	if err != nil {
-		t.Fatal(err)
+	var out []*tensors.Tensor
+	for range 2 {
+		if out, err = exec.Exec(args...); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return out
 }
