@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -140,11 +139,7 @@ func combineTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error 
 		env.Logf("ensemble of %d: the test set has no labels to score it on", len(p.Members))
 	}
 	path := filepath.Join(env.Dir(), "ensemble.json")
-	if err := tasks.WriteFileAtomic(path, func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}); err != nil {
+	if err := tasks.WriteJSONFile(path, rep); err != nil {
 		return err
 	}
 	return env.Artifact("report", path)

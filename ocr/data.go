@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -53,14 +52,6 @@ func readSets(env tasks.Env) (*setsFile, error) {
 		return nil, fmt.Errorf("%s: %w", setsPath(env), err)
 	}
 	return &s, nil
-}
-
-func writeJSON(path string, v any) error {
-	return tasks.WriteFileAtomic(path, func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", " ")
-		return enc.Encode(v)
-	})
 }
 
 // loadOptions is what a valid labeled sample is for p's model.
@@ -207,7 +198,7 @@ func dataTask(ctx context.Context, env tasks.Env, raw json.RawMessage) (err erro
 		}
 		s.TestLabeled = true
 	}
-	if err := writeJSON(setsPath(env), &s); err != nil {
+	if err := tasks.WriteJSONFile(setsPath(env), &s); err != nil {
 		return err
 	}
 	return env.Metrics(0, 0, map[string]float64{"skipped_bad": float64(s.Skipped),

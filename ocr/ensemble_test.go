@@ -11,6 +11,7 @@ import (
 
 	"github.com/dl4img/dl4img/ensemble"
 	"github.com/dl4img/dl4img/ocr/reader"
+	"github.com/dl4img/dl4img/tasks"
 )
 
 // member writes a finished reader's predictions.json: its readings of a
@@ -22,7 +23,7 @@ func member(t *testing.T, job int64, test []Sample, texts []string, confs []floa
 	for i, s := range texts {
 		pf.Reads = append(pf.Reads, reader.Reading{Text: s, Confidence: confs[i], Loss: 1})
 	}
-	if err := writeJSON(predsFile(dir), &pf); err != nil {
+	if err := tasks.WriteJSONFile(predsFile(dir), &pf); err != nil {
 		t.Fatal(err)
 	}
 	return ensemble.Member{Job: job, Dir: dir, Params: json.RawMessage(`{}`)}

@@ -276,7 +276,7 @@ func predictTask(ctx context.Context, env tasks.Env, raw json.RawMessage) (err e
 		return err
 	}
 	pf := predFile{Step: step, Labeled: sets.TestLabeled, Samples: sets.Test, Reads: rd, Files: [2]string{result, csvPath}}
-	if err := writeJSON(predsPath(env), &pf); err != nil {
+	if err := tasks.WriteJSONFile(predsPath(env), &pf); err != nil {
 		return err
 	}
 	if err := env.Artifact("predictions", csvPath); err != nil {

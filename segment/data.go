@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -144,11 +143,7 @@ func dataTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 		return err
 	}
 	env.Logf("%d training slides, %d test slides", len(train), len(test))
-	return tasks.WriteFileAtomic(indexPath(env), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(idx)
-	})
+	return tasks.WriteJSONFile(indexPath(env), idx)
 }
 
 func generateSlides(ctx context.Context, env tasks.Env, p *Params, slidesDir, masksDir string) error {

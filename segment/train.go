@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -279,11 +278,7 @@ func trainTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error {
 	info := ModelInfo{FCN: cfg, Level: p.Level, Window: p.TileSize, Overlap: p.PredOverlap, Blend: p.Blend,
 		Batch: p.PredBatch, Thresh: p.Threshold, MinTiss: p.MinTissue}
 	dir := trainDir(env.JobDir())
-	if err := tasks.WriteFileAtomic(filepath.Join(dir, "model.json"), func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(info)
-	}); err != nil {
+	if err := tasks.WriteJSONFile(filepath.Join(dir, "model.json"), info); err != nil {
 		return err
 	}
 	backend, err := env.Backend()

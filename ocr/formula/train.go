@@ -313,11 +313,7 @@ func evaluateTask(ctx context.Context, env tasks.Env, raw json.RawMessage) error
 		return err
 	}
 	path := filepath.Join(env.Dir(), "evaluation.json")
-	if err := tasks.WriteFileAtomic(path, func(w io.Writer) error {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(report)
-	}); err != nil {
+	if err := tasks.WriteJSONFile(path, report); err != nil {
 		return err
 	}
 	return env.Artifact("evaluation", path)
