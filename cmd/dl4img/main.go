@@ -61,6 +61,7 @@ func withCode(code int, err error) error { return exitError{code, err} }
 
 func main() {
 	reexec()
+	setGCPercent()
 	os.Exit(run(os.Args, os.Stdout, os.Stderr))
 }
 
