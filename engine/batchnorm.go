@@ -20,7 +20,8 @@ func (b *backend) bnKernel(n *node) (*placed, string) {
 	}
 	prop := map[string]dnnl.BatchNormProp{"BatchNormForTraining": dnnl.BatchNormTraining,
 		"BatchNormForInference": dnnl.BatchNormInference, "BatchNormGradient": dnnl.BatchNormBackward}[n.op]
-	s := dnnl.BatchNormSpec{Prop: prop, Data: featureTensor(x.Dimensions, n.args[1].(int)), Epsilon: n.args[0].(float32)}
+	s := dnnl.BatchNormSpec{Prop: prop, Data: featureTensor(x.Dimensions, n.args[1].(int)), Epsilon: n.args[0].(float32),
+		Plain: plainLayout()}
 	op, err := b.lib.BatchNorm(s)
 	if err != nil {
 		return nil, "oneDNN: " + err.Error()
@@ -40,6 +41,17 @@ func featureTensor(dims []int, axis int) dnnl.Tensor {
 		w *= int64(d)
 	}
 	c := int64(dims[axis])
+	if len(dims) == 4 && (axis == 1 || axis == 3) {
+		// An image batch, NCHW or NHWC: as the convolutions and pools
+		// around it see it, so that a region can run through it.
+		h, wd := int64(dims[1]), int64(dims[2])
+		st := [5]int64{h * wd * c, 1, wd * c, c}
+		if axis == 1 {
+			h, wd = int64(dims[2]), int64(dims[3])
+			st = [5]int64{c * h * wd, h * wd, wd, 1}
+		}
+		return dnnl.Tensor{Rank: 4, Dims: [5]int64{int64(dims[0]), c, h, wd}, Strides: st}
+	}
 	if w == 1 && axis > 1 {
 		// Channels last: (batch, C, 1, the rest) in oneDNN's nhwc, which
 		// its vectorized batch normalization takes.

@@ -263,6 +263,79 @@ func TestRegionsKeepOneDNNLayout(t *testing.T) {
 	}
 }
 
+// TestRegionsRunThroughPoolsAndReLU trains channels-last blocks as the
+// book's nets build them, with 12 channels, which oneDNN's blocked layout
+// pads to 16: conv + bias + ReLU, max pool, conv + ReLU (the captcha CNN)
+// and conv, batch norm, ReLU, max pool, conv + ReLU (the CRNN). Pools,
+// batch norms, ReLUs and ReLU gradients run inside the region, over the
+// padded layout, and every value (run twice, reused buffers poisoned)
+// equals the Go backend's.
+func TestRegionsRunThroughPoolsAndReLU(t *testing.T) {
+	const c = 12
+	for _, tc := range []struct {
+		name    string
+		block   func(in []*Node) *Node // in[0] x, in[1] kernel, in[2], in[3] per-channel parameters
+		relus   int                    // forward ReLUs on their own (not fused into a convolution)
+		regions int
+	}{
+		// Kept: the first conv's output (read by the pool and the ReLU's
+		// gradient), the pool's output, the pool gradient's input and
+		// output, the ReLU gradient's output. The second ReLU's gradient
+		// reads the loss's gradient, which the Go backend makes: it stays
+		// on plain data.
+		{"conv+bias+relu", func(in []*Node) *Node {
+			return relu(Add(Convolve(in[0], in[1]).PadSame().Done(), Reshape(in[2], 1, 1, 1, -1)))
+		}, 0, 5},
+		// Kept besides: the conv's output (read by the batch norm and its
+		// gradient), the batch norm's output, and its gradient's input.
+		{"conv, batch norm, relu", func(in []*Node) *Node {
+			y, _, _ := InternalBatchNormForTraining(Convolve(in[0], in[1]).PadSame().Done(), in[2], in[3], 1e-3, 3)
+			return relu(y)
+		}, 1, 8},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			net := func(in []*Node) *Node {
+				y := MaxPool(tc.block(in)).Window(2).Done()
+				return relu(Convolve(y, in[4]).PadSame().Done())
+			}
+			inputs := func() []*tensors.Tensor {
+				return []*tensors.Tensor{et.RandomTensor([]int{4, 64, 64, 3}, 1), et.RandomTensor([]int{3, 3, 3, c}, 2),
+					et.RandomTensor([]int{c}, 3), et.RandomTensor([]int{c}, 4), et.RandomTensor([]int{3, 3, c, c}, 5)}
+			}
+			eng := engineBackend(t)
+			got := et.Results(t, eng, true, net, inputs()...)
+			want := et.Results(t, lower.Wrap(et.GoBackend(t)), true, net, inputs()...)
+			for i := range want {
+				if err := et.Close32(got[i], want[i], 1e-4); err != nil {
+					t.Errorf("result %d: %v", i, err)
+				}
+			}
+			s, _ := StatsOf(eng)
+			if s.Ran("relu backward") != 2 || s.Ran("relu forward") != tc.relus || s.Regions != tc.regions {
+				t.Errorf("want both ReLU gradients, %d ReLUs on oneDNN and %d values in its layout: %s", tc.relus, tc.regions, s)
+			}
+		})
+	}
+}
+
+// relu is nn.Relu: max(x, 0) with the gradient torch's ReLU has, which the
+// engine offloads (reluGradKernel).
+func relu(x *Node) *Node {
+	zero := ScalarZero(x.Graph(), x.DType())
+	var dy, y *Node
+	xIn := IdentityWithCustomGradient(x, func(_, v *Node) *Node {
+		if dy == nil {
+			return v
+		}
+		return Where(GreaterThan(y, zero), dy, zero)
+	})
+	y = IdentityWithCustomGradient(Max(xIn, zero), func(_, v *Node) *Node {
+		dy = v
+		return v
+	})
+	return y
+}
+
 // TestReusedOutputsAreRewritten trains a small strided net (its
 // backward-data convolutions have tails to zero) twice on one engine:
 // the second run's kernels get the first run's released buffers,

@@ -11,6 +11,7 @@ import (
 	"github.com/dl4img/dl4img/engine/lower"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapes"
 )
 
@@ -97,8 +98,8 @@ type slot struct {
 	owned bool
 	ws    []byte
 	last  bool // while a kernel runs: it may take this input's buffer (owned, read by nothing later)
-	// raw holds a value kept in a primitive's own layout between kernels
-	// (plan.raw: rawLen elements), in place of buf.
+	// raw is buf's data where the value is kept in a primitive's own
+	// layout between kernels (plan.raw: rawLen elements).
 	raw    []float32
 	rawLen int
 }
@@ -127,8 +128,12 @@ func (s *slot) arg() (any, error) {
 // the Go backend of the given shape (a []float32 of its data).
 func (x *execution) output(s *slot, shape shapes.Shape) (any, error) {
 	if s.rawLen > 0 {
-		s.raw = make([]float32, s.rawLen)
-		return dnnl.Raw(s.raw), nil
+		buf, d, err := x.newBuffer(shapes.Make(dtypes.Float32, s.rawLen))
+		if err != nil {
+			return nil, err
+		}
+		s.buf, s.owned, s.raw = buf, true, d
+		return dnnl.Raw(d), nil
 	}
 	buf, d, err := x.newBuffer(shape)
 	if err != nil {

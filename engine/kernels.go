@@ -23,13 +23,14 @@ import (
 // pooling, SelectAndScatterMax (autodiff's max-pool gradient, which the
 // Go backend lacks) a pooling backward reading its forward's workspace,
 // the three batch-normalization ops oneDNN's batch normalization, a
-// DotGeneral large enough to pay for its step oneDNN's matmul, and ReLU's
-// gradient oneDNN's ReLU backward.
+// DotGeneral large enough to pay for its step oneDNN's matmul, and ReLU
+// and its gradient oneDNN's ReLU forward and backward.
 func (b *backend) placeKernels(f *function, live []bool) map[*node]*placed {
 	kernels := map[*node]*placed{}
 	defer func() {
 		b.fuse(f, kernels, live)
 		b.foldBiasGradients(f, kernels, live)
+		b.reluKernels(f, kernels)
 	}()
 	keep := func(n *node, why string) {
 		b.stats.note(func(s *Stats) map[string]int { return s.Kept }, n.op+" kept on Go: "+why)
@@ -191,15 +192,16 @@ func ones(v []int) bool {
 	return true
 }
 
-// layoutPolicy is how a convolution's data reaches its primitive: on the
-// caller's layout (true), or reordered into oneDNN's blocked one and back.
-// Blocked, always: one 3x3 layer of the captcha CNN runs as fast either way
+// plainLayout is how a convolution's or pool's data reaches its
+// primitive: on the caller's layout (true), or in oneDNN's blocked one,
+// reordered in and out at the edges of a region (plan.regions). Blocked,
+// always: one 3x3 layer of the captcha CNN runs as fast either way
 // on channels-last data (BenchmarkConv, engine/dnnl), but whole training
 // steps of the book's channels-last nets ran 5-13% faster with every
 // convolution blocked than with forward and backward-data on the plain
 // layout (captcha-cnn, fcn; crnn the same; AVX2, dl4img bench).
 // DL4IMG_ENGINE_LAYOUT=plain overrides it, to measure both.
-func layoutPolicy() bool {
+func plainLayout() bool {
 	return os.Getenv("DL4IMG_ENGINE_LAYOUT") == "plain"
 }
 
@@ -295,7 +297,7 @@ func (b *backend) convKernel(n *node) (*placed, string) {
 		s.Wei = weights(kd, axes.KernelOutputChannels, axes.KernelInputChannels, axes.KernelSpatial, groups)
 		kern.mode = dnnl.ConvForward
 	}
-	s.Plain = layoutPolicy()
+	s.Plain = plainLayout()
 	op, err := b.lib.Conv(s)
 	if err != nil {
 		return nil, fmt.Sprintf("oneDNN: %v (%+v)", err, s)

@@ -73,6 +73,14 @@ type kernel interface {
 	layout() (op *dnnl.Op, in, out []int)
 }
 
+// elementwiseKernel is a kernel that computes each output element from the
+// same element of each input: it runs in any layout its values share.
+type elementwiseKernel interface {
+	kernel
+	// sized returns the kernel over n elements (a region's layout, padded).
+	sized(n int) (kernel, error)
+}
+
 // placed is a node the engine runs as a kernel, with the values it passes
 // to or takes from other kernels beside the node's own (a max pool's
 // workspace, read by its gradient).
@@ -99,22 +107,7 @@ func (b *builder) compilePlan() (*plan, error) {
 	if len(kernels) == 0 {
 		return nil, nil
 	}
-	// A kernel may make a value of another node (a folded reduction):
-	// readers of that value then wait for the kernel.
-	producer := map[*value]*node{}
-	for n, pk := range kernels {
-		for _, v := range pk.extraOut {
-			if v.node != n {
-				producer[v] = n
-			}
-		}
-	}
-	source := func(v *value) *node {
-		if p, ok := producer[v]; ok {
-			return p
-		}
-		return v.node
-	}
+	source := sourceOf(kernels)
 	// A kernel may read other values than its node (the kernel under a
 	// Reverse): what only its node read is dead now.
 	live := liveNodes(f, kernels, source)
@@ -339,7 +332,9 @@ func (b *builder) compilePlan() (*plan, error) {
 	for _, s := range p.outputs {
 		p.lastUse[s] = len(p.steps)
 	}
-	p.regions()
+	if err := p.regions(); err != nil {
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -347,10 +342,16 @@ func (b *builder) compilePlan() (*plan, error) {
 // each value that one kernel writes and only kernels read, where writer
 // and readers all chose that same layout: no reorder out of it and back
 // in between them, as TVM's BYOC regions and PyTorch's oneDNN tensors
-// keep it. Values the Go backend reads, and outputs, stay in its layout.
-func (p *plan) regions() {
+// keep it. An element-wise kernel has no layout of its own: it runs in
+// the one its inputs share, if all its values stay in it. Values the Go
+// backend reads, and outputs, stay in its layout.
+func (p *plan) regions() error {
 	p.raw = map[int]int{}
 	type use struct{ step, pos int }
+	type at struct { // where a value is in a primitive's layout: the argument writing it
+		op  *dnnl.Op
+		arg int
+	}
 	reads := map[int][]use{}
 	goReads := map[int]bool{}
 	for si, st := range p.steps {
@@ -368,49 +369,126 @@ func (p *plan) regions() {
 	for _, s := range p.outputs {
 		goReads[s] = true
 	}
+	layout := map[int]at{}
 	for _, st := range p.steps {
 		ks, ok := st.(*kernelStep)
 		if !ok {
 			continue
 		}
+		if _, ok := ks.k.(elementwiseKernel); ok {
+			l, same := layout[ks.in[0]]
+			for _, s := range ks.in[1:] {
+				m, ok := layout[s]
+				same = same && ok && dnnl.SameLayout(l.op, l.arg, m.op, m.arg)
+			}
+			for _, s := range ks.out {
+				if same {
+					layout[s] = l
+				}
+			}
+			continue
+		}
 		op, _, outArgs := ks.k.layout()
 		for j, s := range ks.out {
-			a := outArgs[j]
-			if a < 0 || goReads[s] || len(reads[s]) == 0 || !op.Reordered(a) {
-				continue
-			}
-			same := true
-			for _, r := range reads[s] {
-				rop, inArgs, _ := p.steps[r.step].(*kernelStep).k.layout()
-				b := inArgs[r.pos]
-				same = same && b >= 0 && rop.Reordered(b) && dnnl.SameLayout(op, a, rop, b)
-			}
-			if same {
-				p.raw[s] = op.Bytes(a) / 4
+			if a := outArgs[j]; a >= 0 && op.Reordered(a) {
+				layout[s] = at{op, a}
 			}
 		}
 	}
-	// An input that is an output's initial value (a residual) shares the
-	// output's layout: both in the primitive's, or neither.
+	kept := map[int]bool{}
+	for s, l := range layout {
+		if goReads[s] || len(reads[s]) == 0 {
+			continue
+		}
+		same := true
+		for _, r := range reads[s] {
+			k := p.steps[r.step].(*kernelStep).k
+			if _, ok := k.(elementwiseKernel); ok {
+				continue // decided below, with the kernel's other values
+			}
+			rop, inArgs, _ := k.layout()
+			b := inArgs[r.pos]
+			same = same && b >= 0 && rop.Reordered(b) && dnnl.SameLayout(l.op, l.arg, rop, b)
+		}
+		kept[s] = same
+	}
+	// An element-wise kernel's values are all in the region's layout or
+	// none is; an input that is an output's initial value (a residual)
+	// shares the output's layout.
 	for changed := true; changed; {
 		changed = false
+		drop := func(slots ...int) {
+			for _, s := range slots {
+				if kept[s] {
+					kept[s], changed = false, true
+				}
+			}
+		}
 		for _, st := range p.steps {
 			ks, ok := st.(*kernelStep)
 			if !ok {
 				continue
 			}
+			if _, ok := ks.k.(elementwiseKernel); ok {
+				all := true
+				for _, s := range append(slices.Clip(ks.in), ks.out...) {
+					all = all && kept[s]
+				}
+				if !all {
+					drop(ks.in...)
+					drop(ks.out...)
+				}
+				continue
+			}
 			_, inArgs, outArgs := ks.k.layout()
 			for i, a := range inArgs[:min(len(inArgs), len(ks.in))] {
 				for j, b := range outArgs[:min(len(outArgs), len(ks.out))] {
-					in, out := ks.in[i], ks.out[j]
-					if a >= 0 && a == b && (p.raw[in] > 0) != (p.raw[out] > 0) {
-						delete(p.raw, in)
-						delete(p.raw, out)
-						changed = true
+					if in, out := ks.in[i], ks.out[j]; a >= 0 && a == b && kept[in] != kept[out] {
+						drop(in, out)
 					}
 				}
 			}
 		}
+	}
+	for s, ok := range kept {
+		if ok {
+			l := layout[s]
+			p.raw[s] = l.op.Bytes(l.arg) / 4
+		}
+	}
+	// Element-wise kernels in a region run over the elements of its
+	// layout, padding included.
+	for _, st := range p.steps {
+		if ks, ok := st.(*kernelStep); ok {
+			if ew, ok := ks.k.(elementwiseKernel); ok && kept[ks.in[0]] {
+				k, err := ew.sized(p.raw[ks.in[0]])
+				if err != nil {
+					return err
+				}
+				ks.k = k
+			}
+		}
+	}
+	return nil
+}
+
+// sourceOf returns the node that makes each value once kernels are
+// placed: a kernel may make a value of another node (a folded reduction),
+// and readers of that value then wait for the kernel.
+func sourceOf(kernels map[*node]*placed) func(*value) *node {
+	producer := map[*value]*node{}
+	for n, pk := range kernels {
+		for _, v := range pk.extraOut {
+			if v.node != n {
+				producer[v] = n
+			}
+		}
+	}
+	return func(v *value) *node {
+		if p, ok := producer[v]; ok {
+			return p
+		}
+		return v.node
 	}
 }
 

@@ -112,10 +112,11 @@ func poolSpec(x, y shapes.Shape, window, strides []int, paddings [][2]int) (dnnl
 	s.Dst = poolTensor(y.Dimensions, n, c, sp)
 	s.Kernel, s.Strides = pick2(window, sp, 1), pick2(strides, sp, 1)
 	s.PadL, s.PadR = pickPads(paddings, sp, 0), pickPads(paddings, sp, 1)
-	// oneDNN's vectorized pooling takes channels-last data as it is; other
-	// layouts it reorders into its blocked one (its plain NCHW pooling is
-	// a scalar loop).
-	s.Plain = s.Src.Strides[1] == 1 && s.Dst.Strides[1] == 1
+	// Blocked as the convolutions around it (plainLayout), so that a
+	// region runs through the pool. On plain layouts, oneDNN's vectorized
+	// pooling takes channels-last data as it is; NCHW it reorders (its
+	// plain NCHW pooling is a scalar loop).
+	s.Plain = plainLayout() && s.Src.Strides[1] == 1 && s.Dst.Strides[1] == 1
 	return s, ""
 }
 
@@ -202,11 +203,12 @@ func (b *backend) poolGradKernel(n *node, ws *value) (*placed, string) {
 		return nil, "oneDNN: " + err.Error()
 	}
 	k := &poolGradKernel{lib: b.lib, bwd: bwd, shape: n.outs[0].shape, dyShape: dy}
-	pk := &placed{k: k}
 	if ws != nil {
-		pk.extraIn = []*value{ws}
-		return pk, ""
+		// The forward's workspace says where the maxima are: x is not read
+		// (nor kept alive for this kernel).
+		return &placed{k: k, in: []*value{n.inputs[1], ws}}, ""
 	}
+	pk := &placed{k: k}
 	s.Prop = dnnl.PoolForwardTraining
 	if k.fwd, err = b.lib.Pool(s); err != nil {
 		return nil, "oneDNN: " + err.Error()
@@ -223,14 +225,17 @@ type poolGradKernel struct {
 
 func (k *poolGradKernel) name() string { return "pool max backward (" + k.bwd.Impl() + ")" }
 
+// run reads (dy, the forward's workspace), or (x, dy) when it computes the
+// workspace itself.
 func (k *poolGradKernel) run(x *execution, ins, outs []*slot) error {
-	dy, err := ins[1].arg()
+	dyIn := k.dyInput()
+	dy, err := ins[dyIn].arg()
 	if err != nil {
 		return err
 	}
 	var ws []byte
 	if k.fwd == nil {
-		ws = ins[2].ws
+		ws = ins[1].ws
 	} else {
 		a, err := ins[0].data()
 		if err != nil {
@@ -248,4 +253,16 @@ func (k *poolGradKernel) run(x *execution, ins, outs []*slot) error {
 	return k.lib.Exec(k.bwd, dy, dx, ws)
 }
 
-func (k *poolGradKernel) layout() (*dnnl.Op, []int, []int) { return k.bwd, []int{-1, 0, -1}, []int{1} }
+// dyInput is the position of dy among the kernel's inputs.
+func (k *poolGradKernel) dyInput() int {
+	if k.fwd == nil {
+		return 0
+	}
+	return 1
+}
+
+func (k *poolGradKernel) layout() (*dnnl.Op, []int, []int) {
+	in := []int{-1, -1}
+	in[k.dyInput()] = 0
+	return k.bwd, in, []int{1}
+}

@@ -52,6 +52,7 @@ typedef struct {
 	int prop;
 	dl_tensor data; // its dims[1] is the feature axis (C)
 	float epsilon;
+	int plain; // 1: on the caller's layout; 0: rank-4 data in the blocked layout of convolutions and pools
 } dl_bnorm_desc;
 
 // A matmul: dst (B, M, N) = src (B, M, K) x wei (B, K, N), each with the
@@ -60,11 +61,12 @@ typedef struct {
 	dl_tensor src, wei, dst;
 } dl_matmul_desc;
 
-// ReLU's backward pass from its output: diff_src = diff_dst where dst > 0,
-// else 0, over n elements.
+// ReLU over n elements: forward, dst = max(src, 0); backward from its
+// output, diff_src = diff_dst where dst > 0, else 0.
 typedef struct {
 	int64_t n;
-} dl_relu_bwd_desc;
+	int backward;
+} dl_relu_desc;
 
 typedef struct dl_op dl_op;
 
@@ -76,7 +78,7 @@ int dl_conv_create(const dl_conv_desc *d, dl_op **op, char *err, size_t errlen);
 int dl_pool_create(const dl_pool_desc *d, dl_op **op, char *err, size_t errlen);
 int dl_bnorm_create(const dl_bnorm_desc *d, dl_op **op, char *err, size_t errlen);
 int dl_matmul_create(const dl_matmul_desc *d, dl_op **op, char *err, size_t errlen);
-int dl_relu_bwd_create(const dl_relu_bwd_desc *d, dl_op **op, char *err, size_t errlen);
+int dl_relu_create(const dl_relu_desc *d, dl_op **op, char *err, size_t errlen);
 
 // dl_op_nargs / dl_op_workspace: the number of buffers dl_exec takes (in
 // the order of the kind's arguments, see dnnl.c) and the bytes of the

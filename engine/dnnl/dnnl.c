@@ -345,8 +345,13 @@ out:
 // Batch normalization over dims[1] of the data, with a scale and a shift:
 // XLA's BatchNormTraining, BatchNormInference and BatchNormGrad.
 int dl_bnorm_create(const dl_bnorm_desc *d, dl_op **out, char *err, size_t errlen) {
-	dnnl_memory_desc_t du, cu;
+	dnnl_memory_desc_t du, cu, da;
 	if (user_md(&du, &d->data, err, errlen)) return 1;
+	da = du;
+	if (!d->plain && d->data.ndims == 4)
+		// Named, as pooling's: channels in blocks of 8, as the convolutions
+		// around it choose them.
+		TRY("batch normalization layout", dnnl_memory_desc_init_by_tag(&da, 4, d->data.dims, dnnl_f32, dnnl_aBcd8b));
 	dnnl_dims_t cdims = {d->data.dims[1]};
 	TRY("channel descriptor", dnnl_memory_desc_init_by_tag(&cu, 1, cdims, dnnl_f32, dnnl_a));
 	unsigned flags = dnnl_use_scale | dnnl_use_shift;
@@ -359,7 +364,7 @@ int dl_bnorm_create(const dl_bnorm_desc *d, dl_op **out, char *err, size_t errle
 	dl_op *op = NULL;
 	int bwd = d->prop == DL_BN_BWD;
 	st = dnnl_batch_normalization_forward_desc_init(
-	        &fd, d->prop == DL_BN_FWD_INFERENCE ? dnnl_forward_inference : dnnl_forward_training, &du, d->epsilon,
+	        &fd, d->prop == DL_BN_FWD_INFERENCE ? dnnl_forward_inference : dnnl_forward_training, &da, d->epsilon,
 	        flags);
 	if (st == dnnl_success) {
 		if (!bwd) {
@@ -367,7 +372,7 @@ int dl_bnorm_create(const dl_bnorm_desc *d, dl_op **out, char *err, size_t errle
 		} else {
 			st = dnnl_primitive_desc_create(&hint, &fd, NULL, eng, NULL);
 			if (st == dnnl_success)
-				st = dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &du, &du, d->epsilon, flags);
+				st = dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &da, &da, d->epsilon, flags);
 			if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &bd, attr, eng, hint);
 		}
 	}
@@ -443,9 +448,10 @@ out:
 	return rc;
 }
 
-// ReLU backward from its output (dst, diff_dst -> diff_src), on flat data:
-// multithreaded where the Go backend compares and selects on one core.
-int dl_relu_bwd_create(const dl_relu_bwd_desc *d, dl_op **out, char *err, size_t errlen) {
+// ReLU on flat data, multithreaded where the Go backend runs it on one
+// core: forward (src -> dst), or backward from its output (dst, diff_dst
+// -> diff_src). Flat, it runs on any layout its arguments share.
+int dl_relu_create(const dl_relu_desc *d, dl_op **out, char *err, size_t errlen) {
 	dnnl_memory_desc_t md;
 	dnnl_dims_t dims = {d->n};
 	TRY("descriptor", dnnl_memory_desc_init_by_tag(&md, 1, dims, dnnl_f32, dnnl_a));
@@ -456,16 +462,24 @@ int dl_relu_bwd_create(const dl_relu_bwd_desc *d, dl_op **out, char *err, size_t
 	dl_op *op = NULL;
 	dnnl_status_t st = dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd, &md,
 	                                                  0.0f, 0.0f);
-	if (st == dnnl_success) st = dnnl_primitive_desc_create(&hint, &fd, NULL, eng, NULL);
-	if (st == dnnl_success) st = dnnl_eltwise_backward_desc_init(&bd, dnnl_eltwise_relu_use_dst_for_bwd, &md, &md, 0.0f, 0.0f);
-	if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &bd, attr, eng, hint);
+	if (!d->backward) {
+		if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &fd, attr, eng, NULL);
+	} else {
+		if (st == dnnl_success) st = dnnl_primitive_desc_create(&hint, &fd, NULL, eng, NULL);
+		if (st == dnnl_success)
+			st = dnnl_eltwise_backward_desc_init(&bd, dnnl_eltwise_relu_use_dst_for_bwd, &md, &md, 0.0f, 0.0f);
+		if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &bd, attr, eng, hint);
+	}
 	if (st != dnnl_success) {
-		fail(err, errlen, "relu backward primitive", st);
+		fail(err, errlen, "relu primitive", st);
 		goto out;
 	}
 	op = new_op();
-	if (add_arg(op, pd, DNNL_ARG_DST, 0, &md, err, errlen) || add_arg(op, pd, DNNL_ARG_DIFF_DST, 0, &md, err, errlen) ||
-	    add_arg(op, pd, DNNL_ARG_DIFF_SRC, 1, &md, err, errlen))
+	if (!d->backward) {
+		if (add_arg(op, pd, DNNL_ARG_SRC, 0, &md, err, errlen) || add_arg(op, pd, DNNL_ARG_DST, 1, &md, err, errlen))
+			goto out;
+	} else if (add_arg(op, pd, DNNL_ARG_DST, 0, &md, err, errlen) || add_arg(op, pd, DNNL_ARG_DIFF_DST, 0, &md, err, errlen) ||
+	           add_arg(op, pd, DNNL_ARG_DIFF_SRC, 1, &md, err, errlen))
 		goto out;
 	if (finish(op, pd, err, errlen)) goto out;
 	*out = op;

@@ -116,6 +116,7 @@ type BatchNormSpec struct {
 	Prop    BatchNormProp
 	Data    Tensor
 	Epsilon float32
+	Plain   bool // work on the caller's layout; else rank-4 data runs in oneDNN's blocked one
 }
 
 // MatMulSpec configures Dst (B, M, N) = Src (B, M, K) x Wei (B, K, N), or
@@ -134,7 +135,8 @@ type Op struct {
 // convolution forward (src, wei, [bias], dst); backward data (dst, wei,
 // src); backward weights (src, dst, wei, [bias]); pooling forward (src,
 // dst, [workspace]); pooling backward (dst, src, [workspace]); batch
-// normalization as BatchNormProp lists; matmul (src, wei, dst).
+// normalization as BatchNormProp lists; matmul (src, wei, dst); ReLU
+// forward (src, dst) and backward (dst, diff_dst, diff_src).
 func (o *Op) Args() int { return o.nargs }
 
 // Workspace is the byte size of the op's workspace argument (0: none).
@@ -151,7 +153,12 @@ type Library struct {
 	pools map[PoolSpec]*Op
 	bns   map[BatchNormSpec]*Op
 	mms   map[MatMulSpec]*Op
-	relus map[int64]*Op
+	relus map[reluKey]*Op
+}
+
+type reluKey struct {
+	n        int64
+	backward bool
 }
 
 var (
@@ -171,7 +178,7 @@ func Open(threads int) (*Library, error) {
 			os.Setenv("OMP_WAIT_POLICY", "PASSIVE")
 		}
 		l := &Library{calls: make(chan func()), convs: map[ConvSpec]*Op{}, pools: map[PoolSpec]*Op{},
-			bns: map[BatchNormSpec]*Op{}, mms: map[MatMulSpec]*Op{}, relus: map[int64]*Op{}}
+			bns: map[BatchNormSpec]*Op{}, mms: map[MatMulSpec]*Op{}, relus: map[reluKey]*Op{}}
 		started := make(chan error)
 		go func() {
 			// One OS thread for every call: OpenMP's team and its size
@@ -276,7 +283,7 @@ func (l *Library) BatchNorm(s BatchNormSpec) (*Op, error) {
 		return op, nil
 	}
 	var d C.dl_bnorm_desc
-	d.prop, d.data, d.epsilon = C.int(s.Prop), s.Data.c(), C.float(s.Epsilon)
+	d.prop, d.data, d.epsilon, d.plain = C.int(s.Prop), s.Data.c(), C.float(s.Epsilon), cbool(s.Plain)
 	op, err := l.create(func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_bnorm_create(&d, out, e, n) })
 	if err != nil {
 		return nil, err
@@ -302,20 +309,22 @@ func (l *Library) MatMul(s MatMulSpec) (*Op, error) {
 	return op, nil
 }
 
-// ReluBackward returns the primitive computing ReLU's input gradient
-// from its output over n elements: (dst, diff_dst) -> diff_src.
-func (l *Library) ReluBackward(n int64) (*Op, error) {
+// Relu returns the primitive computing ReLU over n elements, creating it
+// on first use: forward (src) -> dst, or backward from the output (dst,
+// diff_dst) -> diff_src.
+func (l *Library) Relu(n int64, backward bool) (*Op, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if op, ok := l.relus[n]; ok {
+	key := reluKey{n, backward}
+	if op, ok := l.relus[key]; ok {
 		return op, nil
 	}
-	d := C.dl_relu_bwd_desc{n: C.int64_t(n)}
-	op, err := l.create(func(out **C.dl_op, e *C.char, m C.size_t) C.int { return C.dl_relu_bwd_create(&d, out, e, m) })
+	d := C.dl_relu_desc{n: C.int64_t(n), backward: cbool(backward)}
+	op, err := l.create(func(out **C.dl_op, e *C.char, m C.size_t) C.int { return C.dl_relu_create(&d, out, e, m) })
 	if err != nil {
 		return nil, err
 	}
-	l.relus[n] = op
+	l.relus[key] = op
 	return op, nil
 }
 
