@@ -48,9 +48,9 @@ func IsGo(b compute.Backend) bool { return lower.IsGo(b) }
 // it to another's executable, so buffers report the wrapper.
 type backend struct {
 	compute.Backend
-	lib     *dnnl.Library
-	stats   *stats
-	outputs outputPool
+	lib   *dnnl.Library
+	stats *stats
+	reuse reuseCounters
 }
 
 // Capabilities adds the ops the engine (and its lowering) provide to the

@@ -25,7 +25,7 @@ func engineBackend(t *testing.T) *backend {
 		t.Fatal(err)
 	}
 	e := b.(*backend)
-	e.outputs.poison = true
+	e.reuse.poison = true
 	return e
 }
 
@@ -359,8 +359,39 @@ func TestReusedOutputsAreRewritten(t *testing.T) {
 			t.Errorf("result %d: %v", i, err)
 		}
 	}
-	if eng.outputs.reused.Load() == 0 {
+	if eng.reuse.reused.Load() == 0 {
 		t.Error("the second run reused no kernel output: the test tests nothing")
+	}
+}
+
+// TestIdentitiesAreAliases: the engine reads through Identity ops (the Go
+// backend would copy each), and a value that is then several outputs,
+// or an input that is an output, comes back whole in each.
+func TestIdentitiesAreAliases(t *testing.T) {
+	f := func(x, k *Node) []*Node {
+		y := relu(Convolve(x, k).PadSame().Done())
+		return []*Node{Identity(y), y, Identity(Identity(x)), ReduceAllSum(y)}
+	}
+	run := func(b compute.Backend) []*tensors.Tensor {
+		exec := MustNewExec(b, f)
+		var out []*tensors.Tensor
+		for range 2 {
+			var err error
+			if out, err = exec.Exec(et.RandomTensor([]int{2, 32, 32, 8}, 1), et.RandomTensor([]int{3, 3, 8, 16}, 2)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return out
+	}
+	eng := engineBackend(t)
+	got, want := run(eng), run(et.GoBackend(t))
+	for i := range want {
+		if err := et.Close32(got[i], want[i], 1e-4); err != nil {
+			t.Errorf("output %d: %v", i, err)
+		}
+	}
+	if s, _ := StatsOf(eng); s.Ran("conv forward+relu") != 1 {
+		t.Errorf("the ReLU under the Identity was not fused: %s", s)
 	}
 }
 

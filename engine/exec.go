@@ -5,6 +5,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dl4img/dl4img/engine/dnnl"
@@ -45,10 +46,12 @@ type executable struct {
 	inShapes  []shapes.Shape
 	outShapes []shapes.Shape
 	consts    map[int]compute.Buffer
+	free      freeOutputs
 }
 
 func (b *builder) newExecutable(p *plan) (*executable, error) {
 	e := &executable{backend: b.backend, plan: p, consts: map[int]compute.Buffer{}}
+	e.free.reuse = &b.backend.reuse
 	for _, v := range b.main.params {
 		e.names = append(e.names, v.node.args[0].(string))
 		e.inShapes = append(e.inShapes, v.shape)
@@ -86,6 +89,7 @@ func (e *executable) Finalize() {
 	for _, b := range e.consts {
 		_ = b.Finalize()
 	}
+	e.free.finalize()
 }
 
 func (e *executable) Inputs() ([]string, []shapes.Shape) { return e.names, e.inShapes }
@@ -109,8 +113,8 @@ type execution struct {
 	e     *executable
 	slots []slot
 	// fresh holds the kernel outputs this execution allocated (or took
-	// from the backend's pool), with their shapes: released, they go back
-	// to the pool, not to the garbage collector.
+	// from the executable's free list), with their shapes: released, they
+	// go back to the list, not to the garbage collector.
 	fresh map[compute.Buffer]shapes.Shape
 }
 
@@ -159,7 +163,7 @@ func (s *slot) data() ([]float32, error) {
 // newBuffer allocates a kernel's output, reusing a released one of the
 // same shape where there is one.
 func (x *execution) newBuffer(shape shapes.Shape) (compute.Buffer, []float32, error) {
-	if buf, f := x.e.backend.outputs.get(shape); buf != nil {
+	if buf, f := x.e.free.get(shape); buf != nil {
 		x.fresh[buf] = shape
 		return buf, f, nil
 	}
@@ -219,12 +223,14 @@ func (e *executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 		if sl.buf == nil {
 			return nil, errors.New("engine: an output was not computed")
 		}
-		if sl.owned {
+		// One value may be two outputs (Identity ops skipped): the last
+		// takes the buffer.
+		if sl.owned && !slices.Contains(p.outputs[i+1:], s) {
 			outs[i] = lower.Owned(e.backend, sl.buf)
 			sl.buf, sl.owned = nil, false
 			continue
 		}
-		// A caller's input or a constant: return a copy.
+		// A caller's input, a constant, or a value returned twice: a copy.
 		flat, err := sl.buf.Data()
 		if err != nil {
 			return nil, err
@@ -253,7 +259,7 @@ func (x *execution) release(s int) {
 	if sl.owned && sl.buf != nil {
 		if shape, ok := x.fresh[sl.buf]; ok {
 			delete(x.fresh, sl.buf)
-			x.e.backend.outputs.put(shape, sl.buf)
+			x.e.free.put(shape, sl.buf)
 		} else {
 			_ = sl.buf.Finalize()
 		}
@@ -271,8 +277,11 @@ func (x *execution) step(si int, st step) error {
 			sl := &x.slots[s]
 			ins[i] = sl.buf
 			// The segment may reuse a buffer this execution owns and
-			// nothing reads later: the backend then recycles it.
-			donate[i] = sl.owned && p.lastUse[s] == si
+			// nothing reads later: the backend then recycles it. Not a
+			// kernel's output: the backend would drop it (it recycles no
+			// shared buffer), where the free list keeps it.
+			_, kernelOut := x.fresh[sl.buf]
+			donate[i] = sl.owned && p.lastUse[s] == si && !kernelOut
 		}
 		outs, err := st.exec.Execute(ins, donate, 0)
 		if err != nil {

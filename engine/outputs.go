@@ -11,45 +11,53 @@ import (
 	"github.com/gomlx/compute/shapes"
 )
 
-// outputPool keeps, by shape, the buffers that executions allocated for
-// kernel outputs and then released, for the next execution. The Go
-// backend recycles the buffers of its own ops, but not those it hands out
-// through NewSharedBuffer: allocating every kernel output afresh cost
-// about 0.1 s of a training step in zeroing alone, on the thread that
-// runs the step (captcha-cnn and crnn, profiled). A sync.Pool per shape
-// lets the garbage collector take back what no execution reuses.
-type outputPool struct {
-	pools sync.Map // shape.String() -> *sync.Pool of compute.Buffer
-	// poison fills every reused buffer with NaN. The engine's tests set it,
-	// so that a kernel leaving part of its output unwritten fails them
-	// instead of passing with an earlier execution's values.
-	poison bool
-	reused atomic.Int64 // buffers handed out again (for tests)
+// freeOutputs keeps, by shape, the buffers an executable's executions
+// allocated for kernel outputs and then released, for its next
+// executions: a training step runs the same plan every time, so after the
+// first one its kernels allocate nothing. The Go backend recycles the
+// buffers of its own ops but not those it hands out through
+// NewSharedBuffer: allocating every kernel output afresh cost about 0.1 s
+// of a training step in zeroing alone (captcha-cnn and crnn, profiled).
+// The list is the executable's, not a sync.Pool's, which every garbage
+// collection empties: fcn allocated ~0.3 GB a step through it, and the
+// collections that this garbage caused emptied it again. What it holds
+// is at most one execution's kernel outputs, and goes with the executable
+// (Finalize).
+type freeOutputs struct {
+	mu    sync.Mutex
+	free  map[string][]compute.Buffer // shape.String() -> released buffers
+	reuse *reuseCounters
 }
 
-func (p *outputPool) pool(shape shapes.Shape) *sync.Pool {
-	key := shape.String()
-	if v, ok := p.pools.Load(key); ok {
-		return v.(*sync.Pool)
-	}
-	v, _ := p.pools.LoadOrStore(key, &sync.Pool{})
-	return v.(*sync.Pool)
+// reuseCounters are the backend's knobs and counters for its tests.
+type reuseCounters struct {
+	// poison fills every reused buffer with NaN, so that a kernel leaving
+	// part of its output unwritten fails the engine's tests instead of
+	// passing with an earlier execution's values.
+	poison bool
+	reused atomic.Int64 // buffers handed out again
 }
 
 // get returns a released buffer of shape and its data, or nil.
-func (p *outputPool) get(shape shapes.Shape) (compute.Buffer, []float32) {
-	buf, _ := p.pool(shape).Get().(compute.Buffer)
-	if buf == nil {
+func (l *freeOutputs) get(shape shapes.Shape) (compute.Buffer, []float32) {
+	key := shape.String()
+	l.mu.Lock()
+	bufs := l.free[key]
+	if len(bufs) == 0 {
+		l.mu.Unlock()
 		return nil, nil
 	}
+	buf := bufs[len(bufs)-1]
+	l.free[key] = bufs[:len(bufs)-1]
+	l.mu.Unlock()
 	flat, err := buf.Data()
 	f, ok := flat.([]float32)
 	if err != nil || !ok {
 		_ = buf.Finalize()
 		return nil, nil
 	}
-	p.reused.Add(1)
-	if p.poison {
+	l.reuse.reused.Add(1)
+	if l.reuse.poison {
 		nan := float32(math.NaN())
 		for i := range f {
 			f[i] = nan
@@ -58,4 +66,24 @@ func (p *outputPool) get(shape shapes.Shape) (compute.Buffer, []float32) {
 	return buf, f
 }
 
-func (p *outputPool) put(shape shapes.Shape, buf compute.Buffer) { p.pool(shape).Put(buf) }
+func (l *freeOutputs) put(shape shapes.Shape, buf compute.Buffer) {
+	key := shape.String()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.free == nil {
+		l.free = map[string][]compute.Buffer{}
+	}
+	l.free[key] = append(l.free[key], buf)
+}
+
+// finalize releases every buffer held.
+func (l *freeOutputs) finalize() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, bufs := range l.free {
+		for _, b := range bufs {
+			_ = b.Finalize()
+		}
+	}
+	l.free = nil
+}

@@ -103,6 +103,7 @@ func (pk *placed) inputs(n *node) []*value {
 // oneDNN (it then compiles whole).
 func (b *builder) compilePlan() (*plan, error) {
 	f := b.main
+	f.skipIdentities()
 	kernels := b.backend.placeKernels(f, liveNodes(f, nil, nil))
 	if len(kernels) == 0 {
 		return nil, nil
