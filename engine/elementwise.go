@@ -4,6 +4,8 @@ package engine
 
 import (
 	"github.com/gomlx/compute/dtypes"
+
+	"github.com/dl4img/dl4img/engine/dnnl"
 )
 
 // minElementwise is the smallest element-wise op (elements) worth a step
@@ -32,12 +34,15 @@ func (b *backend) reluGradKernel(n *node, readers map[*value]int) (*placed, stri
 	return &placed{k: k, in: []*value{y, dy}}, ""
 }
 
-// reluKernels places each ReLU, Max(x, 0), that no convolution took in
-// (fuse runs first), on oneDNN's ReLU forward: multithreaded, and in a
-// region's layout where the values around it are (a batch norm's output,
-// in the CRNN). As fuse, it sees through the Identity ops before and after
-// it (nn.Relu's custom gradient).
-func (b *backend) reluKernels(f *function, kernels map[*node]*placed) {
+// elementwiseKernels places, after fusion (fuse runs first and takes what
+// a convolution can), each per-channel bias add on oneDNN's binary add,
+// then each ReLU, Max(x, 0), on its ReLU forward: multithreaded, and in a
+// region's layout where the values around them are (a transposed
+// convolution's bias and ReLU in the FCN, which oneDNN's backward-data
+// primitive cannot take as post-ops; a batch norm's ReLU in the CRNN). As
+// fuse, it sees through the Identity ops after a ReLU (nn.Relu's custom
+// gradient).
+func (b *backend) elementwiseKernels(f *function, kernels map[*node]*placed) {
 	live := liveNodes(f, kernels, sourceOf(kernels))
 	readers := map[*value][]*node{}
 	for _, n := range f.nodes {
@@ -51,29 +56,85 @@ func (b *backend) reluKernels(f *function, kernels map[*node]*placed) {
 		readers[v] = append(readers[v], nil)
 	}
 	for _, n := range f.nodes {
-		if !live[n.index] || n.op != "Max" || kernels[n] != nil {
+		if !live[n.index] || kernels[n] != nil {
 			continue
 		}
-		x := n.inputs[0]
-		if isZero(x) {
-			x = n.inputs[1]
-		} else if !isZero(n.inputs[1]) {
-			continue
-		}
-		if x.shape.DType != dtypes.Float32 || !x.shape.Equal(n.outs[0].shape) || x.shape.Size() < minElementwise {
-			continue
-		}
-		for x.node.op == "Identity" {
-			x = x.node.inputs[0]
-		}
-		last := n
-		for r := readers[last.outs[0]]; len(r) == 1 && r[0] != nil && r[0].op == "Identity" && kernels[r[0]] == nil; r = readers[last.outs[0]] {
-			last = r[0]
-		}
-		if k, err := b.newReluKernel(last, false, x.shape.Size()); err == nil {
-			kernels[last] = &placed{k: k, in: []*value{x}}
+		switch n.op {
+		case "Add":
+			if pk := b.biasKernel(n); pk != nil {
+				kernels[n] = pk
+			}
+		case "Max":
+			if pk, last := b.reluKernel(n, readers, kernels); pk != nil {
+				kernels[last] = pk
+			}
 		}
 	}
+}
+
+// reluKernel maps Max(x, 0) to oneDNN's ReLU forward, placed at the last
+// of the Identity ops that alone read its value (the node returned).
+func (b *backend) reluKernel(n *node, readers map[*value][]*node, kernels map[*node]*placed) (*placed, *node) {
+	x := n.inputs[0]
+	if isZero(x) {
+		x = n.inputs[1]
+	} else if !isZero(n.inputs[1]) {
+		return nil, nil
+	}
+	if x.shape.DType != dtypes.Float32 || !x.shape.Equal(n.outs[0].shape) || x.shape.Size() < minElementwise {
+		return nil, nil
+	}
+	last := n
+	for r := readers[last.outs[0]]; len(r) == 1 && r[0] != nil && r[0].op == "Identity" && kernels[r[0]] == nil; r = readers[last.outs[0]] {
+		last = r[0]
+	}
+	k, err := b.newReluKernel(last, false, x.shape.Size())
+	if err != nil {
+		return nil, nil
+	}
+	return &placed{k: k, in: []*value{x}}, last
+}
+
+// biasKernel maps Add(x, bias) (either order), bias holding one value per
+// channel of x ([1, 1, 1, C] against NHWC x), to oneDNN's binary add.
+func (b *backend) biasKernel(n *node) *placed {
+	y := n.outs[0].shape
+	if y.DType != dtypes.Float32 || y.Size() < minElementwise {
+		return nil
+	}
+	for _, order := range [][2]int{{0, 1}, {1, 0}} {
+		x, bias := n.inputs[order[0]], n.inputs[order[1]]
+		axis := channelAxis(bias.shape.Dimensions, y.Dimensions)
+		if !x.shape.Equal(y) || axis < 0 {
+			continue
+		}
+		op, err := b.lib.Bias(dnnl.BiasSpec{Src: featureTensor(y.Dimensions, axis), Plain: plainLayout()})
+		if err != nil || reference(op) != "" {
+			return nil // the Go backend's add is faster than a scalar loop
+		}
+		return &placed{k: &argsKernel{lib: b.lib, op: op, label: "bias add", shapes: n.outShapes()},
+			in: []*value{x, bias}}
+	}
+	return nil
+}
+
+// channelAxis is the one axis where a tensor of dims (of the rank of y)
+// is not 1 and has y's size, or -1.
+func channelAxis(dims, y []int) int {
+	axis := -1
+	if len(dims) != len(y) {
+		return -1
+	}
+	for i, d := range dims {
+		switch {
+		case d == 1:
+		case d == y[i] && axis < 0:
+			axis = i
+		default:
+			return -1
+		}
+	}
+	return axis
 }
 
 // reluKernel is ReLU forward, x -> y, or its gradient, (y, dy) -> dx,

@@ -318,6 +318,60 @@ func TestRegionsRunThroughPoolsAndReLU(t *testing.T) {
 	}
 }
 
+// TestBiasAddMatchesGo: a per-channel bias add no convolution takes runs
+// on oneDNN's binary add, with 12 channels (padded to 16 in the blocked
+// layout), equal to the Go backend's: after a convolution whose output is
+// read elsewhere too (trained: the add's gradients as well), and after a
+// transposed convolution (an input-dilated one, as nn.ConvTranspose2D
+// builds it), where the add and the ReLU after it stay in the region
+// between the two convolutions.
+func TestBiasAddMatchesGo(t *testing.T) {
+	const c = 12
+	cases := []struct {
+		name    string
+		grads   bool
+		net     func(in []*Node) *Node
+		regions int
+	}{
+		{"conv read twice", true, func(in []*Node) *Node {
+			y := Convolve(in[0], in[1]).PadSame().Done()
+			return Add(relu(Add(y, Reshape(in[2], 1, 1, 1, c))), y)
+		}, -1},
+		{"transposed conv", false, func(in []*Node) *Node {
+			axes := ConvolveAxesConfig{InputBatch: 0, InputChannels: 3, InputSpatial: []int{1, 2},
+				KernelInputChannels: 2, KernelOutputChannels: 3, KernelSpatial: []int{0, 1},
+				OutputBatch: 0, OutputChannels: 3, OutputSpatial: []int{1, 2}}
+			y := ConvGeneral(in[0], in[1], axes, nil, [][2]int{{2, 2}, {2, 2}}, []int{2, 2}, nil, 1, 1)
+			y = relu(Add(y, Reshape(in[2], 1, 1, 1, c)))
+			return Convolve(y, in[3]).PadSame().Done()
+		}, 3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			k1 := []int{3, 3, 3, c}
+			if !tc.grads {
+				k1 = []int{4, 4, 3, c}
+			}
+			inputs := func() []*tensors.Tensor {
+				return []*tensors.Tensor{et.RandomTensor([]int{4, 48, 48, 3}, 1), et.RandomTensor(k1, 2),
+					et.RandomTensor([]int{c}, 3), et.RandomTensor([]int{3, 3, c, c}, 4)}
+			}
+			eng := engineBackend(t)
+			got := et.Results(t, eng, tc.grads, tc.net, inputs()...)
+			want := et.Results(t, et.GoBackend(t), tc.grads, tc.net, inputs()...)
+			for i := range want {
+				if err := et.Close32(got[i], want[i], 1e-4); err != nil {
+					t.Errorf("result %d: %v", i, err)
+				}
+			}
+			s, _ := StatsOf(eng)
+			if s.Ran("bias add") != 1 || (tc.regions >= 0 && s.Regions != tc.regions) {
+				t.Errorf("want the bias add on oneDNN (and %d values in its layout): %s", tc.regions, s)
+			}
+		})
+	}
+}
+
 // relu is nn.Relu: max(x, 0) with the gradient torch's ReLU has, which the
 // engine offloads (reluGradKernel).
 func relu(x *Node) *Node {

@@ -23,14 +23,15 @@ import (
 // pooling, SelectAndScatterMax (autodiff's max-pool gradient, which the
 // Go backend lacks) a pooling backward reading its forward's workspace,
 // the three batch-normalization ops oneDNN's batch normalization, a
-// DotGeneral large enough to pay for its step oneDNN's matmul, and ReLU
-// and its gradient oneDNN's ReLU forward and backward.
+// DotGeneral large enough to pay for its step oneDNN's matmul, ReLU and
+// its gradient oneDNN's ReLU forward and backward, and a per-channel add
+// that no convolution took oneDNN's binary add.
 func (b *backend) placeKernels(f *function, live []bool) map[*node]*placed {
 	kernels := map[*node]*placed{}
 	defer func() {
 		b.fuse(f, kernels, live)
 		b.foldBiasGradients(f, kernels, live)
-		b.reluKernels(f, kernels)
+		b.elementwiseKernels(f, kernels)
 	}()
 	keep := func(n *node, why string) {
 		b.stats.note(func(s *Stats) map[string]int { return s.Kept }, n.op+" kept on Go: "+why)

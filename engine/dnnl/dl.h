@@ -68,6 +68,13 @@ typedef struct {
 	int backward;
 } dl_relu_desc;
 
+// A per-channel add: dst = src + bias[c], src and dst of one
+// description (dims[1] the channels), bias C values.
+typedef struct {
+	dl_tensor src;
+	int plain; // 1: on the caller's layout; 0: rank-4 data in the blocked layout of convolutions and pools
+} dl_bias_desc;
+
 typedef struct dl_op dl_op;
 
 // dl_init loads the library (see load.h), creates the CPU engine and
@@ -79,6 +86,7 @@ int dl_pool_create(const dl_pool_desc *d, dl_op **op, char *err, size_t errlen);
 int dl_bnorm_create(const dl_bnorm_desc *d, dl_op **op, char *err, size_t errlen);
 int dl_matmul_create(const dl_matmul_desc *d, dl_op **op, char *err, size_t errlen);
 int dl_relu_create(const dl_relu_desc *d, dl_op **op, char *err, size_t errlen);
+int dl_bias_create(const dl_bias_desc *d, dl_op **op, char *err, size_t errlen);
 
 // dl_op_nargs / dl_op_workspace: the number of buffers dl_exec takes (in
 // the order of the kind's arguments, see dnnl.c) and the bytes of the

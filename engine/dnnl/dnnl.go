@@ -119,6 +119,13 @@ type BatchNormSpec struct {
 	Plain   bool // work on the caller's layout; else rank-4 data runs in oneDNN's blocked one
 }
 
+// BiasSpec configures a per-channel add: Dst = Src + bias[c] over Src's
+// Dims[1], Dst described as Src.
+type BiasSpec struct {
+	Src   Tensor
+	Plain bool // work on the caller's layout; else rank-4 data runs in oneDNN's blocked one
+}
+
 // MatMulSpec configures Dst (B, M, N) = Src (B, M, K) x Wei (B, K, N), or
 // the same without B (rank 2).
 type MatMulSpec struct{ Src, Wei, Dst Tensor }
@@ -136,7 +143,8 @@ type Op struct {
 // src); backward weights (src, dst, wei, [bias]); pooling forward (src,
 // dst, [workspace]); pooling backward (dst, src, [workspace]); batch
 // normalization as BatchNormProp lists; matmul (src, wei, dst); ReLU
-// forward (src, dst) and backward (dst, diff_dst, diff_src).
+// forward (src, dst) and backward (dst, diff_dst, diff_src); bias add
+// (src, bias, dst).
 func (o *Op) Args() int { return o.nargs }
 
 // Workspace is the byte size of the op's workspace argument (0: none).
@@ -147,13 +155,14 @@ func (o *Op) Impl() string { return o.impl }
 
 // Library is the process's oneDNN: its thread and its primitive cache.
 type Library struct {
-	calls chan func()
-	mu    sync.Mutex
-	convs map[ConvSpec]*Op
-	pools map[PoolSpec]*Op
-	bns   map[BatchNormSpec]*Op
-	mms   map[MatMulSpec]*Op
-	relus map[reluKey]*Op
+	calls  chan func()
+	mu     sync.Mutex
+	convs  map[ConvSpec]*Op
+	pools  map[PoolSpec]*Op
+	bns    map[BatchNormSpec]*Op
+	mms    map[MatMulSpec]*Op
+	relus  map[reluKey]*Op
+	biases map[BiasSpec]*Op
 }
 
 type reluKey struct {
@@ -178,7 +187,7 @@ func Open(threads int) (*Library, error) {
 			os.Setenv("OMP_WAIT_POLICY", "PASSIVE")
 		}
 		l := &Library{calls: make(chan func()), convs: map[ConvSpec]*Op{}, pools: map[PoolSpec]*Op{},
-			bns: map[BatchNormSpec]*Op{}, mms: map[MatMulSpec]*Op{}, relus: map[reluKey]*Op{}}
+			bns: map[BatchNormSpec]*Op{}, mms: map[MatMulSpec]*Op{}, relus: map[reluKey]*Op{}, biases: map[BiasSpec]*Op{}}
 		started := make(chan error)
 		go func() {
 			// One OS thread for every call: OpenMP's team and its size
@@ -325,6 +334,22 @@ func (l *Library) Relu(n int64, backward bool) (*Op, error) {
 		return nil, err
 	}
 	l.relus[key] = op
+	return op, nil
+}
+
+// Bias returns the per-channel add for s, creating it on first use.
+func (l *Library) Bias(s BiasSpec) (*Op, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if op, ok := l.biases[s]; ok {
+		return op, nil
+	}
+	d := C.dl_bias_desc{src: s.Src.c(), plain: cbool(s.Plain)}
+	op, err := l.create(func(out **C.dl_op, e *C.char, m C.size_t) C.int { return C.dl_bias_create(&d, out, e, m) })
+	if err != nil {
+		return nil, err
+	}
+	l.biases[s] = op
 	return op, nil
 }
 

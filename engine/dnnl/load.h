@@ -12,6 +12,7 @@
 #define DL_FUNCS(X) \
 	X(dnnl_batch_normalization_backward_desc_init) \
 	X(dnnl_batch_normalization_forward_desc_init) \
+	X(dnnl_binary_desc_init) \
 	X(dnnl_dilated_convolution_backward_data_desc_init) \
 	X(dnnl_dilated_convolution_backward_weights_desc_init) \
 	X(dnnl_dilated_convolution_forward_desc_init) \
@@ -62,6 +63,7 @@ extern void (*dl_omp_set_num_threads)(int);
 #ifndef DL_LOAD_DEFINE
 #define dnnl_batch_normalization_backward_desc_init (*dl_dnnl_batch_normalization_backward_desc_init)
 #define dnnl_batch_normalization_forward_desc_init (*dl_dnnl_batch_normalization_forward_desc_init)
+#define dnnl_binary_desc_init (*dl_dnnl_binary_desc_init)
 #define dnnl_dilated_convolution_backward_data_desc_init (*dl_dnnl_dilated_convolution_backward_data_desc_init)
 #define dnnl_dilated_convolution_backward_weights_desc_init (*dl_dnnl_dilated_convolution_backward_weights_desc_init)
 #define dnnl_dilated_convolution_forward_desc_init (*dl_dnnl_dilated_convolution_forward_desc_init)
