@@ -39,60 +39,42 @@ func (b *backend) reluGradKernel(n *node, readers map[*value]int) (*placed, stri
 // then each ReLU, Max(x, 0), on its ReLU forward: multithreaded, and in a
 // region's layout where the values around them are (a transposed
 // convolution's bias and ReLU in the FCN, which oneDNN's backward-data
-// primitive cannot take as post-ops; a batch norm's ReLU in the CRNN). As
-// fuse, it sees through the Identity ops after a ReLU (nn.Relu's custom
-// gradient).
+// primitive cannot take as post-ops; a batch norm's ReLU in the CRNN).
 func (b *backend) elementwiseKernels(f *function, kernels map[*node]*placed) {
 	live := liveNodes(f, kernels, sourceOf(kernels))
-	readers := map[*value][]*node{}
-	for _, n := range f.nodes {
-		if live[n.index] {
-			for _, in := range n.inputs {
-				readers[in] = append(readers[in], n)
-			}
-		}
-	}
-	for _, v := range f.outputs {
-		readers[v] = append(readers[v], nil)
-	}
 	for _, n := range f.nodes {
 		if !live[n.index] || kernels[n] != nil {
 			continue
 		}
+		var pk *placed
 		switch n.op {
 		case "Add":
-			if pk := b.biasKernel(n); pk != nil {
-				kernels[n] = pk
-			}
+			pk = b.biasKernel(n)
 		case "Max":
-			if pk, last := b.reluKernel(n, readers, kernels); pk != nil {
-				kernels[last] = pk
-			}
+			pk = b.reluKernel(n)
+		}
+		if pk != nil {
+			kernels[n] = pk
 		}
 	}
 }
 
-// reluKernel maps Max(x, 0) to oneDNN's ReLU forward, placed at the last
-// of the Identity ops that alone read its value (the node returned).
-func (b *backend) reluKernel(n *node, readers map[*value][]*node, kernels map[*node]*placed) (*placed, *node) {
+// reluKernel maps Max(x, 0) to oneDNN's ReLU forward.
+func (b *backend) reluKernel(n *node) *placed {
 	x := n.inputs[0]
 	if isZero(x) {
 		x = n.inputs[1]
 	} else if !isZero(n.inputs[1]) {
-		return nil, nil
+		return nil
 	}
 	if x.shape.DType != dtypes.Float32 || !x.shape.Equal(n.outs[0].shape) || x.shape.Size() < minElementwise {
-		return nil, nil
+		return nil
 	}
-	last := n
-	for r := readers[last.outs[0]]; len(r) == 1 && r[0] != nil && r[0].op == "Identity" && kernels[r[0]] == nil; r = readers[last.outs[0]] {
-		last = r[0]
-	}
-	k, err := b.newReluKernel(last, false, x.shape.Size())
+	k, err := b.newReluKernel(n, false, x.shape.Size())
 	if err != nil {
-		return nil, nil
+		return nil
 	}
-	return &placed{k: k, in: []*value{x}}, last
+	return &placed{k: k, in: []*value{x}}
 }
 
 // biasKernel maps Add(x, bias) (either order), bias holding one value per

@@ -14,9 +14,11 @@ import (
 // runs as part of it (TVM's conv2d+bias+relu patterns): a per-channel bias
 // Add, an Add of a tensor of the output's shape (a residual: oneDNN's sum
 // post-op) and a ReLU (Max with zero, and a Min with a constant after it:
-// ReLU6), in that order, seeing through Identity ops. Each folded op must be the only reader of the value before
-// it, so nothing else needs the intermediate results; in training graphs
-// that holds where the ReLU's gradient reads its output (nn.Relu does).
+// ReLU6), in that order (Identity ops are read through already:
+// skipIdentities). Each folded op must be the only reader of the value
+// before it, so nothing else needs the intermediate results; in training
+// graphs that holds where the ReLU's gradient reads its output (nn.Relu
+// does).
 func (b *backend) fuse(f *function, kernels map[*node]*placed, live []bool) {
 	readers := map[*value][]*node{}
 	for _, n := range f.nodes {
@@ -57,7 +59,6 @@ func (b *backend) fuse(f *function, kernels map[*node]*placed, live []bool) {
 				return next.inputs[0]
 			}
 			switch {
-			case next.op == "Identity":
 			case next.op == "Add" && bias == nil && residual == nil && !spec.Relu && perChannel(other().shape.Dimensions, ck.channels):
 				bias = other()
 			case next.op == "Add" && residual == nil && !spec.Relu && other().shape.Equal(cur.shape):
