@@ -168,11 +168,7 @@ func TestFusedConvMatchesGo(t *testing.T) {
 			}
 			eng := engineBackend(t)
 			want, got := run(et.GoBackend(t)), run(eng)
-			for i := range want {
-				if err := et.Close32(got[i], want[i], 1e-4); err != nil {
-					t.Errorf("output %d: %v", i, err)
-				}
-			}
+			et.AllClose32(t, got, want, 1e-4)
 			if s, _ := StatsOf(eng); s.Ran(c.want) != 1 {
 				t.Errorf("want one %q: %s", c.want, s)
 			}
@@ -305,11 +301,7 @@ func TestRegionsRunThroughPoolsAndReLU(t *testing.T) {
 			eng := engineBackend(t)
 			got := et.Results(t, eng, true, net, inputs()...)
 			want := et.Results(t, lower.Wrap(et.GoBackend(t)), true, net, inputs()...)
-			for i := range want {
-				if err := et.Close32(got[i], want[i], 1e-4); err != nil {
-					t.Errorf("result %d: %v", i, err)
-				}
-			}
+			et.AllClose32(t, got, want, 1e-4)
 			s, _ := StatsOf(eng)
 			if s.Ran("relu backward") != 2 || s.Ran("relu forward") != tc.relus || s.Regions != tc.regions {
 				t.Errorf("want both ReLU gradients, %d ReLUs on oneDNN and %d values in its layout: %s", tc.relus, tc.regions, s)
@@ -359,11 +351,7 @@ func TestBiasAddMatchesGo(t *testing.T) {
 			eng := engineBackend(t)
 			got := et.Results(t, eng, tc.grads, tc.net, inputs()...)
 			want := et.Results(t, et.GoBackend(t), tc.grads, tc.net, inputs()...)
-			for i := range want {
-				if err := et.Close32(got[i], want[i], 1e-4); err != nil {
-					t.Errorf("result %d: %v", i, err)
-				}
-			}
+			et.AllClose32(t, got, want, 1e-4)
 			s, _ := StatsOf(eng)
 			if s.Ran("bias add") != 1 || (tc.regions >= 0 && s.Regions != tc.regions) {
 				t.Errorf("want the bias add on oneDNN (and %d values in its layout): %s", tc.regions, s)
@@ -408,11 +396,7 @@ func TestReusedOutputsAreRewritten(t *testing.T) {
 	eng := engineBackend(t)
 	got := et.Results(t, eng, true, net, inputs()...)
 	want := et.Results(t, lower.Wrap(et.GoBackend(t)), true, net, inputs()...)
-	for i := range want {
-		if err := et.Close32(got[i], want[i], 1e-4); err != nil {
-			t.Errorf("result %d: %v", i, err)
-		}
-	}
+	et.AllClose32(t, got, want, 1e-4)
 	if eng.reuse.reused.Load() == 0 {
 		t.Error("the second run reused no kernel output: the test tests nothing")
 	}
@@ -439,11 +423,7 @@ func TestIdentitiesAreAliases(t *testing.T) {
 	}
 	eng := engineBackend(t)
 	got, want := run(eng), run(et.GoBackend(t))
-	for i := range want {
-		if err := et.Close32(got[i], want[i], 1e-4); err != nil {
-			t.Errorf("output %d: %v", i, err)
-		}
-	}
+	et.AllClose32(t, got, want, 1e-4)
 	if s, _ := StatsOf(eng); s.Ran("conv forward+relu") != 1 {
 		t.Errorf("the ReLU under the Identity was not fused: %s", s)
 	}
@@ -476,11 +456,7 @@ func TestUnplaceableOpRunsOnFallback(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i := range want {
-			if err := et.Close32(got[i], want[i], 1e-4); err != nil {
-				t.Errorf("output %d: %v", i, err)
-			}
-		}
+		et.AllClose32(t, got, want, 1e-4)
 	}
 	for _, why := range []string{"ReduceWindow kept on Go: reduction", "ConvGeneral kept on Go: 3 spatial axes"} {
 		if n := strings.Count(logged.String(), why); n != 1 {

@@ -158,6 +158,31 @@ static int finish(dl_op *op, dnnl_primitive_desc_t pd, char *err, size_t errlen)
 	return 0;
 }
 
+// bind is one argument of a primitive bound to a caller's buffer: its
+// oneDNN name, whether the primitive writes it, the caller's layout.
+typedef struct {
+	int arg, out;
+	const dnnl_memory_desc_t *umd;
+} bind;
+
+// make_op makes *out from pd with the arguments b[0..n) in order (add_arg)
+// and its primitive (finish). pd stays the caller's to destroy.
+static int make_op(dnnl_primitive_desc_t pd, const bind *b, int n, dl_op **out, char *err, size_t errlen) {
+	dl_op *op = new_op();
+	for (int i = 0; i < n; i++) {
+		if (add_arg(op, pd, b[i].arg, b[i].out, b[i].umd, err, errlen)) {
+			dl_op_destroy(op);
+			return 1;
+		}
+	}
+	if (finish(op, pd, err, errlen)) {
+		dl_op_destroy(op);
+		return 1;
+	}
+	*out = op;
+	return 0;
+}
+
 static dnnl_primitive_attr_t user_scratchpad_attr(void) {
 	dnnl_primitive_attr_t attr = NULL;
 	if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
@@ -426,23 +451,13 @@ int dl_matmul_create(const dl_matmul_desc *d, dl_op **out, char *err, size_t err
 	dnnl_primitive_desc_t pd = NULL;
 	dnnl_primitive_attr_t attr = user_scratchpad_attr();
 	int rc = 1;
-	dl_op *op = NULL;
 	dnnl_status_t st = dnnl_matmul_desc_init(&md, &su, &wu, NULL, &du);
 	if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &md, attr, eng, NULL);
-	if (st != dnnl_success) {
+	if (st != dnnl_success)
 		fail(err, errlen, "matmul primitive", st);
-		goto out;
-	}
-	op = new_op();
-	if (add_arg(op, pd, DNNL_ARG_SRC, 0, &su, err, errlen) || add_arg(op, pd, DNNL_ARG_WEIGHTS, 0, &wu, err, errlen) ||
-	    add_arg(op, pd, DNNL_ARG_DST, 1, &du, err, errlen))
-		goto out;
-	if (finish(op, pd, err, errlen)) goto out;
-	*out = op;
-	op = NULL;
-	rc = 0;
-out:
-	if (op) dl_op_destroy(op);
+	else
+		rc = make_op(pd, (bind[]){{DNNL_ARG_SRC, 0, &su}, {DNNL_ARG_WEIGHTS, 0, &wu}, {DNNL_ARG_DST, 1, &du}}, 3, out,
+		             err, errlen);
 	if (pd) dnnl_primitive_desc_destroy(pd);
 	if (attr) dnnl_primitive_attr_destroy(attr);
 	return rc;
@@ -459,7 +474,6 @@ int dl_relu_create(const dl_relu_desc *d, dl_op **out, char *err, size_t errlen)
 	dnnl_primitive_desc_t hint = NULL, pd = NULL;
 	dnnl_primitive_attr_t attr = user_scratchpad_attr();
 	int rc = 1;
-	dl_op *op = NULL;
 	dnnl_status_t st = dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, dnnl_eltwise_relu_use_dst_for_bwd, &md,
 	                                                  0.0f, 0.0f);
 	if (!d->backward) {
@@ -470,23 +484,13 @@ int dl_relu_create(const dl_relu_desc *d, dl_op **out, char *err, size_t errlen)
 			st = dnnl_eltwise_backward_desc_init(&bd, dnnl_eltwise_relu_use_dst_for_bwd, &md, &md, 0.0f, 0.0f);
 		if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &bd, attr, eng, hint);
 	}
-	if (st != dnnl_success) {
+	if (st != dnnl_success)
 		fail(err, errlen, "relu primitive", st);
-		goto out;
-	}
-	op = new_op();
-	if (!d->backward) {
-		if (add_arg(op, pd, DNNL_ARG_SRC, 0, &md, err, errlen) || add_arg(op, pd, DNNL_ARG_DST, 1, &md, err, errlen))
-			goto out;
-	} else if (add_arg(op, pd, DNNL_ARG_DST, 0, &md, err, errlen) || add_arg(op, pd, DNNL_ARG_DIFF_DST, 0, &md, err, errlen) ||
-	           add_arg(op, pd, DNNL_ARG_DIFF_SRC, 1, &md, err, errlen))
-		goto out;
-	if (finish(op, pd, err, errlen)) goto out;
-	*out = op;
-	op = NULL;
-	rc = 0;
-out:
-	if (op) dl_op_destroy(op);
+	else if (!d->backward)
+		rc = make_op(pd, (bind[]){{DNNL_ARG_SRC, 0, &md}, {DNNL_ARG_DST, 1, &md}}, 2, out, err, errlen);
+	else
+		rc = make_op(pd, (bind[]){{DNNL_ARG_DST, 0, &md}, {DNNL_ARG_DIFF_DST, 0, &md}, {DNNL_ARG_DIFF_SRC, 1, &md}}, 3, out,
+		             err, errlen);
 	if (pd) dnnl_primitive_desc_destroy(pd);
 	if (hint) dnnl_primitive_desc_destroy(hint);
 	if (attr) dnnl_primitive_attr_destroy(attr);
@@ -514,23 +518,13 @@ int dl_bias_create(const dl_bias_desc *d, dl_op **out, char *err, size_t errlen)
 	dnnl_primitive_desc_t pd = NULL;
 	dnnl_primitive_attr_t attr = user_scratchpad_attr();
 	int rc = 1;
-	dl_op *op = NULL;
 	dnnl_status_t st = dnnl_binary_desc_init(&bd, dnnl_binary_add, &da, &ba, &da);
 	if (st == dnnl_success) st = dnnl_primitive_desc_create(&pd, &bd, attr, eng, NULL);
-	if (st != dnnl_success) {
+	if (st != dnnl_success)
 		fail(err, errlen, "bias add primitive", st);
-		goto out;
-	}
-	op = new_op();
-	if (add_arg(op, pd, DNNL_ARG_SRC_0, 0, &du, err, errlen) || add_arg(op, pd, DNNL_ARG_SRC_1, 0, &bu, err, errlen) ||
-	    add_arg(op, pd, DNNL_ARG_DST, 1, &du, err, errlen))
-		goto out;
-	if (finish(op, pd, err, errlen)) goto out;
-	*out = op;
-	op = NULL;
-	rc = 0;
-out:
-	if (op) dl_op_destroy(op);
+	else
+		rc = make_op(pd, (bind[]){{DNNL_ARG_SRC_0, 0, &du}, {DNNL_ARG_SRC_1, 0, &bu}, {DNNL_ARG_DST, 1, &du}}, 3, out, err,
+		             errlen);
 	if (pd) dnnl_primitive_desc_destroy(pd);
 	if (attr) dnnl_primitive_attr_destroy(attr);
 	return rc;

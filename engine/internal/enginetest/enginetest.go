@@ -144,6 +144,19 @@ func RandomTensor(dims []int, seed uint64) *tensors.Tensor {
 	return tensors.FromFlatDataAndDimensions(v, dims...)
 }
 
+// AllClose32 reports each of got that is not Close32 to its want.
+func AllClose32(t *testing.T, got, want []*tensors.Tensor, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d results, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if err := Close32(got[i], want[i], tol); err != nil {
+			t.Errorf("result %d: %v", i, err)
+		}
+	}
+}
+
 // Close32 compares two float32 tensors to a tolerance relative to the
 // largest magnitude in want.
 func Close32(got, want *tensors.Tensor, tol float64) error {
