@@ -242,23 +242,13 @@ func cbool(b bool) C.int {
 
 // Conv returns the primitive for s, creating it on first use.
 func (l *Library) Conv(s ConvSpec) (*Op, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if op, ok := l.convs[s]; ok {
-		return op, nil
-	}
 	var d C.dl_conv_desc
 	d.prop = C.int(s.Prop)
 	d.src, d.wei, d.dst = s.Src.c(), s.Wei.c(), s.Dst.c()
 	d.strides, d.dilates, d.pad_l, d.pad_r = c2(s.Strides), c2(s.Dilates), c2(s.PadL), c2(s.PadR)
 	d.bias, d.sum, d.relu, d.plain = cbool(s.Bias), cbool(s.Sum), cbool(s.Relu), cbool(s.Plain)
 	d.clip = C.float(s.Clip)
-	op, err := l.create(func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_conv_create(&d, out, e, n) })
-	if err != nil {
-		return nil, err
-	}
-	l.convs[s] = op
-	return op, nil
+	return cached(l, l.convs, s, func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_conv_create(&d, out, e, n) })
 }
 
 // Pool returns the primitive for s, creating it on first use.
@@ -266,90 +256,56 @@ func (l *Library) Pool(s PoolSpec) (*Op, error) {
 	if s.Scale == 0 {
 		s.Scale = 1
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if op, ok := l.pools[s]; ok {
-		return op, nil
-	}
 	var d C.dl_pool_desc
 	d.prop, d.alg = C.int(s.Prop), C.int(s.Alg)
 	d.src, d.dst = s.Src.c(), s.Dst.c()
 	d.kernel, d.strides, d.pad_l, d.pad_r = c2(s.Kernel), c2(s.Strides), c2(s.PadL), c2(s.PadR)
 	d.scale, d.plain = C.float(s.Scale), cbool(s.Plain)
-	op, err := l.create(func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_pool_create(&d, out, e, n) })
-	if err != nil {
-		return nil, err
-	}
-	l.pools[s] = op
-	return op, nil
+	return cached(l, l.pools, s, func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_pool_create(&d, out, e, n) })
 }
 
 // BatchNorm returns the primitive for s, creating it on first use.
 func (l *Library) BatchNorm(s BatchNormSpec) (*Op, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if op, ok := l.bns[s]; ok {
-		return op, nil
-	}
 	var d C.dl_bnorm_desc
 	d.prop, d.data, d.epsilon, d.plain = C.int(s.Prop), s.Data.c(), C.float(s.Epsilon), cbool(s.Plain)
-	op, err := l.create(func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_bnorm_create(&d, out, e, n) })
-	if err != nil {
-		return nil, err
-	}
-	l.bns[s] = op
-	return op, nil
+	return cached(l, l.bns, s, func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_bnorm_create(&d, out, e, n) })
 }
 
 // MatMul returns the primitive for s, creating it on first use.
 func (l *Library) MatMul(s MatMulSpec) (*Op, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if op, ok := l.mms[s]; ok {
-		return op, nil
-	}
 	var d C.dl_matmul_desc
 	d.src, d.wei, d.dst = s.Src.c(), s.Wei.c(), s.Dst.c()
-	op, err := l.create(func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_matmul_create(&d, out, e, n) })
-	if err != nil {
-		return nil, err
-	}
-	l.mms[s] = op
-	return op, nil
+	return cached(l, l.mms, s, func(out **C.dl_op, e *C.char, n C.size_t) C.int { return C.dl_matmul_create(&d, out, e, n) })
 }
 
 // Relu returns the primitive computing ReLU over n elements, creating it
 // on first use: forward (src) -> dst, or backward from the output (dst,
 // diff_dst) -> diff_src.
 func (l *Library) Relu(n int64, backward bool) (*Op, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	key := reluKey{n, backward}
-	if op, ok := l.relus[key]; ok {
-		return op, nil
-	}
 	d := C.dl_relu_desc{n: C.int64_t(n), backward: cbool(backward)}
-	op, err := l.create(func(out **C.dl_op, e *C.char, m C.size_t) C.int { return C.dl_relu_create(&d, out, e, m) })
-	if err != nil {
-		return nil, err
-	}
-	l.relus[key] = op
-	return op, nil
+	return cached(l, l.relus, reluKey{n, backward},
+		func(out **C.dl_op, e *C.char, m C.size_t) C.int { return C.dl_relu_create(&d, out, e, m) })
 }
 
 // Bias returns the per-channel add for s, creating it on first use.
 func (l *Library) Bias(s BiasSpec) (*Op, error) {
+	d := C.dl_bias_desc{src: s.Src.c(), plain: cbool(s.Plain)}
+	return cached(l, l.biases, s, func(out **C.dl_op, e *C.char, m C.size_t) C.int { return C.dl_bias_create(&d, out, e, m) })
+}
+
+// cached returns m[key], made by mk on first use (m is one of l's caches,
+// guarded by l.mu).
+func cached[K comparable](l *Library, m map[K]*Op, key K, mk func(**C.dl_op, *C.char, C.size_t) C.int) (*Op, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if op, ok := l.biases[s]; ok {
+	if op, ok := m[key]; ok {
 		return op, nil
 	}
-	d := C.dl_bias_desc{src: s.Src.c(), plain: cbool(s.Plain)}
-	op, err := l.create(func(out **C.dl_op, e *C.char, m C.size_t) C.int { return C.dl_bias_create(&d, out, e, m) })
+	op, err := l.create(mk)
 	if err != nil {
 		return nil, err
 	}
-	l.biases[s] = op
+	m[key] = op
 	return op, nil
 }
 
