@@ -116,6 +116,10 @@ type execution struct {
 	// from the executable's free list), with their shapes: released, they
 	// go back to the list, not to the garbage collector.
 	fresh map[compute.Buffer]shapes.Shape
+	// inUse and peak are the bytes of kernel outputs this execution holds,
+	// now and at most: they bound what its executable's free list keeps
+	// (freeOutputs.put).
+	inUse, peak int
 }
 
 // arg is the slot as a primitive's argument: the value in the
@@ -164,7 +168,7 @@ func (s *slot) data() ([]float32, error) {
 // same shape where there is one.
 func (x *execution) newBuffer(shape shapes.Shape) (compute.Buffer, []float32, error) {
 	if buf, f := x.e.free.get(shape); buf != nil {
-		x.fresh[buf] = shape
+		x.taken(buf, shape)
 		return buf, f, nil
 	}
 	buf, flat, err := x.e.backend.Backend.NewSharedBuffer(0, shape)
@@ -176,8 +180,15 @@ func (x *execution) newBuffer(shape shapes.Shape) (compute.Buffer, []float32, er
 		_ = buf.Finalize()
 		return nil, nil, fmt.Errorf("engine: a kernel output of %s", shape)
 	}
-	x.fresh[buf] = shape
+	x.taken(buf, shape)
 	return buf, f, nil
+}
+
+// taken counts a kernel output the execution now holds.
+func (x *execution) taken(buf compute.Buffer, shape shapes.Shape) {
+	x.fresh[buf] = shape
+	x.inUse += int(shape.Memory())
+	x.peak = max(x.peak, x.inUse)
 }
 
 func (e *executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.DeviceNum) (outs []compute.Buffer, err error) {
@@ -190,6 +201,7 @@ func (e *executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 		for i := range x.slots {
 			x.release(i)
 		}
+		e.free.executed(x.peak)
 	}()
 	for i, in := range inputs {
 		if in == nil {
@@ -259,7 +271,8 @@ func (x *execution) release(s int) {
 	if sl.owned && sl.buf != nil {
 		if shape, ok := x.fresh[sl.buf]; ok {
 			delete(x.fresh, sl.buf)
-			x.e.free.put(shape, sl.buf)
+			x.inUse -= int(shape.Memory())
+			x.e.free.put(shape, sl.buf, x.peak)
 		} else {
 			_ = sl.buf.Finalize()
 		}
