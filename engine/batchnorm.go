@@ -33,6 +33,15 @@ func (b *backend) bnKernel(n *node) (*placed, string) {
 // featureTensor describes a row-major tensor as (N, C[, H, W]) around its
 // feature axis: the axes before it merged into N, those after into W.
 func featureTensor(dims []int, axis int) dnnl.Tensor {
+	if len(dims) == 4 && (axis == 1 || axis == 3) {
+		// An image batch, NCHW or NHWC: as the convolutions and pools
+		// around it see it, so that a region can run through it.
+		spatial := []int{1, 2}
+		if axis == 1 {
+			spatial = []int{2, 3}
+		}
+		return tensor4(dims, 0, axis, spatial)
+	}
 	n, w := int64(1), int64(1)
 	for _, d := range dims[:axis] {
 		n *= int64(d)
@@ -41,17 +50,6 @@ func featureTensor(dims []int, axis int) dnnl.Tensor {
 		w *= int64(d)
 	}
 	c := int64(dims[axis])
-	if len(dims) == 4 && (axis == 1 || axis == 3) {
-		// An image batch, NCHW or NHWC: as the convolutions and pools
-		// around it see it, so that a region can run through it.
-		h, wd := int64(dims[1]), int64(dims[2])
-		st := [5]int64{h * wd * c, 1, wd * c, c}
-		if axis == 1 {
-			h, wd = int64(dims[2]), int64(dims[3])
-			st = [5]int64{c * h * wd, h * wd, wd, 1}
-		}
-		return dnnl.Tensor{Rank: 4, Dims: [5]int64{int64(dims[0]), c, h, wd}, Strides: st}
-	}
 	if w == 1 && axis > 1 {
 		// Channels last: (batch, C, 1, the rest) in oneDNN's nhwc, which
 		// its vectorized batch normalization takes.

@@ -73,6 +73,16 @@ static int any_md(dnnl_memory_desc_t *md, const dl_tensor *t, char *err, size_t 
 	return 0;
 }
 
+// blocked_md describes rank-4 data of dims in the blocked layout the
+// convolutions choose (channels in blocks of 8, which every AVX2 and
+// AVX-512 kernel reads), so that a region runs through the primitives
+// that take no "any" source and must be given it by name: pooling, batch
+// normalization, the bias add.
+static int blocked_md(dnnl_memory_desc_t *md, const int64_t *dims, char *err, size_t errlen) {
+	TRY("blocked layout", dnnl_memory_desc_init_by_tag(md, 4, dims, dnnl_f32, dnnl_aBcd8b));
+	return 0;
+}
+
 // dims2 widens a spatial pair to oneDNN's dims array type.
 static void dims2(dnnl_dims_t out, const int64_t in[2]) {
 	memset(out, 0, sizeof(dnnl_dims_t));
@@ -298,11 +308,8 @@ int dl_pool_create(const dl_pool_desc *d, dl_op **out, char *err, size_t errlen)
 	if (d->plain) {
 		sa = su, da = du;
 	} else {
-		// Pooling takes no "any" source: the blocked layout is named
-		// (channels in blocks of 8, which every AVX2 and AVX-512 kernel
-		// reads); the destination follows it.
-		TRY("pooling source layout", dnnl_memory_desc_init_by_tag(&sa, 4, d->src.dims, dnnl_f32, dnnl_aBcd8b));
-		if (any_md(&da, &d->dst, err, errlen)) return 1;
+		// The source blocked by name; the destination follows it.
+		if (blocked_md(&sa, d->src.dims, err, errlen) || any_md(&da, &d->dst, err, errlen)) return 1;
 	}
 	dnnl_alg_kind_t alg = d->alg == DL_POOL_MAX           ? dnnl_pooling_max
 	                      : d->alg == DL_POOL_AVG_INCLUDE ? dnnl_pooling_avg_include_padding
@@ -373,10 +380,7 @@ int dl_bnorm_create(const dl_bnorm_desc *d, dl_op **out, char *err, size_t errle
 	dnnl_memory_desc_t du, cu, da;
 	if (user_md(&du, &d->data, err, errlen)) return 1;
 	da = du;
-	if (!d->plain && d->data.ndims == 4)
-		// Named, as pooling's: channels in blocks of 8, as the convolutions
-		// around it choose them.
-		TRY("batch normalization layout", dnnl_memory_desc_init_by_tag(&da, 4, d->data.dims, dnnl_f32, dnnl_aBcd8b));
+	if (!d->plain && d->data.ndims == 4 && blocked_md(&da, d->data.dims, err, errlen)) return 1;
 	dnnl_dims_t cdims = {d->data.dims[1]};
 	TRY("channel descriptor", dnnl_memory_desc_init_by_tag(&cu, 1, cdims, dnnl_f32, dnnl_a));
 	unsigned flags = dnnl_use_scale | dnnl_use_shift;
@@ -503,17 +507,16 @@ int dl_relu_create(const dl_relu_desc *d, dl_op **out, char *err, size_t errlen)
 int dl_bias_create(const dl_bias_desc *d, dl_op **out, char *err, size_t errlen) {
 	dnnl_memory_desc_t du, da, bu;
 	if (user_md(&du, &d->src, err, errlen)) return 1;
-	da = du;
-	if (!d->plain && d->src.ndims == 4)
-		TRY("bias add layout", dnnl_memory_desc_init_by_tag(&da, 4, d->src.dims, dnnl_f32, dnnl_aBcd8b));
 	dnnl_dims_t bdims = {1, d->src.dims[1], 1, 1, 1};
 	TRY("bias descriptor", dnnl_memory_desc_init_by_tag(&bu, d->src.ndims, bdims, dnnl_f32,
 	                                                      d->src.ndims == 4 ? dnnl_abcd : dnnl_ab));
 	// Blocked data takes its bias in the same blocked layout: with a plain
 	// one, oneDNN 2.6 has only its reference binary (scalar, ~20x slower).
 	dnnl_memory_desc_t ba = bu;
-	if (!d->plain && d->src.ndims == 4)
-		TRY("bias layout", dnnl_memory_desc_init_by_tag(&ba, 4, bdims, dnnl_f32, dnnl_aBcd8b));
+	da = du;
+	if (!d->plain && d->src.ndims == 4 &&
+	    (blocked_md(&da, d->src.dims, err, errlen) || blocked_md(&ba, bdims, err, errlen)))
+		return 1;
 	dnnl_binary_desc_t bd;
 	dnnl_primitive_desc_t pd = NULL;
 	dnnl_primitive_attr_t attr = user_scratchpad_attr();
