@@ -43,7 +43,7 @@ build: deps
 
 # The main job, small, on the pure-Go backend, to a finished submission:
 # the arithmetic-captcha reader (generate → train briefly → evaluate →
-# result.txt), ~3 minutes on 2 cores with the CPU engine. `make selftest` checks the runner
+# result.txt), ~2 minutes on 2 cores with the CPU engine. `make selftest` checks the runner
 # alone in seconds.
 demo: build
 	@mkdir -p demo
